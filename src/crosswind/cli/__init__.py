@@ -1,0 +1,8 @@
+"""Command line: parse, call one core function, render. ``asyncio.run`` lives here only."""
+
+from __future__ import annotations
+
+from crosswind.cli import objects as _objects  # noqa: F401  (registers commands)
+from crosswind.cli.app import app, main
+
+__all__ = ["app", "main"]

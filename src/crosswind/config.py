@@ -1,0 +1,184 @@
+"""Typed configuration, read from one TOML file.
+
+Secrets are references (see ``secrets.py``) and are resolved only when a store
+is built, so loading and checking a config never needs them. Unknown keys are
+errors: a typo must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from crosswind.errors import ConfigError
+
+MiB = 1024 * 1024
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def is_loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_plain_http(url: str, *, emulator: bool, where: str) -> None:
+    """Plain http only for a loopback emulator, and only when the config says so."""
+    if urlparse(url).scheme != "http":
+        return
+    if not (emulator and is_loopback(url)):
+        raise ConfigError(
+            f"{where}: plain http is allowed only for a loopback emulator with "
+            "emulator = true; use https"
+        )
+
+
+class AzureConfig(_Section):
+    connection_string: str | None = None
+    account_url: str | None = None
+    #: "default" (DefaultAzureCredential), or a reference to an account key or SAS token
+    credential: str | None = None
+    container: str
+    table: str | None = None
+    queue: str | None = None
+    #: local emulator: literal (public) keys and http to loopback are allowed
+    emulator: bool = False
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> AzureConfig:
+        if bool(self.connection_string) == bool(self.account_url):
+            raise ValueError("give exactly one of connection_string or account_url")
+        if self.account_url:
+            if not self.credential:
+                raise ValueError("account_url needs credential (\"default\" or a reference)")
+            check_plain_http(self.account_url, emulator=self.emulator, where="account_url")
+        return self
+
+
+class AwsConfig(_Section):
+    bucket: str
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    documentdb_uri: str | None = None
+    database: str = "crosswind"
+    collection: str = "objects_metadata"
+    #: single-part ETags are content MD5s (false for SSE-KMS buckets)
+    etag_is_md5: bool = True
+    emulator: bool = False
+
+    @model_validator(mode="after")
+    def _keys_pair(self) -> AwsConfig:
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise ValueError("give both access_key_id and secret_access_key, or neither")
+        if self.endpoint_url:
+            check_plain_http(self.endpoint_url, emulator=self.emulator, where="endpoint_url")
+        return self
+
+
+class StateConfig(_Section):
+    dir: Path = Path(".crosswind")
+
+
+class SyncConfig(_Section):
+    #: objects transferred at once
+    concurrency: int = Field(32, ge=1, le=1024)
+    #: objects at or above this size go in parts
+    multipart_threshold: int = Field(16 * MiB, ge=5 * MiB)
+    part_size: int = Field(8 * MiB, ge=5 * MiB, le=4000 * MiB)
+    #: parts of one object in flight at once
+    part_concurrency: int = Field(4, ge=1, le=64)
+    #: cap on object bytes held in memory across all transfers
+    memory_budget: int = Field(512 * MiB, ge=16 * MiB)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    prefix: str = ""
+    #: --delete aborts before deleting anything when it would delete more than this
+    max_delete_count: int = Field(1000, ge=0)
+    max_delete_percent: float = Field(10.0, ge=0, le=100)
+    #: a metadata key the destination cannot hold: rename it reversibly, skip it, or fail
+    metadata_key_policy: Literal["rename", "skip", "fail"] = "rename"
+    #: attempts per object for retryable errors (the SDKs' own retries come first)
+    attempts: int = Field(3, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _parts(self) -> SyncConfig:
+        if self.part_size * self.part_concurrency > self.memory_budget:
+            raise ValueError("part_size * part_concurrency must fit in memory_budget")
+        return self
+
+
+class KeysConfig(_Section):
+    pattern: str
+    partition_key: str
+    row_key: str
+
+
+class Config(_Section):
+    azure: AzureConfig
+    aws: AwsConfig
+    state: StateConfig = StateConfig.model_validate({})
+    sync: SyncConfig = SyncConfig.model_validate({})
+    keys: KeysConfig | None = None
+    #: directory of the config file; relative paths in it are taken from here
+    base_dir: Path = Path(".")
+
+    @field_validator("base_dir")
+    @classmethod
+    def _abs(cls, v: Path) -> Path:
+        return v.resolve()
+
+    @property
+    def state_dir(self) -> Path:
+        d = self.state.dir.expanduser()
+        return d if d.is_absolute() else self.base_dir / d
+
+
+def _format_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        where = f"[{loc[0]}]" + ("." + ".".join(loc[1:]) if len(loc) > 1 else "") if loc else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "is required"
+        elif err["type"] == "extra_forbidden":
+            msg = "is not a known setting"
+        lines.append(f"{where} {msg}".strip())
+    return "; ".join(lines)
+
+
+def parse_config(data: dict[str, object], base_dir: Path, source: str = "config") -> Config:
+    try:
+        return Config.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_format_error(exc)}") from None
+
+
+def load_config(path: Path | str) -> Config:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if "base_dir" in data:
+        raise ConfigError(f"{path}: base_dir is not a known setting")
+    return parse_config(data, path.parent, str(path))

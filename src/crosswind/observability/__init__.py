@@ -1,0 +1,1 @@
+"""Counters the engines increment; exporters and progress displays only read them."""

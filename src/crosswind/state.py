@@ -1,0 +1,285 @@
+"""Durable state in one SQLite file (WAL): runs, verified copies, failures,
+open multipart uploads, pending deletes.
+
+Every change is one committed transaction, so a process killed at any moment
+leaves the file consistent: an object is recorded as verified only after its
+destination copy was checked, and a record that was committed survives the
+crash. Keys are TEXT with SQLite's BINARY collation, i.e. UTF-8 byte order,
+which is the code-point order the sorted merge (``sync/march.py``) uses, so
+verified records can be streamed in the same order as listings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from crosswind.errors import CrosswindError
+
+RunStatus = Literal["running", "succeeded", "failed", "aborted", "interrupted"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs(
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    report TEXT
+);
+CREATE TABLE IF NOT EXISTS verified(
+    direction TEXT NOT NULL,
+    key TEXT NOT NULL,
+    src_etag TEXT,
+    src_size INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    dst_etag TEXT,
+    run_id INTEGER,
+    verified_at TEXT NOT NULL,
+    PRIMARY KEY(direction, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS failures(
+    run_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failures_run ON failures(run_id);
+CREATE TABLE IF NOT EXISTS uploads(
+    store TEXT NOT NULL,
+    key TEXT NOT NULL,
+    upload_id TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    PRIMARY KEY(store, key, upload_id)
+);
+CREATE TABLE IF NOT EXISTS pending_deletes(
+    run_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    etag TEXT,
+    size INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(run_id, key)
+) WITHOUT ROWID;
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedCopy:
+    key: str
+    src_etag: str | None
+    src_size: int
+    md5: str
+    dst_etag: str | None
+
+
+class StateLocked(CrosswindError):
+    exit_code = 5
+
+
+class StateStore:
+    """The state database under ``[state].dir``; one writer process at a time."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "state.db"
+        self._lock_file: IO[str] | None = None
+        self.db = self._connect()
+        self.db.executescript(SCHEMA)
+        self.db.commit()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL keeps committed transactions across a process crash (the WAL is
+        # in the OS cache); only a power loss can drop the last few.
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    # -- exclusive use -------------------------------------------------------
+    def lock(self) -> None:
+        """Take the per-directory lock; the OS drops it if the process dies."""
+        f = (self.directory / "lock").open("w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise StateLocked(
+                f"another crosswind process is using {self.directory}; wait for it to finish"
+            ) from None
+        f.write(str(os.getpid()))
+        f.flush()
+        self._lock_file = f
+
+    def close(self) -> None:
+        self.db.close()
+        if self._lock_file:
+            self._lock_file.close()
+            self._lock_file = None
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- runs ----------------------------------------------------------------
+    def start_run(self, kind: str, direction: str, dry_run: bool) -> int:
+        with self.tx() as db:
+            # A run still marked running was killed: it holds no lock any more.
+            db.execute(
+                "UPDATE runs SET status='interrupted' WHERE status='running' AND kind=?", (kind,)
+            )
+            cur = db.execute(
+                "INSERT INTO runs(kind, direction, started_at, status, dry_run)"
+                " VALUES (?, ?, ?, 'running', ?)",
+                (kind, direction, now_iso(), int(dry_run)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: RunStatus, report: dict[str, Any]) -> None:
+        with self.tx() as db:
+            db.execute(
+                "UPDATE runs SET finished_at=?, status=?, report=? WHERE id=?",
+                (now_iso(), status, json.dumps(report, default=str), run_id),
+            )
+
+    def runs(self, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        sql = "SELECT id, kind, direction, started_at, finished_at, status, dry_run FROM runs"
+        args: tuple[Any, ...] = ()
+        if kind:
+            sql += " WHERE kind=?"
+            args = (kind,)
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = self.db.execute(sql, (*args, limit)).fetchall()
+        cols = ("id", "kind", "direction", "started_at", "finished_at", "status", "dry_run")
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def run_report(self, run_id: int) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT report FROM runs WHERE id=?", (run_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    # -- verified copies -----------------------------------------------------
+    def record_verified(
+        self, direction: str, copy: VerifiedCopy, run_id: int | None = None
+    ) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO verified"
+                "(direction, key, src_etag, src_size, md5, dst_etag, run_id, verified_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (direction, copy.key, copy.src_etag, copy.src_size, copy.md5, copy.dst_etag,
+                 run_id, now_iso()),
+            )
+
+    def forget_verified(self, direction: str, key: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM verified WHERE direction=? AND key=?", (direction, key))
+
+    def get_verified(self, direction: str, key: str) -> VerifiedCopy | None:
+        row = self.db.execute(
+            "SELECT key, src_etag, src_size, md5, dst_etag FROM verified"
+            " WHERE direction=? AND key=?",
+            (direction, key),
+        ).fetchone()
+        return VerifiedCopy(*row) if row else None
+
+    def iter_verified(self, direction: str, prefix: str = "") -> Iterator[VerifiedCopy]:
+        """All verified copies of a direction in key order, from a snapshot.
+
+        A separate connection gives a stable snapshot while this process keeps
+        writing new records through the main one.
+        """
+        reader = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        try:
+            cur = reader.execute(
+                "SELECT key, src_etag, src_size, md5, dst_etag FROM verified"
+                " WHERE direction=? AND key >= ? ORDER BY key",
+                (direction, prefix),
+            )
+            while rows := cur.fetchmany(2000):
+                for row in rows:
+                    if not row[0].startswith(prefix):
+                        return
+                    yield VerifiedCopy(*row)
+        finally:
+            reader.close()
+
+    # -- failures ------------------------------------------------------------
+    def record_failure(self, run_id: int, key: str, kind: str, reason: str) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO failures(run_id, key, kind, reason, at) VALUES (?, ?, ?, ?, ?)",
+                (run_id, key, kind, reason, now_iso()),
+            )
+
+    def failures(self, run_id: int) -> list[dict[str, str]]:
+        rows = self.db.execute(
+            "SELECT key, kind, reason FROM failures WHERE run_id=? ORDER BY key", (run_id,)
+        ).fetchall()
+        return [{"key": k, "kind": kind, "reason": r} for k, kind, r in rows]
+
+    # -- multipart uploads in flight -----------------------------------------
+    def upload_started(self, store: str, key: str, upload_id: str) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO uploads(store, key, upload_id, started_at)"
+                " VALUES (?, ?, ?, ?)",
+                (store, key, upload_id, now_iso()),
+            )
+
+    def upload_ended(self, store: str, key: str, upload_id: str) -> None:
+        with self.tx() as db:
+            db.execute(
+                "DELETE FROM uploads WHERE store=? AND key=? AND upload_id=?",
+                (store, key, upload_id),
+            )
+
+    def open_uploads(self, store: str) -> list[tuple[str, str]]:
+        rows = self.db.execute(
+            "SELECT key, upload_id FROM uploads WHERE store=?", (store,)
+        ).fetchall()
+        return [(k, u) for k, u in rows]
+
+    # -- deletes, held back until the max-delete guard has passed ------------
+    def add_pending_delete(self, run_id: int, key: str, etag: str | None, size: int) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pending_deletes(run_id, key, etag, size)"
+                " VALUES (?, ?, ?, ?)",
+                (run_id, key, etag, size),
+            )
+
+    def pending_deletes(self, run_id: int) -> Iterator[tuple[str, str | None, int]]:
+        reader = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        try:
+            cur = reader.execute(
+                "SELECT key, etag, size FROM pending_deletes WHERE run_id=? ORDER BY key",
+                (run_id,),
+            )
+            while rows := cur.fetchmany(1000):
+                yield from rows
+        finally:
+            reader.close()
+
+    def clear_pending_deletes(self, run_id: int) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM pending_deletes WHERE run_id=?", (run_id,))

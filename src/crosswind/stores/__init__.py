@@ -1,0 +1,1 @@
+"""Object and record stores: one contract, one module per backend."""

@@ -1,0 +1,299 @@
+"""Azure Blob Storage container.
+
+The official async SDK does listings (they carry headers and case-preserved
+metadata, so no HEAD per object), writes and deletes. Reads of object bytes go
+through obstore (Rust) when the credential allows: it is about twice as fast
+per request as the SDK's download path on the same machine (see README).
+
+Writes send the MD5 of the bytes read as ``Content-MD5``; Azure (and Azurite)
+verify it and reject a mismatch, so corrupted bytes never become visible.
+Blocks of a multipart upload are verified the same way, one by one, and the
+whole-object MD5 is stored on commit (``late_metadata``).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import obstore
+from azure.core import MatchConditions
+from azure.storage.blob import BlobBlock, ContentSettings
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+from obstore.store import AzureStore
+
+from crosswind.errors import NotFound
+from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt, strip_etag
+from crosswind.ordering import utf16_to_codepoint
+from crosswind.stores.azure_common import (
+    AzureAuth,
+    azure_errors,
+    check_sas,
+    client_kwargs,
+)
+from crosswind.stores.base import Capabilities, ObjectReader
+from crosswind.stores.common import b64_to_hex, hex_to_b64, require_md5
+from crosswind.stores.obstore_common import ObstoreReader, obstore_errors
+
+MiB = 1024 * 1024
+
+
+def _props(blob: Any) -> ObjectProps:
+    cs = blob.content_settings
+    return ObjectProps(
+        content_type=cs.content_type or None,
+        content_encoding=cs.content_encoding or None,
+        content_language=cs.content_language or None,
+        content_disposition=cs.content_disposition or None,
+        cache_control=cs.cache_control or None,
+        metadata=dict(blob.metadata or {}),
+    )
+
+
+def _content_settings(props: ObjectProps, md5: str | None = None) -> ContentSettings:
+    return ContentSettings(
+        content_type=props.content_type,
+        content_encoding=props.content_encoding,
+        content_language=props.content_language,
+        content_disposition=props.content_disposition,
+        cache_control=props.cache_control,
+        content_md5=bytearray(bytes.fromhex(md5)) if md5 else None,
+    )
+
+
+def _str(value: object) -> str | None:
+    return strip_etag(value) if isinstance(value, str) else None
+
+
+def _conditions(mode: PutMode, if_match: str | None) -> dict[str, Any]:
+    if mode is PutMode.CREATE:
+        return {"overwrite": False}
+    if mode is PutMode.UPDATE:
+        return {"overwrite": True, "etag": f'"{if_match}"',
+                "match_condition": MatchConditions.IfNotModified}
+    return {"overwrite": True}
+
+
+class AzureBlobStore:
+    def __init__(self, auth: AzureAuth, container: str) -> None:
+        self.auth = auth
+        self.container_name = container
+        self.name = f"azure://{auth.account_name}/{container}"
+        self.capabilities = Capabilities(
+            listing_has_props=True, late_metadata=True, metadata_flavor="azure",
+            min_part_size=1, max_parts=50_000, max_single_put=5000 * MiB,
+            max_metadata_bytes=8192,
+        )
+        kw = client_kwargs()
+        if auth.connection_string:
+            self.service = BlobServiceClient.from_connection_string(auth.connection_string, **kw)
+        elif auth.account_key:
+            cred: Any = {"account_name": auth.account_name, "account_key": auth.account_key}
+            self.service = BlobServiceClient(auth.blob_url, credential=cred, **kw)
+        elif auth.sas_token:
+            self.service = BlobServiceClient(auth.blob_url, credential=auth.sas_token, **kw)
+        else:
+            from azure.identity.aio import DefaultAzureCredential
+
+            self.service = BlobServiceClient(auth.blob_url, credential=DefaultAzureCredential(),
+                                             **kw)
+        self.container: ContainerClient = self.service.get_container_client(container)
+        self.fast = self._obstore()
+
+    def _obstore(self) -> AzureStore | None:
+        """obstore for reads, when it can use the same credential."""
+        a = self.auth
+        if not (a.account_key or a.sas_token):
+            return None
+        cfg: dict[str, Any] = {"account_name": a.account_name, "endpoint": a.blob_url}
+        if a.account_key:
+            cfg["account_key"] = a.account_key
+        else:
+            cfg["sas_key"] = a.sas_token
+        return AzureStore(
+            container_name=self.container_name,
+            client_options={"allow_http": a.blob_url.startswith("http://"),
+                            "connect_timeout": timedelta(seconds=10),
+                            "timeout": timedelta(seconds=300)},
+            retry_config={"max_retries": 3, "retry_timeout": timedelta(seconds=60),
+                          "backoff": {"init_backoff": timedelta(milliseconds=100),
+                                      "max_backoff": timedelta(seconds=8), "base": 2}},
+            **cfg,
+        )
+
+    def _where(self, key: str | None = None) -> str:
+        return f"{self.name}/{key}" if key else self.name
+
+    # -- reading -------------------------------------------------------------
+    async def _native_list(self, prefix: str) -> AsyncIterator[ObjectMeta]:
+        with azure_errors(self._where()):
+            pages = self.container.list_blobs(
+                name_starts_with=prefix or None, include=["metadata"], results_per_page=5000
+            )
+            async for blob in pages:
+                md = blob.metadata or {}
+                if md.get("hdi_isfolder") == "true":
+                    continue  # directory marker of a hierarchical namespace
+                yield ObjectMeta(
+                    blob.name, blob.size, strip_etag(blob.etag), blob.last_modified,
+                    b64_to_hex(blob.content_settings.content_md5), _props(blob),
+                )
+
+    def list(self, prefix: str = "") -> AsyncIterator[ObjectMeta]:
+        # Azure lists in UTF-16 order; the contract is code-point order.
+        return utf16_to_codepoint(self._native_list(prefix), key=lambda m: m.key)
+
+    async def head(self, key: str) -> ObjectMeta:
+        with azure_errors(self._where(key)):
+            p = await self.container.get_blob_client(key).get_blob_properties()
+        return ObjectMeta(key, p.size, strip_etag(p.etag), p.last_modified,
+                          b64_to_hex(p.content_settings.content_md5), _props(p))
+
+    async def get(
+        self, key: str, *, if_match: str | None = None, byte_range: tuple[int, int] | None = None
+    ) -> ObjectReader:
+        if self.fast is not None:
+            opts: dict[str, Any] = {}
+            if if_match:
+                opts["if_match"] = f'"{if_match}"'
+            if byte_range:
+                opts["range"] = byte_range
+            with obstore_errors(self._where(key)):
+                result = await obstore.get_async(self.fast, key, options=opts or None)  # type: ignore[arg-type]
+            # obstore lower-cases metadata names; Azure listings carry the exact
+            # props, so this reader leaves props empty and callers use the listing's.
+            return ObstoreReader(result, key, self._where(key), props=None)
+        return await self._sdk_get(key, if_match, byte_range)
+
+    async def _sdk_get(
+        self, key: str, if_match: str | None, byte_range: tuple[int, int] | None
+    ) -> ObjectReader:
+        kw: dict[str, Any] = {}
+        if if_match:
+            kw = {"etag": f'"{if_match}"', "match_condition": MatchConditions.IfNotModified}
+        if byte_range:
+            kw["offset"] = byte_range[0]
+            kw["length"] = byte_range[1] - byte_range[0]
+        with azure_errors(self._where(key)):
+            downloader = await self.container.download_blob(key, max_concurrency=1, **kw)
+        p = downloader.properties
+        meta = ObjectMeta(key, p.size, strip_etag(p.etag), p.last_modified,
+                          b64_to_hex(p.content_settings.content_md5), _props(p))
+        return _SdkReader(meta, downloader, self._where(key))
+
+    # -- writing -------------------------------------------------------------
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        props: ObjectProps,
+        *,
+        md5: str,
+        mode: PutMode = PutMode.OVERWRITE,
+        if_match: str | None = None,
+    ) -> WriteReceipt:
+        with azure_errors(self._where(key)):
+            r = await self.container.get_blob_client(key).upload_blob(
+                data, length=len(data), metadata=dict(props.metadata),
+                content_settings=_content_settings(props, md5),
+                headers={"Content-MD5": hex_to_b64(md5)}, max_concurrency=1,
+                **_conditions(mode, if_match),
+            )
+        # The service checked Content-MD5 already; its own hash must agree too.
+        require_md5(key, md5, b64_to_hex(r.get("content_md5")), "content MD5")
+        return WriteReceipt(key, len(data), _str(r.get("etag")), md5, _str(r.get("version_id")))
+
+    async def start_upload(
+        self,
+        key: str,
+        props: ObjectProps,
+        *,
+        mode: PutMode = PutMode.OVERWRITE,
+        if_match: str | None = None,
+    ) -> AzureUpload:
+        return AzureUpload(self, key, props, mode, if_match, secrets.token_hex(6))
+
+    async def abort_upload(self, key: str, upload_id: str) -> None:
+        # Uncommitted blocks are never visible and Azure discards them after a week.
+        return None
+
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        kw: dict[str, Any] = {}
+        if if_match:
+            kw = {"etag": f'"{if_match}"', "match_condition": MatchConditions.IfNotModified}
+        try:
+            with azure_errors(self._where(key)):
+                await self.container.delete_blob(key, **kw)
+        except NotFound:
+            return
+
+    async def check(self) -> None:
+        if self.auth.sas_token:
+            check_sas(self.auth.sas_token, "rl", self.name)
+        with azure_errors(self._where()):
+            async for _ in self.container.list_blobs(results_per_page=1).by_page():
+                break
+
+    async def close(self) -> None:
+        await self.service.close()
+
+
+@dataclass
+class _SdkReader:
+    meta: ObjectMeta
+    downloader: Any
+    where: str
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        with azure_errors(self.where):
+            async for chunk in self.downloader.chunks():
+                yield bytes(chunk)
+
+
+@dataclass
+class AzureUpload:
+    store: AzureBlobStore
+    key: str
+    props: ObjectProps
+    mode: PutMode
+    if_match: str | None
+    upload_id: str
+    blocks: dict[int, str] = field(default_factory=dict)
+
+    def _block_id(self, number: int) -> str:
+        # All block ids of a blob must have the same length.
+        return base64.b64encode(f"cw-{self.upload_id}-{number:06d}".encode()).decode()
+
+    async def put_part(self, number: int, data: bytes, md5: str) -> None:
+        block_id = self._block_id(number)
+        bc = self.store.container.get_blob_client(self.key)
+        with azure_errors(self.store._where(self.key)):
+            await bc.stage_block(block_id, data, length=len(data),
+                                 headers={"Content-MD5": hex_to_b64(md5)})
+        self.blocks[number] = block_id
+
+    async def complete(
+        self, size: int, md5: str, part_md5s: list[str], late_metadata: Mapping[str, str]
+    ) -> WriteReceipt:
+        bc = self.store.container.get_blob_client(self.key)
+        cond = _conditions(self.mode, self.if_match)
+        kw: dict[str, Any] = {}
+        if self.mode is PutMode.CREATE:
+            kw = {"etag": "*", "match_condition": MatchConditions.IfMissing}
+        elif self.mode is PutMode.UPDATE:
+            kw = {"etag": cond["etag"], "match_condition": cond["match_condition"]}
+        with azure_errors(self.store._where(self.key)):
+            r = await bc.commit_block_list(
+                [BlobBlock(self.blocks[n]) for n in sorted(self.blocks)],
+                metadata={**self.props.metadata, **late_metadata},
+                content_settings=_content_settings(self.props, md5), **kw,
+            )
+        return WriteReceipt(self.key, size, _str(r.get("etag")), md5, _str(r.get("version_id")))
+
+    async def abort(self) -> None:
+        return None
+

@@ -1,0 +1,167 @@
+"""Azure credentials and error translation shared by the Blob, Table and Queue stores."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from azure.core import exceptions as az
+
+from crosswind.config import AzureConfig, check_plain_http
+from crosswind.errors import (
+    AlreadyExists,
+    AuthError,
+    ConfigError,
+    EndpointUnreachable,
+    IntegrityError,
+    NotFound,
+    PreconditionFailed,
+    StoreError,
+    TransientError,
+)
+from crosswind.secrets import redact, resolve
+
+
+@dataclass(frozen=True)
+class AzureAuth:
+    """Resolved Azure endpoint and credential (the secret parts stay inside)."""
+
+    account_name: str
+    blob_url: str
+    table_url: str | None
+    queue_url: str | None
+    #: account key, SAS token (no leading '?'), or None for DefaultAzureCredential
+    account_key: str | None = None
+    sas_token: str | None = None
+    connection_string: str | None = None
+
+    def __repr__(self) -> str:  # never show a key
+        return f"AzureAuth(account_name={self.account_name!r}, blob_url={self.blob_url!r})"
+
+
+def _parse_connection_string(cs: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in cs.split(";"):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k.strip().lower()] = v.strip()
+    return out
+
+
+def resolve_auth(cfg: AzureConfig) -> AzureAuth:
+    if cfg.connection_string:
+        cs = resolve(cfg.connection_string, where="[azure].connection_string",
+                     allow_literal=cfg.emulator).get_secret_value()
+        parts = _parse_connection_string(cs)
+        name = parts.get("accountname", "")
+        proto = parts.get("defaultendpointsprotocol", "https")
+        suffix = parts.get("endpointsuffix", "core.windows.net")
+        blob = parts.get("blobendpoint") or (f"{proto}://{name}.blob.{suffix}" if name else "")
+        if not blob:
+            raise ConfigError("[azure].connection_string: has neither AccountName nor BlobEndpoint")
+        if not name:
+            name = (urlparse(blob).hostname or "").split(".")[0]
+        table = parts.get("tableendpoint") or (f"{proto}://{name}.table.{suffix}" if name else None)
+        queue = parts.get("queueendpoint") or (f"{proto}://{name}.queue.{suffix}" if name else None)
+        for url in (blob, table, queue):
+            if url:
+                check_plain_http(url, emulator=cfg.emulator, where="[azure] endpoint")
+        return AzureAuth(name, blob.rstrip("/"), table, queue, parts.get("accountkey"),
+                         parts.get("sharedaccesssignature"), cs)
+    assert cfg.account_url and cfg.credential
+    url = cfg.account_url.rstrip("/")
+    host = urlparse(url).hostname or ""
+    name = host.split(".")[0]
+    if urlparse(url).path.strip("/"):  # emulator style: http://127.0.0.1:10000/devstoreaccount1
+        name = urlparse(url).path.strip("/").split("/")[0]
+    key = sas = None
+    if cfg.credential != "default":
+        secret = resolve(cfg.credential, where="[azure].credential",
+                         allow_literal=cfg.emulator).get_secret_value()
+        if "sig=" in secret:
+            sas = secret.lstrip("?")
+        else:
+            key = secret
+    return AzureAuth(name, url, None, None, key, sas)
+
+
+# -- SAS tokens -----------------------------------------------------------------
+@dataclass(frozen=True)
+class SasInfo:
+    expires: datetime | None
+    permissions: str
+
+
+def sas_info(token: str) -> SasInfo:
+    q = parse_qs(token.lstrip("?"))
+    expires = None
+    if "se" in q:
+        raw = q["se"][0]
+        with contextlib.suppress(ValueError):
+            expires = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if expires.tzinfo is None:
+                expires = expires.replace(tzinfo=UTC)
+    return SasInfo(expires, q.get("sp", [""])[0])
+
+
+def check_sas(token: str, needed: str, what: str) -> None:
+    """Refuse an expired SAS or one without the permissions (letters of ``needed``)."""
+    info = sas_info(token)
+    if info.expires is not None and info.expires <= datetime.now(UTC):
+        raise AuthError(f"{what}: the SAS token expired at {info.expires.isoformat()}")
+    missing = [p for p in needed if p not in info.permissions]
+    if info.permissions and missing:
+        raise AuthError(
+            f"{what}: the SAS token lacks permission(s) {''.join(missing)!r} "
+            f"(has {info.permissions!r}, needs {needed!r})"
+        )
+
+
+# -- errors ----------------------------------------------------------------------
+def _summary(exc: BaseException) -> str:
+    msg = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    first = str(msg).strip().splitlines()[0] if str(msg).strip() else type(exc).__name__
+    return redact(first)[:300]
+
+
+def translate(exc: BaseException, where: str) -> StoreError:
+    """Map an Azure SDK exception to the crosswind error tree."""
+    s = _summary(exc)
+    code = getattr(exc, "error_code", None) or ""
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, az.ClientAuthenticationError) or status in (401, 403):
+        if code == "AuthorizationPermissionMismatch" or "permission" in s.lower():
+            return AuthError(f"{where}: permission denied ({code or status}): {s}")
+        return AuthError(f"{where}: credentials rejected ({code or status}): {s}")
+    if isinstance(exc, az.ResourceNotFoundError) or status == 404:
+        return NotFound(f"{where}: not found ({code or 404})")
+    if isinstance(exc, az.ResourceExistsError) or status == 409:
+        return AlreadyExists(f"{where}: already exists ({code or 409})")
+    if isinstance(exc, (az.ResourceModifiedError, az.ResourceNotModifiedError)) or status == 412:
+        return PreconditionFailed(f"{where}: condition not met ({code or 412})")
+    if code in ("Md5Mismatch", "InvalidMd5") or ("md5" in s.lower() and status == 400):
+        return IntegrityError(f"{where}: the service rejected the content MD5 ({code}): {s}")
+    if isinstance(exc, az.ServiceRequestError):
+        return EndpointUnreachable(f"{where}: cannot reach the endpoint: {s}")
+    if isinstance(exc, az.ServiceResponseError) or (status and (status >= 500 or status == 429)):
+        return TransientError(f"{where}: service error ({code or status}): {s}")
+    return StoreError(f"{where}: {code or status or type(exc).__name__}: {s}")
+
+
+@contextlib.contextmanager
+def azure_errors(where: str) -> Iterator[None]:
+    try:
+        yield
+    except az.AzureError as exc:
+        raise translate(exc, where) from None
+
+
+def client_kwargs() -> dict[str, Any]:
+    """Bounded SDK retries and timeouts: an unreachable endpoint fails in seconds,
+    and crosswind's own retries never stack on top of these."""
+    return {"retry_total": 3, "retry_backoff_factor": 0.5, "retry_backoff_max": 8,
+            "connection_timeout": 10, "read_timeout": 120}

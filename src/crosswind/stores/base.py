@@ -1,0 +1,130 @@
+"""The object-store contract every backend meets.
+
+Small on purpose (after rclone's ``fs.Fs`` and object_store's ``ObjectStore``):
+list, head, get, put, multipart upload, delete. What a backend can do beyond
+that is declared in ``Capabilities`` so callers ask instead of catching
+"not implemented".
+
+Errors: every method raises only ``crosswind.errors`` types —
+``NotFound`` (key absent; ``head``/``get``), ``AlreadyExists`` (``PutMode.CREATE``
+found an object), ``PreconditionFailed`` (``if_match`` did not hold),
+``IntegrityError`` (the store received or reported other bytes than the ones
+whose MD5 the caller passed), ``AuthError``, ``EndpointUnreachable``,
+``TransientError``, ``InvalidKey``.
+
+Ordering: ``list`` yields keys in Unicode code-point order (= UTF-8 byte order),
+whatever the service's native order; backends adapt (see ``ordering.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt
+
+MetadataFlavor = Literal["azure", "s3", "free"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    #: listings carry content headers and user metadata (no HEAD needed)
+    listing_has_props: bool
+    #: user metadata can be given when a multipart upload completes, so a hash
+    #: computed while streaming can be stored on the object itself
+    late_metadata: bool
+    #: metadata key rules of the backend (see ``mapping.py``)
+    metadata_flavor: MetadataFlavor
+    #: parts of a multipart upload: limits
+    min_part_size: int = 5 * 1024 * 1024
+    max_parts: int = 10_000
+    #: largest object written in one request
+    max_single_put: int = 5 * 1024 * 1024 * 1024
+    #: total bytes of user metadata the backend accepts
+    max_metadata_bytes: int = 8192
+
+
+class ObjectReader(Protocol):
+    """An open object: its listing entry with props, and its bytes as a stream."""
+
+    meta: ObjectMeta
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+
+class Upload(Protocol):
+    """A multipart upload in progress. Nothing is visible until ``complete``."""
+
+    upload_id: str
+
+    async def put_part(self, number: int, data: bytes, md5: str) -> None:
+        """Upload part ``number`` (1-based); raise ``IntegrityError`` if the
+        store reports other bytes than those with hex MD5 ``md5``."""
+        ...
+
+    async def complete(
+        self, size: int, md5: str, part_md5s: list[str], late_metadata: Mapping[str, str]
+    ) -> WriteReceipt:
+        """Make the object visible; ``late_metadata`` is added when the backend
+        declares ``late_metadata``."""
+        ...
+
+    async def abort(self) -> None: ...
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    #: human-readable location for messages, e.g. ``s3://bucket``
+    name: str
+    capabilities: Capabilities
+
+    def list(self, prefix: str = "") -> AsyncIterator[ObjectMeta]:
+        """Entries under ``prefix`` in code-point order, page by page."""
+        ...
+
+    async def head(self, key: str) -> ObjectMeta:
+        """The entry for ``key`` with ``props`` filled."""
+        ...
+
+    async def get(
+        self, key: str, *, if_match: str | None = None, byte_range: tuple[int, int] | None = None
+    ) -> ObjectReader:
+        """Open ``key`` (optionally bytes ``[start, end)``); ``if_match`` pins the version."""
+        ...
+
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        props: ObjectProps,
+        *,
+        md5: str,
+        mode: PutMode = PutMode.OVERWRITE,
+        if_match: str | None = None,
+    ) -> WriteReceipt:
+        """Write ``data`` in one request and verify it against hex ``md5``."""
+        ...
+
+    async def start_upload(
+        self,
+        key: str,
+        props: ObjectProps,
+        *,
+        mode: PutMode = PutMode.OVERWRITE,
+        if_match: str | None = None,
+    ) -> Upload: ...
+
+    async def abort_upload(self, key: str, upload_id: str) -> None:
+        """Abort an upload left open by an earlier, crashed run (no-op if gone)."""
+        ...
+
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Remove ``key``; absent keys are not an error."""
+        ...
+
+    async def check(self) -> None:
+        """Probe that the container/bucket exists and that the credentials work."""
+        ...
+
+    async def close(self) -> None: ...

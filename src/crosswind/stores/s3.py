@@ -1,0 +1,354 @@
+"""Amazon S3 bucket.
+
+Listings and reads go through obstore (Rust: cheap per request, and listing
+XML is parsed outside the interpreter). Writes, multipart uploads, HEAD and
+deletes go through aiobotocore, which can send ``Content-MD5`` on every
+request: S3 rejects a body that does not match it (``BadDigest``). Where the
+ETag is an MD5 (single-part objects without SSE-KMS, which is the default), the
+ETag S3 returns is compared too; for multipart objects the expected ETag is
+the MD5 of the part MD5s plus ``-N``. Servers that do not check Content-MD5
+(moto) are caught by that comparison.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import obstore
+from aiobotocore.session import get_session
+from botocore import exceptions as bx
+from botocore.config import Config as BotoConfig
+from obstore.store import S3Store as ObS3Store
+
+from crosswind.config import AwsConfig
+from crosswind.errors import (
+    AlreadyExists,
+    AuthError,
+    EndpointUnreachable,
+    IntegrityError,
+    NotFound,
+    PreconditionFailed,
+    StoreError,
+    TransientError,
+)
+from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt, strip_etag
+from crosswind.secrets import redact, resolve
+from crosswind.stores.base import Capabilities, ObjectReader
+from crosswind.stores.common import hex_to_b64, multipart_etag, require_md5
+from crosswind.stores.obstore_common import ObstoreReader, obstore_errors, props_from_attributes
+
+MiB = 1024 * 1024
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}\Z")
+
+_HEADER_ARGS = {
+    "content_type": "ContentType",
+    "content_encoding": "ContentEncoding",
+    "content_language": "ContentLanguage",
+    "content_disposition": "ContentDisposition",
+    "cache_control": "CacheControl",
+}
+
+
+def translate(exc: BaseException, where: str) -> StoreError:
+    if isinstance(exc, bx.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        msg = redact(str(err.get("Message", "") or code))[:300]
+        if code in ("NoSuchKey", "NoSuchBucket", "NoSuchUpload", "404", "NotFound"):
+            return NotFound(f"{where}: not found ({code})")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                    "InvalidToken", "TokenRefreshRequired", "403", "Forbidden") or status == 401:
+            return AuthError(f"{where}: credentials rejected ({code}): {msg}")
+        if code in ("AccessDenied", "AllAccessDisabled"):
+            return AuthError(f"{where}: permission denied ({code}): {msg}")
+        if code in ("PreconditionFailed", "412") or status == 412:
+            return PreconditionFailed(f"{where}: condition not met ({code})")
+        if code in ("ConditionalRequestConflict",) or status == 409:
+            return PreconditionFailed(f"{where}: concurrent write ({code})")
+        if code in ("BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"):
+            return IntegrityError(f"{where}: S3 rejected the content checksum ({code})")
+        if code in ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout") or (
+            status and status >= 500
+        ):
+            return TransientError(f"{where}: service error ({code}): {msg}")
+        return StoreError(f"{where}: {code or status}: {msg}")
+    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError)):
+        return EndpointUnreachable(f"{where}: cannot reach the endpoint: {redact(str(exc))}")
+    if isinstance(exc, bx.NoCredentialsError):
+        return AuthError(f"{where}: no AWS credentials found (config or default chain)")
+    if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectionClosedError, bx.HTTPClientError)):
+        return TransientError(f"{where}: {redact(str(exc))[:300]}")
+    return StoreError(f"{where}: {type(exc).__name__}: {redact(str(exc))[:300]}")
+
+
+@contextlib.contextmanager
+def s3_errors(where: str) -> Iterator[None]:
+    try:
+        yield
+    except (bx.BotoCoreError, bx.ClientError) as exc:
+        raise translate(exc, where) from None
+
+
+def _header_args(props: ObjectProps) -> dict[str, Any]:
+    out: dict[str, Any] = {arg: getattr(props, f) for f, arg in _HEADER_ARGS.items()
+                           if getattr(props, f)}
+    if props.metadata:
+        out["Metadata"] = dict(props.metadata)
+    return out
+
+
+def _head_props(r: Mapping[str, Any]) -> ObjectProps:
+    return ObjectProps(
+        content_type=r.get("ContentType") or None,
+        content_encoding=r.get("ContentEncoding") or None,
+        content_language=r.get("ContentLanguage") or None,
+        content_disposition=r.get("ContentDisposition") or None,
+        cache_control=r.get("CacheControl") or None,
+        metadata=dict(r.get("Metadata") or {}),
+    )
+
+
+class S3ObjectStore:
+    """Create with ``await S3ObjectStore.open(cfg)``; ``close()`` when done."""
+
+    def __init__(self, cfg: AwsConfig, client: Any, exit_stack: contextlib.AsyncExitStack,
+                 fast: ObS3Store, etag_is_md5: bool = True) -> None:
+        self.cfg = cfg
+        self.bucket = cfg.bucket
+        self.name = f"s3://{cfg.bucket}"
+        self.client = client
+        self._stack = exit_stack
+        self.fast = fast
+        self.etag_is_md5 = etag_is_md5
+        self.capabilities = Capabilities(
+            listing_has_props=False, late_metadata=False, metadata_flavor="s3",
+            min_part_size=5 * MiB, max_parts=10_000, max_single_put=5 * 1024 * MiB,
+            max_metadata_bytes=2048,
+        )
+
+    @classmethod
+    async def open(cls, cfg: AwsConfig, pool: int = 64) -> S3ObjectStore:
+        creds: dict[str, str] = {}
+        if cfg.access_key_id and cfg.secret_access_key:
+            creds = {
+                "aws_access_key_id": resolve(cfg.access_key_id, where="[aws].access_key_id",
+                                             allow_literal=cfg.emulator).get_secret_value(),
+                "aws_secret_access_key": resolve(
+                    cfg.secret_access_key, where="[aws].secret_access_key",
+                    allow_literal=cfg.emulator).get_secret_value(),
+            }
+            if cfg.session_token:
+                creds["aws_session_token"] = resolve(
+                    cfg.session_token, where="[aws].session_token", allow_literal=cfg.emulator
+                ).get_secret_value()
+        boto_cfg = BotoConfig(
+            region_name=cfg.region,
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=10, read_timeout=120, max_pool_connections=pool,
+            s3={"addressing_style": "path" if cfg.endpoint_url else "auto"},
+        )
+        stack = contextlib.AsyncExitStack()
+        client = await stack.enter_async_context(
+            get_session().create_client("s3", endpoint_url=cfg.endpoint_url, config=boto_cfg,
+                                        **creds)
+        )
+        fast = cls._obstore(cfg, creds)
+        return cls(cfg, client, stack, fast, cfg.etag_is_md5)
+
+    @staticmethod
+    def _obstore(cfg: AwsConfig, creds: dict[str, str]) -> ObS3Store:
+        kw: dict[str, Any] = {"region": cfg.region}
+        if creds:
+            kw["access_key_id"] = creds["aws_access_key_id"]
+            kw["secret_access_key"] = creds["aws_secret_access_key"]
+            if "aws_session_token" in creds:
+                kw["session_token"] = creds["aws_session_token"]
+        else:
+            import boto3  # type: ignore[import-untyped]
+            from obstore.auth.boto3 import Boto3CredentialProvider
+
+            kw["credential_provider"] = Boto3CredentialProvider(boto3.Session())
+        if cfg.endpoint_url:
+            kw["endpoint"] = cfg.endpoint_url
+            kw["virtual_hosted_style_request"] = False
+        return ObS3Store(
+            cfg.bucket,
+            client_options={"allow_http": bool(cfg.endpoint_url and
+                                               cfg.endpoint_url.startswith("http://")),
+                            "connect_timeout": timedelta(seconds=10),
+                            "timeout": timedelta(seconds=300)},
+            retry_config={"max_retries": 3, "retry_timeout": timedelta(seconds=60),
+                          "backoff": {"init_backoff": timedelta(milliseconds=100),
+                                      "max_backoff": timedelta(seconds=8), "base": 2}},
+            **kw,
+        )
+
+    def _where(self, key: str | None = None) -> str:
+        return f"{self.name}/{key}" if key else self.name
+
+    def _md5_of_etag(self, etag: str | None) -> str | None:
+        if self.etag_is_md5 and etag and _MD5_ETAG.match(etag):
+            return etag
+        return None
+
+    # -- reading -------------------------------------------------------------
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectMeta]:
+        with obstore_errors(self._where()):
+            stream = obstore.list(self.fast, prefix=prefix or None, chunk_size=1000)
+            async for chunk in stream:
+                for m in chunk:
+                    etag = strip_etag(m.get("e_tag"))
+                    yield ObjectMeta(m["path"], int(m["size"]), etag, m.get("last_modified"),
+                                     self._md5_of_etag(etag))
+
+    async def head(self, key: str) -> ObjectMeta:
+        with s3_errors(self._where(key)):
+            r = await self.client.head_object(Bucket=self.bucket, Key=key)
+        etag = strip_etag(r.get("ETag"))
+        md5 = self._md5_of_etag(etag) or (r.get("Metadata") or {}).get("crosswind-md5")
+        return ObjectMeta(key, int(r["ContentLength"]), etag, r.get("LastModified"), md5,
+                          _head_props(r))
+
+    async def get(
+        self, key: str, *, if_match: str | None = None, byte_range: tuple[int, int] | None = None
+    ) -> ObjectReader:
+        opts: dict[str, Any] = {}
+        if if_match:
+            opts["if_match"] = f'"{if_match}"'
+        if byte_range:
+            opts["range"] = byte_range
+        with obstore_errors(self._where(key)):
+            result = await obstore.get_async(self.fast, key, options=opts or None)  # type: ignore[arg-type]
+        return ObstoreReader(result, key, self._where(key),
+                             props=props_from_attributes(result.attributes))
+
+    # -- writing -------------------------------------------------------------
+    @staticmethod
+    def _conditions(mode: PutMode, if_match: str | None) -> dict[str, str]:
+        if mode is PutMode.CREATE:
+            return {"IfNoneMatch": "*"}
+        if mode is PutMode.UPDATE:
+            return {"IfMatch": f'"{if_match}"'}
+        return {}
+
+    async def _discard(self, key: str, etag: str | None) -> None:
+        """Remove an object that failed verification: no object beats a corrupt one."""
+        with contextlib.suppress(StoreError), s3_errors(self._where(key)):
+            await self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        props: ObjectProps,
+        *,
+        md5: str,
+        mode: PutMode = PutMode.OVERWRITE,
+        if_match: str | None = None,
+    ) -> WriteReceipt:
+        try:
+            with s3_errors(self._where(key)):
+                r = await self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=data, ContentMD5=hex_to_b64(md5),
+                    **_header_args(props), **self._conditions(mode, if_match),
+                )
+        except PreconditionFailed:
+            if mode is PutMode.CREATE:
+                raise AlreadyExists(f"{self._where(key)}: already exists") from None
+            raise
+        etag = strip_etag(r.get("ETag"))
+        if self.etag_is_md5 and etag and "-" not in etag:
+            try:
+                require_md5(key, md5, etag, "ETag")
+            except IntegrityError:
+                await self._discard(key, etag)
+                raise
+        return WriteReceipt(key, len(data), etag, md5, r.get("VersionId"))
+
+    async def start_upload(
+        self,
+        key: str,
+        props: ObjectProps,
+        *,
+        mode: PutMode = PutMode.OVERWRITE,
+        if_match: str | None = None,
+    ) -> S3Upload:
+        with s3_errors(self._where(key)):
+            r = await self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, **_header_args(props)
+            )
+        return S3Upload(self, key, mode, if_match, r["UploadId"])
+
+    async def abort_upload(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(NotFound), s3_errors(self._where(key)):
+            await self.client.abort_multipart_upload(Bucket=self.bucket, Key=key,
+                                                     UploadId=upload_id)
+
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        kw = {"IfMatch": f'"{if_match}"'} if if_match else {}
+        with contextlib.suppress(NotFound), s3_errors(self._where(key)):
+            await self.client.delete_object(Bucket=self.bucket, Key=key, **kw)
+
+    async def check(self) -> None:
+        with s3_errors(self._where()):
+            await self.client.head_bucket(Bucket=self.bucket)
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+
+@dataclass
+class S3Upload:
+    store: S3ObjectStore
+    key: str
+    mode: PutMode
+    if_match: str | None
+    upload_id: str
+    etags: dict[int, str] = field(default_factory=dict)
+
+    async def put_part(self, number: int, data: bytes, md5: str) -> None:
+        s = self.store
+        with s3_errors(s._where(self.key)):
+            r = await s.client.upload_part(
+                Bucket=s.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number,
+                Body=data, ContentMD5=hex_to_b64(md5),
+            )
+        etag = strip_etag(r.get("ETag")) or ""
+        if s.etag_is_md5:
+            require_md5(self.key, md5, etag, f"ETag of part {number}")
+        self.etags[number] = etag
+
+    async def complete(
+        self, size: int, md5: str, part_md5s: list[str], late_metadata: Mapping[str, str]
+    ) -> WriteReceipt:
+        s = self.store
+        parts = [{"ETag": f'"{self.etags[n]}"', "PartNumber": n} for n in sorted(self.etags)]
+        try:
+            with s3_errors(s._where(self.key)):
+                r = await s.client.complete_multipart_upload(
+                    Bucket=s.bucket, Key=self.key, UploadId=self.upload_id,
+                    MultipartUpload={"Parts": parts},
+                    **S3ObjectStore._conditions(self.mode, self.if_match),
+                )
+        except PreconditionFailed:
+            await self.abort()
+            if self.mode is PutMode.CREATE:
+                raise AlreadyExists(f"{s._where(self.key)}: already exists") from None
+            raise
+        etag = strip_etag(r.get("ETag"))
+        if s.etag_is_md5 and etag and "-" in etag:
+            try:
+                require_md5(self.key, multipart_etag(part_md5s), etag, "multipart ETag")
+            except IntegrityError:
+                await s._discard(self.key, etag)
+                raise
+        return WriteReceipt(self.key, size, etag, md5, r.get("VersionId"))
+
+    async def abort(self) -> None:
+        await self.store.abort_upload(self.key, self.upload_id)

@@ -1,0 +1,1 @@
+"""Object sync: list (stores) → march (sorted merge) → plan (decide) → transfer (execute)."""

@@ -1,0 +1,330 @@
+"""One object sync run: list both sides, march, plan, transfer, then deletes.
+
+Listing, deciding and transferring overlap: copies start as soon as the march
+reaches them, through a bounded queue, so memory does not grow with the
+estate. Deletes are held back (in the state store) until both listings have
+finished and the max-delete guard has passed; a listing that fails part-way
+therefore never turns into deletes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from crosswind.errors import (
+    AuthError,
+    CrosswindError,
+    DeleteLimitExceeded,
+    EndpointUnreachable,
+    IntegrityError,
+    NotFound,
+    PreconditionFailed,
+)
+from crosswind.model import ObjectMeta
+from crosswind.observability.stats import SyncStats
+from crosswind.secrets import redact
+from crosswind.state import StateStore, VerifiedCopy
+from crosswind.stores.base import ObjectStore
+from crosswind.sync.budget import ByteBudget
+from crosswind.sync.filters import KeyFilter
+from crosswind.sync.march import march
+from crosswind.sync.plan import Action, decide
+from crosswind.sync.report import sync_report
+from crosswind.sync.transfer import Transfer, TransferSettings
+
+log = logging.getLogger("crosswind.sync")
+
+# A run stops when this many objects in a row fail because an endpoint is
+# down or refuses the credentials: the rest would only fail the same way.
+BREAKER_THRESHOLD = 10
+MAX_REPORTED_FAILURES = 1000
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    direction: str
+    dry_run: bool = False
+    delete: bool = False
+    filter: KeyFilter = field(default_factory=KeyFilter)
+    concurrency: int = 32
+    memory_budget: int = 512 * 1024 * 1024
+    max_delete_count: int = 1000
+    max_delete_percent: float = 10.0
+    attempts: int = 3
+    transfer: TransferSettings = field(default_factory=TransferSettings)
+
+
+@dataclass
+class SyncResult:
+    run_id: int
+    status: str
+    stats: SyncStats
+    source: str
+    destination: str
+    options: SyncOptions
+    started_at: datetime
+    finished_at: datetime
+    failures: list[dict[str, str]]
+    error: str | None = None
+    would_copy_examples: list[dict[str, Any]] = field(default_factory=list)
+    would_delete_examples: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+class _Breaker:
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.consecutive = 0
+        self.tripped: CrosswindError | None = None
+
+    def success(self) -> None:
+        self.consecutive = 0
+
+    def failure(self, exc: CrosswindError) -> None:
+        if isinstance(exc, (EndpointUnreachable, AuthError)):
+            self.consecutive += 1
+            if self.consecutive >= self.threshold and self.tripped is None:
+                self.tripped = exc
+        else:
+            self.consecutive = 0
+
+
+async def _filtered(
+    items: AsyncIterable[ObjectMeta], keep: KeyFilter, stats: SyncStats, side: str
+) -> AsyncIterator[ObjectMeta]:
+    async for m in items:
+        if side == "source":
+            stats.listed_source += 1
+        else:
+            stats.listed_destination += 1
+        if keep(m.key):
+            yield m
+
+
+class SyncRun:
+    def __init__(
+        self,
+        src: ObjectStore,
+        dst: ObjectStore,
+        state: StateStore,
+        options: SyncOptions,
+        stats: SyncStats | None = None,
+    ) -> None:
+        self.src = src
+        self.dst = dst
+        self.state = state
+        self.opts = options
+        self.stats = stats or SyncStats()
+        self.budget = ByteBudget(options.memory_budget)
+        self.breaker = _Breaker(BREAKER_THRESHOLD)
+        self.run_id = 0
+        self.failures: list[dict[str, str]] = []
+        self.would_copy: list[dict[str, Any]] = []
+        self.would_delete: list[str] = []
+        self.transfer = Transfer(
+            src, dst, options.transfer, self.budget, self.stats,
+            on_upload_start=lambda k, u: state.upload_started(dst.name, k, u),
+            on_upload_end=lambda k, u: state.upload_ended(dst.name, k, u),
+        )
+
+    # -- the run -----------------------------------------------------------------
+    async def run(self) -> SyncResult:
+        started = datetime.now(UTC)
+        self.run_id = self.state.start_run("objects", self.opts.direction, self.opts.dry_run)
+        status, error = "succeeded", None
+        try:
+            if not self.opts.dry_run:
+                await self._abort_leftover_uploads()
+            await self._march_and_copy()
+            if self.breaker.tripped is not None:
+                raise self.breaker.tripped
+            await self._deletes()
+            if self.stats.failed.count:
+                status = "failed"
+        except DeleteLimitExceeded as exc:
+            status, error = "aborted", str(exc)
+        except CrosswindError as exc:
+            status, error = "failed", redact(str(exc))
+        except asyncio.CancelledError:
+            status, error = "interrupted", "interrupted"
+            raise
+        finally:
+            result = SyncResult(
+                self.run_id, status, self.stats, self.src.name, self.dst.name, self.opts,
+                started, datetime.now(UTC), self.failures, error,
+                self.would_copy, self.would_delete,
+            )
+            self.state.finish_run(self.run_id, status, sync_report(result))  # type: ignore[arg-type]
+        return result
+
+    async def _abort_leftover_uploads(self) -> None:
+        """Multipart uploads a crashed run left open: never visible, but billed."""
+        for key, upload_id in self.state.open_uploads(self.dst.name):
+            with contextlib.suppress(NotFound):
+                await self.dst.abort_upload(key, upload_id)
+            self.state.upload_ended(self.dst.name, key, upload_id)
+
+    async def _march_and_copy(self) -> None:
+        keep = self.opts.filter
+        prefix = keep.prefix
+        src = _filtered(self.src.list(prefix), keep, self.stats, "source")
+        dst = _filtered(self.dst.list(prefix), keep, self.stats, "destination")
+        records = self.state.iter_verified(self.opts.direction, prefix)
+        queue: asyncio.Queue[ObjectMeta | None] = asyncio.Queue(self.opts.concurrency * 4)
+        workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.opts.concurrency)]
+        try:
+            async for m in march(src, dst, records):
+                if self.breaker.tripped is not None:
+                    break
+                d = decide(m, delete=self.opts.delete)
+                if d.action is Action.COPY:
+                    assert m.src is not None
+                    self.stats.planned.add(m.src.size)
+                    self.stats.copy_reasons[d.reason] += 1
+                    if self.opts.dry_run:
+                        if len(self.would_copy) < 100:
+                            self.would_copy.append({"key": m.key, "size": m.src.size,
+                                                    "reason": d.reason})
+                    else:
+                        await queue.put(m.src)
+                elif d.action is Action.SKIP:
+                    assert m.src is not None
+                    self.stats.skipped.add(m.src.size)
+                elif d.action is Action.DELETE:
+                    assert m.dst is not None
+                    self.stats.to_delete.add(m.dst.size)
+                    if self.opts.dry_run:
+                        if len(self.would_delete) < 100:
+                            self.would_delete.append(m.key)
+                    else:
+                        self.state.add_pending_delete(self.run_id, m.key, m.dst.etag, m.dst.size)
+                else:
+                    assert m.dst is not None
+                    self.stats.extra.add(m.dst.size)
+            self.stats.listing_done = True
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+
+    async def _worker(self, queue: asyncio.Queue[ObjectMeta | None]) -> None:
+        while (meta := await queue.get()) is not None:
+            if self.breaker.tripped is not None:
+                continue  # drain without copying; the run is stopping
+            await self._copy_one(meta)
+
+    async def _copy_one(self, meta: ObjectMeta) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                outcome = await self.transfer.copy(meta)
+            except PreconditionFailed:
+                # Changed at the source since it was listed: copy the new version.
+                try:
+                    meta = await self.src.head(meta.key)
+                except NotFound:
+                    self.stats.vanished.add(meta.size)
+                    return
+                if attempt < self.opts.attempts:
+                    self.stats.retries += 1
+                    continue
+                self._failed(meta, "changed", "source kept changing during the copy")
+                return
+            except NotFound as exc:
+                if await self._source_gone(meta):
+                    self.stats.vanished.add(meta.size)
+                    return
+                self._failed(meta, type(exc).__name__, str(exc))
+                self.breaker.failure(exc)
+                return
+            except IntegrityError as exc:
+                # Corruption in transit may not repeat; anything else will.
+                if attempt < self.opts.attempts:
+                    self.stats.retries += 1
+                    log.warning("retrying %s after integrity error: %s", meta.key, exc)
+                    continue
+                self._failed(meta, "IntegrityError", str(exc))
+                return
+            except CrosswindError as exc:
+                # Transient errors were already retried by the SDK clients.
+                self._failed(meta, type(exc).__name__, str(exc))
+                self.breaker.failure(exc)
+                return
+            self.breaker.success()
+            r = outcome.receipt
+            self.state.record_verified(
+                self.opts.direction,
+                VerifiedCopy(meta.key, meta.etag, meta.size, r.md5, r.etag),
+                self.run_id,
+            )
+            self.stats.copied.add(meta.size)
+            self.stats.metadata_renamed += outcome.renamed
+            self.stats.metadata_dropped += outcome.dropped
+            return
+
+    async def _source_gone(self, meta: ObjectMeta) -> bool:
+        try:
+            await self.src.head(meta.key)
+        except NotFound:
+            return True
+        except CrosswindError:
+            return False
+        return False
+
+    def _failed(self, meta: ObjectMeta, kind: str, reason: str) -> None:
+        reason = redact(reason)
+        self.stats.failed.add(meta.size)
+        self.state.record_failure(self.run_id, meta.key, kind, reason)
+        if len(self.failures) < MAX_REPORTED_FAILURES:
+            self.failures.append({"key": meta.key, "kind": kind, "reason": reason})
+        log.error("failed %s: %s", meta.key, reason)
+
+    # -- deletes ---------------------------------------------------------------
+    def _check_delete_limit(self) -> None:
+        n = self.stats.to_delete.count
+        total = max(self.stats.listed_destination, 1)
+        pct = 100.0 * n / total
+        if n > self.opts.max_delete_count or pct > self.opts.max_delete_percent:
+            raise DeleteLimitExceeded(
+                f"refusing to delete {n} objects ({pct:.1f}% of {self.stats.listed_destination} "
+                f"at the destination): limits are {self.opts.max_delete_count} objects and "
+                f"{self.opts.max_delete_percent:g}%; nothing was deleted"
+            )
+
+    async def _deletes(self) -> None:
+        if not self.opts.delete or self.stats.to_delete.count == 0:
+            return
+        try:
+            self._check_delete_limit()
+        except DeleteLimitExceeded:
+            self.state.clear_pending_deletes(self.run_id)
+            raise
+        if self.opts.dry_run:
+            return
+        pending = iter(self.state.pending_deletes(self.run_id))
+
+        async def worker() -> None:
+            for key, etag, size in pending:
+                try:
+                    # Only the version that was listed: a newer write wins.
+                    await self.dst.delete(key, if_match=etag)
+                except PreconditionFailed:
+                    continue
+                except CrosswindError as exc:
+                    self._failed(ObjectMeta(key, size), type(exc).__name__, str(exc))
+                    continue
+                self.state.forget_verified(self.opts.direction, key)
+                self.stats.deleted.add(size)
+
+        await asyncio.gather(*(worker() for _ in range(self.opts.concurrency)))
+        self.state.clear_pending_deletes(self.run_id)

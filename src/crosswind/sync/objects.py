@@ -1,0 +1,67 @@
+"""Entry point of an object sync for a config: open stores and state, run, close."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from crosswind.config import Config
+from crosswind.model import Direction
+from crosswind.observability.stats import SyncStats
+from crosswind.state import StateStore
+from crosswind.stores.base import ObjectStore
+from crosswind.stores.factory import open_object_store
+from crosswind.sync.engine import SyncOptions, SyncResult, SyncRun
+from crosswind.sync.filters import KeyFilter
+from crosswind.sync.transfer import TransferSettings
+
+
+def options_from_config(cfg: Config, direction: Direction, **overrides: object) -> SyncOptions:
+    s = cfg.sync
+    opts = SyncOptions(
+        direction=direction.value,
+        filter=KeyFilter(s.include, s.exclude, s.prefix),
+        concurrency=s.concurrency,
+        memory_budget=s.memory_budget,
+        max_delete_count=s.max_delete_count,
+        max_delete_percent=s.max_delete_percent,
+        attempts=s.attempts,
+        transfer=TransferSettings(s.multipart_threshold, s.part_size, s.part_concurrency,
+                                  s.metadata_key_policy),
+    )
+    return replace(opts, **overrides)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def opened_stores(cfg: Config, direction: Direction) -> AsyncIterator[
+    tuple[ObjectStore, ObjectStore]
+]:
+    src = await open_object_store(cfg, direction.source_side)
+    try:
+        dst = await open_object_store(cfg, direction.destination_side)
+        try:
+            yield src, dst
+        finally:
+            await dst.close()
+    finally:
+        await src.close()
+
+
+async def preflight(src: ObjectStore, dst: ObjectStore) -> None:
+    """Both ends reachable and the credentials accepted, before anything moves."""
+    await src.check()
+    await dst.check()
+
+
+async def sync_objects(
+    cfg: Config, direction: Direction, options: SyncOptions, stats: SyncStats | None = None
+) -> SyncResult:
+    state = StateStore(cfg.state_dir)
+    try:
+        state.lock()
+        async with opened_stores(cfg, direction) as (src, dst):
+            await preflight(src, dst)
+            return await SyncRun(src, dst, state, options, stats).run()
+    finally:
+        state.close()

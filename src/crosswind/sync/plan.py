@@ -1,0 +1,64 @@
+"""What to do with each key. Pure.
+
+Change detection, in order:
+
+1. absent at the destination → copy;
+2. sizes differ → copy;
+3. a verified copy is recorded and neither side's etag moved since → skip;
+4. the source's etag moved since the recorded copy → copy (content or
+   metadata changed; Azure and S3 both change the etag on either);
+5. both sides know the content MD5: equal → skip, different → copy;
+6. nothing proves them equal → copy.
+
+Destination-only keys are deleted only with ``delete=True``; otherwise they
+are reported as extra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from crosswind.sync.march import Match
+
+
+class Action(StrEnum):
+    COPY = "copy"
+    SKIP = "skip"
+    DELETE = "delete"
+    EXTRA = "extra"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    reason: str
+
+
+NEW = Decision(Action.COPY, "missing at destination")
+SIZE = Decision(Action.COPY, "size differs")
+UNCHANGED = Decision(Action.SKIP, "unchanged since verified copy")
+SOURCE_CHANGED = Decision(Action.COPY, "source changed since verified copy")
+SAME_HASH = Decision(Action.SKIP, "same content MD5")
+OTHER_HASH = Decision(Action.COPY, "content MD5 differs")
+UNPROVEN = Decision(Action.COPY, "not known to be equal")
+DELETE = Decision(Action.DELETE, "not at source")
+EXTRA = Decision(Action.EXTRA, "not at source (deletes are off)")
+
+
+def decide(m: Match, *, delete: bool) -> Decision:
+    s, d, r = m.src, m.dst, m.record
+    if s is None:
+        return DELETE if delete else EXTRA
+    if d is None:
+        return NEW
+    if s.size != d.size:
+        return SIZE
+    if r is not None and r.src_size == s.size:
+        if r.src_etag == s.etag and r.dst_etag == d.etag:
+            return UNCHANGED
+        if r.src_etag != s.etag:
+            return SOURCE_CHANGED
+    if s.content_md5 and d.content_md5:
+        return SAME_HASH if s.content_md5 == d.content_md5 else OTHER_HASH
+    return UNPROVEN

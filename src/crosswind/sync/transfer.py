@@ -1,0 +1,242 @@
+"""Copy one object from a source store to a destination store, verified.
+
+Small objects are read whole, hashed and written in one request. Large ones
+are read in parallel ranged GETs and written as parallel parts; parts are
+hashed in order as they arrive, so the whole-object MD5 is known before the
+upload completes. Every read is pinned to the listed version (``if_match``);
+every write carries the MD5 of the bytes read, and the destination's answer
+is checked against it (see the stores). A mismatch raises ``IntegrityError``
+and aborts the upload: nothing unverified becomes visible or is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from crosswind.errors import IntegrityError
+from crosswind.mapping import (
+    Policy,
+    check_metadata_size,
+    map_metadata,
+    reserved_name,
+    split_reserved,
+)
+from crosswind.model import ObjectMeta, ObjectProps, WriteReceipt
+from crosswind.observability.stats import SyncStats
+from crosswind.stores.base import ObjectStore
+from crosswind.stores.common import md5_hex
+from crosswind.sync.budget import ByteBudget
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    multipart_threshold: int = 16 * MiB
+    part_size: int = 8 * MiB
+    part_concurrency: int = 4
+    metadata_policy: Policy = "rename"
+
+
+@dataclass(frozen=True)
+class CopyOutcome:
+    receipt: WriteReceipt
+    renamed: int
+    dropped: int
+
+
+def destination_props(
+    props: ObjectProps,
+    meta: ObjectMeta,
+    dst: ObjectStore,
+    policy: Policy,
+    md5: str | None,
+) -> tuple[ObjectProps, int, int]:
+    """Source props mapped for ``dst``, with crosswind's md5/mtime entries. Pure."""
+    flavor = dst.capabilities.metadata_flavor
+    mapped = map_metadata(props.metadata, flavor, policy)
+    md = dict(mapped.metadata)
+    # The first origin's mtime survives a round trip; otherwise the source's own.
+    mtime = split_reserved(props.metadata)[1].get("mtime")
+    if mtime is None and meta.last_modified is not None:
+        mtime = meta.last_modified.isoformat()
+    if mtime:
+        md[reserved_name(flavor, "mtime")] = mtime
+    if md5:
+        md[reserved_name(flavor, "md5")] = md5
+    # The md5 entry may be added at completion: count it now.
+    check_metadata_size(
+        {**md, reserved_name(flavor, "md5"): "0" * 32}, dst.capabilities.max_metadata_bytes,
+        meta.key,
+    )
+    return replace(props, metadata=md), len(mapped.renamed), len(mapped.dropped)
+
+
+class Transfer:
+    def __init__(
+        self,
+        src: ObjectStore,
+        dst: ObjectStore,
+        settings: TransferSettings,
+        budget: ByteBudget,
+        stats: SyncStats,
+        on_upload_start: Callable[[str, str], None] = lambda key, upload_id: None,
+        on_upload_end: Callable[[str, str], None] = lambda key, upload_id: None,
+    ) -> None:
+        self.src = src
+        self.dst = dst
+        self.settings = settings
+        self.budget = budget
+        self.stats = stats
+        self.on_upload_start = on_upload_start
+        self.on_upload_end = on_upload_end
+
+    async def _source_props(self, meta: ObjectMeta, from_get: ObjectProps | None) -> ObjectProps:
+        if meta.props is not None:
+            return meta.props
+        if from_get is not None:
+            return from_get
+        return (await self.src.head(meta.key)).props or ObjectProps()
+
+    async def copy(self, meta: ObjectMeta) -> CopyOutcome:
+        if meta.size >= self.settings.multipart_threshold:
+            return await self._copy_parts(meta)
+        return await self._copy_whole(meta)
+
+    # -- one request -----------------------------------------------------------
+    async def _copy_whole(self, meta: ObjectMeta) -> CopyOutcome:
+        held = await self.budget.acquire(max(meta.size, 1))
+        try:
+            reader = await self.src.get(meta.key, if_match=meta.etag)
+            chunks = [c async for c in reader.chunks()]
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            md5 = self._check_read(meta, data, md5_hex(data))
+            props = await self._source_props(meta, reader.meta.props)
+            dst_props, renamed, dropped = destination_props(
+                props, meta, self.dst, self.settings.metadata_policy, md5
+            )
+            receipt = await self.dst.put(meta.key, data, dst_props, md5=md5)
+            self.stats.bytes_moved += len(data)
+            return CopyOutcome(receipt, renamed, dropped)
+        finally:
+            await self.budget.release(held)
+
+    @staticmethod
+    def _check_read(meta: ObjectMeta, data: bytes, md5: str) -> str:
+        if len(data) != meta.size:
+            raise IntegrityError(
+                f"{meta.key}: read {len(data)} bytes from the source, its listing says {meta.size}"
+            )
+        if meta.content_md5 and meta.content_md5 != md5:
+            raise IntegrityError(
+                f"{meta.key}: bytes read from the source do not match its own MD5 "
+                f"({md5} vs {meta.content_md5})"
+            )
+        return md5
+
+    # -- parts -----------------------------------------------------------------
+    def part_size_for(self, size: int) -> int:
+        caps = self.dst.capabilities
+        ps = max(self.settings.part_size, caps.min_part_size, math.ceil(size / caps.max_parts))
+        return math.ceil(ps / MiB) * MiB if ps > MiB else ps
+
+    async def _copy_parts(self, meta: ObjectMeta) -> CopyOutcome:
+        size = meta.size
+        ps = self.part_size_for(size)
+        n = math.ceil(size / ps)
+        k = self.settings.part_concurrency
+        late = self.dst.capabilities.late_metadata
+        # First part's GET brings the props (S3); the listing's are used when present.
+        first_props = None if meta.props is not None else (await self.src.head(meta.key)).props
+        props = await self._source_props(meta, first_props)
+        dst_props, renamed, dropped = destination_props(
+            props, meta, self.dst, self.settings.metadata_policy,
+            None if late else meta.content_md5,
+        )
+        upload = await self.dst.start_upload(meta.key, dst_props)
+        self.on_upload_start(meta.key, upload.upload_id)
+
+        async def fetch(i: int) -> bytes:
+            start = i * ps
+            end = min(size, start + ps)
+            reader = await self.src.get(meta.key, if_match=meta.etag, byte_range=(start, end))
+            data = b"".join([c async for c in reader.chunks()])
+            if len(data) != end - start:
+                raise IntegrityError(
+                    f"{meta.key}: part {i + 1} read {len(data)} bytes, expected {end - start}"
+                )
+            return data
+
+        async def put(i: int, data: bytes, md5: str, held: int) -> None:
+            try:
+                await upload.put_part(i + 1, data, md5)
+                self.stats.bytes_moved += len(data)
+            finally:
+                await self.budget.release(held)
+
+        fetches: deque[tuple[asyncio.Task[bytes], int]] = deque()
+        puts: set[asyncio.Task[None]] = set()
+        whole = hashlib.md5(usedforsecurity=False)
+        part_md5s: list[str] = []
+        launched = 0
+
+        async def launch() -> None:
+            nonlocal launched
+            length = min(ps, size - launched * ps)
+            held = await self.budget.acquire(length)
+            fetches.append((asyncio.create_task(fetch(launched)), held))
+            launched += 1
+
+        try:
+            while launched < min(k, n):
+                await launch()
+            for i in range(n):
+                task, held = fetches.popleft()
+                try:
+                    data = await task
+                except BaseException:
+                    await self.budget.release(held)
+                    raise
+                pm = md5_hex(data)
+                whole.update(data)
+                part_md5s.append(pm)
+                while len(puts) >= k:
+                    done, _ = await asyncio.wait(puts, return_when=asyncio.FIRST_COMPLETED)
+                    for t in done:
+                        puts.discard(t)
+                        t.result()
+                puts.add(asyncio.create_task(put(i, data, pm, held)))
+                if launched < n:
+                    await launch()
+            await asyncio.gather(*puts)
+            puts.clear()
+            md5 = whole.hexdigest()
+            if meta.content_md5 and meta.content_md5 != md5:
+                raise IntegrityError(
+                    f"{meta.key}: bytes read from the source do not match its own MD5 "
+                    f"({md5} vs {meta.content_md5})"
+                )
+            late_md = {reserved_name(self.dst.capabilities.metadata_flavor, "md5"): md5}
+            receipt = await upload.complete(size, md5, part_md5s, late_md if late else {})
+        except BaseException:
+            for fetch_task, held in fetches:
+                fetch_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await fetch_task
+                await self.budget.release(held)
+            for put_task in puts:
+                put_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await put_task
+            with contextlib.suppress(Exception):
+                await upload.abort()
+            self.on_upload_end(meta.key, upload.upload_id)
+            raise
+        self.on_upload_end(meta.key, upload.upload_id)
+        return CopyOutcome(receipt, renamed, dropped)
