@@ -140,13 +140,15 @@ class Azurite:
 class Moto:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    #: extra environment, e.g. INITIAL_NO_AUTH_ACTION_COUNT=0 to make moto check credentials
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Moto:
-        env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
+        env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true", **self.env}
         self.proc = subprocess.Popen(
             [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,

@@ -231,9 +231,9 @@ class AzureBlobStore:
         except NotFound:
             return
 
-    async def check(self) -> None:
+    async def check(self, *, write: bool = False) -> None:
         if self.auth.sas_token:
-            check_sas(self.auth.sas_token, "rl", self.name)
+            check_sas(self.auth.sas_token, "rlcw" if write else "rl", self.name)
         with azure_errors(self._where()):
             async for _ in self.container.list_blobs(results_per_page=1).by_page():
                 break

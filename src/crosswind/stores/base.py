@@ -123,8 +123,9 @@ class ObjectStore(Protocol):
         """Remove ``key``; absent keys are not an error."""
         ...
 
-    async def check(self) -> None:
-        """Probe that the container/bucket exists and that the credentials work."""
+    async def check(self, *, write: bool = False) -> None:
+        """Probe that the container/bucket exists and that the credentials work
+        (and, where the credential says so without writing, that they allow writes)."""
         ...
 
     async def close(self) -> None: ...

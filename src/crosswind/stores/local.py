@@ -202,7 +202,7 @@ class LocalStore:
         with contextlib.suppress(FileNotFoundError):
             self._sidecar(key).unlink()
 
-    async def check(self) -> None:
+    async def check(self, *, write: bool = False) -> None:
         if not self.root.is_dir():
             raise NotFound(f"{self.name}: not a directory")
 

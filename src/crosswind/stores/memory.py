@@ -121,7 +121,7 @@ class MemoryStore:
         del self.objects[key]
         self._keys.pop(bisect.bisect_left(self._keys, key))
 
-    async def check(self) -> None:
+    async def check(self, *, write: bool = False) -> None:
         return None
 
     async def close(self) -> None:

@@ -295,7 +295,7 @@ class S3ObjectStore:
         with contextlib.suppress(NotFound), s3_errors(self._where(key)):
             await self.client.delete_object(Bucket=self.bucket, Key=key, **kw)
 
-    async def check(self) -> None:
+    async def check(self, *, write: bool = False) -> None:
         with s3_errors(self._where()):
             await self.client.head_bucket(Bucket=self.bucket)
 

@@ -51,7 +51,7 @@ async def opened_stores(cfg: Config, direction: Direction) -> AsyncIterator[
 async def preflight(src: ObjectStore, dst: ObjectStore) -> None:
     """Both ends reachable and the credentials accepted, before anything moves."""
     await src.check()
-    await dst.check()
+    await dst.check(write=True)
 
 
 async def sync_objects(
