@@ -12,7 +12,10 @@ remote's paths are ``<remote>:<container>[/<prefix>]``.
 
 ``check`` parses ``rclone check --combined`` (one line per path: ``=`` same,
 ``-`` only at the destination, ``+`` only at the source, ``*`` differs, ``!``
-error). Paths containing a newline cannot be told apart in that format.
+error). Paths containing a newline cannot be told apart in that format. In
+hash mode a file whose MD5 one side does not know is compared by size only
+and still listed as ``=``; ``CheckResult.hashes_unchecked`` counts those, and
+``download=True`` compares the bytes instead.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -135,6 +139,9 @@ class CheckResult:
     differ: tuple[str, ...]
     #: rclone could not read or hash these
     errors: tuple[str, ...]
+    #: compared by size only because a side had no MD5 (hash mode, e.g. S3
+    #: multipart objects without rclone's own md5 metadata); counted as matched
+    hashes_unchecked: int = 0
 
     @property
     def differences(self) -> int:
@@ -146,8 +153,12 @@ class CheckResult:
         return self.differences == 0
 
 
-def parse_combined(text: str) -> CheckResult:
-    """Parse ``rclone check --combined`` output."""
+_UNCHECKED = re.compile(r"(\d+) hashes could not be checked")
+
+
+def parse_combined(text: str, log: str = "") -> CheckResult:
+    """Parse ``rclone check --combined`` output (and its log, for the count of
+    files whose hashes could not be compared)."""
     sections: dict[str, list[str]] = {c: [] for c in "=-+*!"}
     for line in text.splitlines():
         if not line:
@@ -159,6 +170,7 @@ def parse_combined(text: str) -> CheckResult:
         matched=tuple(sections["="]), missing_on_dst=tuple(sections["+"]),
         missing_on_src=tuple(sections["-"]), differ=tuple(sections["*"]),
         errors=tuple(sections["!"]),
+        hashes_unchecked=sum(int(n) for n in _UNCHECKED.findall(log)),
     )
 
 
@@ -236,7 +248,7 @@ class Rclone:
                 args.append("--one-way")
             r = await self.run("check", *args, *extra)
             text = combined.read_text("utf-8") if combined.exists() else ""
-        result = parse_combined(text)
+        result = parse_combined(text, r.log_tail)
         # Exit 1 with differences listed is a finished check; anything else failed.
         if r.returncode != 0 and (r.returncode != 1 or result.differences == 0):
             raise RcloneError(f"rclone check exited with {r.returncode}: {r.log_tail[-1000:]}")
