@@ -6,7 +6,8 @@ never inspect SDK exceptions.
 
     CrosswindError
     ├── ConfigError                bad or missing configuration (exit 2)
-    │   └── SecretError            a secret reference that cannot be resolved
+    │   ├── SecretError            a secret reference that cannot be resolved
+    │   └── KeyPatternError        a [keys] pattern or key template that is not valid
     ├── StoreError                 anything a backend reports
     │   ├── NotFound               key, container, bucket or table missing
     │   ├── AlreadyExists          create-only write found an existing object
@@ -14,9 +15,12 @@ never inspect SDK exceptions.
     │   ├── AuthError              credentials rejected or permission denied
     │   ├── EndpointUnreachable    connection refused, DNS, TLS, timeout (retryable)
     │   ├── TransientError         throttling, 5xx, reset connections (retryable)
-    │   └── IntegrityError         bytes written differ from bytes read
+    │   ├── IntegrityError         bytes written differ from bytes read
+    │   └── ChangeHistoryLost      a change-stream resume point is older than the history kept
     ├── InvalidKey                 an object key a backend cannot hold
+    │   └── NameParseError         an object name that does not fit the [keys] pattern
     ├── MetadataMappingError       metadata that cannot map under the chosen policy
+    │   └── EntityMappingError     a table row / document that cannot map losslessly
     ├── DeleteLimitExceeded        --delete would remove more than allowed
     └── ListingOrderError          a listing arrived out of key order
 """
@@ -93,3 +97,45 @@ class DeleteLimitExceeded(CrosswindError):
 
 class ListingOrderError(CrosswindError):
     pass
+
+
+# -- metadata rows (issue 3) ---------------------------------------------------------
+
+
+class KeyPatternError(ConfigError):
+    """The ``[keys]`` pattern or a key template cannot be compiled."""
+
+
+class NameParseError(InvalidKey):
+    """An object name does not fit the ``[keys]`` pattern.
+
+    ``segment`` names the part of the pattern that failed (``{flight:int}``,
+    a literal like ``'/'``, or ``end``), ``offset`` is where in the name, and
+    ``reason`` says why, so one line is enough to fix the name or the pattern.
+    """
+
+    def __init__(self, name: str, segment: str, offset: int, reason: str) -> None:
+        shown = name if len(name) <= 120 else name[:117] + "..."
+        super().__init__(f"{shown!r}: {segment} at offset {offset}: {reason}")
+        self.name = name
+        self.segment = segment
+        self.offset = offset
+        self.reason = reason
+
+
+class EntityMappingError(MetadataMappingError):
+    """A table entity or a document that cannot be mapped to the other side.
+
+    ``kind`` is a short machine-readable reason used by the DLQ and reports:
+    ``oversize`` (a size limit of the destination), ``unmappable`` (a type or a
+    name the destination cannot hold), ``invalid-key`` (PartitionKey/RowKey).
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ChangeHistoryLost(StoreError):
+    """The saved change-stream position is gone (pruned history, error 286);
+    the caller falls back to a full reconcile."""
