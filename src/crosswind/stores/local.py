@@ -150,9 +150,20 @@ class LocalStore:
             f.write(data)
         os.replace(tmp, path)
 
+    def _refuse_collision(self, key: str, path: Path) -> None:
+        """A file cannot also be a directory: "a" and "a/b" cannot both be stored."""
+        clash = path.is_dir() or any(
+            p.exists() and not p.is_dir() for p in path.parents if p.is_relative_to(self.root)
+        )
+        if clash:
+            raise InvalidKey(
+                f"{self.name}: key {key!r} collides with another key's file or directory"
+            )
+
     def _commit(self, key: str, data: bytes, props: ObjectProps, md5: str) -> WriteReceipt:
         path = self.path_of(key)
         require_md5(key, md5, md5_hex(data), "content MD5")
+        self._refuse_collision(key, path)
         self._write_atomic(self._sidecar(key), _props_to_json(props, md5, len(data)).encode())
         self._write_atomic(path, data)
         st = path.stat()
@@ -197,9 +208,11 @@ class LocalStore:
                 return
             if meta.etag != if_match:
                 raise PreconditionFailed(f"{self.name}/{key}: etag does not match")
-        with contextlib.suppress(FileNotFoundError):
+        # A key under a file, or one naming a directory, is simply absent.
+        absent = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+        with contextlib.suppress(*absent):
             path.unlink()
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(*absent):
             self._sidecar(key).unlink()
 
     async def check(self, *, write: bool = False) -> None:
