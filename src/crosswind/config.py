@@ -128,12 +128,30 @@ class KeysConfig(_Section):
     row_key: str
 
 
+class ValidationConfig(_Section):
+    """``[validation]``: targets and sampling of ``crosswind validate``."""
+
+    #: percent of source items that must be present at the destination
+    completeness_target: float = Field(99.9, ge=0, le=100)
+    #: percent of items that must show no discrepancy
+    pass_rate_target: float = Field(99.5, ge=0, le=100)
+    #: objects looked at closely (HEAD, or bytes with --deep) unless --full
+    sample_size: int = Field(1000, ge=0)
+    #: examples kept per discrepancy class in reports (all findings go to the state store)
+    examples: int = Field(20, ge=0, le=10_000)
+    #: validation runs kept in the state store; older ones and their findings are pruned
+    history_keep: int = Field(200, ge=1)
+    #: HEADs and reads in flight at once
+    concurrency: int = Field(32, ge=1, le=1024)
+
+
 class Config(_Section):
     azure: AzureConfig
     aws: AwsConfig
     state: StateConfig = StateConfig.model_validate({})
     sync: SyncConfig = SyncConfig.model_validate({})
     keys: KeysConfig | None = None
+    validation: ValidationConfig = ValidationConfig.model_validate({})
     #: directory of the config file; relative paths in it are taken from here
     base_dir: Path = Path(".")
 
