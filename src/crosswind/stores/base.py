@@ -18,10 +18,12 @@ whatever the service's native order; backends adapt (see ``ordering.py``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from crosswind.entities import EdmDateTime, Entity
+from crosswind.errors import CrosswindError, EntityMappingError
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt
 
 MetadataFlavor = Literal["azure", "s3", "free"]
@@ -126,6 +128,117 @@ class ObjectStore(Protocol):
     async def check(self, *, write: bool = False) -> None:
         """Probe that the container/bucket exists and that the credentials work
         (and, where the credential says so without writing, that they allow writes)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+# -- record stores: metadata rows (Azure Tables, DocumentDB) -------------------------
+#
+# Both sides speak ``crosswind.entities.Entity``; each backend maps its own
+# rows (SDK entities, BSON documents) at its boundary. Errors are the same
+# ``crosswind.errors`` types as above; per-row failures of a batch are
+# *results*, never exceptions, so one poison row cannot abort a batch.
+
+RecordOp = Literal["upsert", "create", "delete"]
+WriteStatus = Literal["ok", "stale", "conflict", "missing", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCapabilities:
+    #: most writes one ``write_batch`` call takes
+    max_batch: int
+    #: all writes of a batch must share one PartitionKey (Azure transactions)
+    batch_one_partition: bool
+    #: writes honour ``RecordWrite.if_match`` (etag preconditions)
+    conditional_writes: bool
+    #: ``list(since=...)`` filters on the server by the row's change time
+    since_filter: bool
+    #: the store can stream its own changes (DocumentDB change streams)
+    change_stream: bool
+    #: largest row the store holds, in bytes of its own measure
+    max_record_bytes: int
+    #: ``list`` yields rows in (PartitionKey, RowKey) code-point order
+    sorted_listing: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWrite:
+    """One write of a batch.
+
+    ``upsert`` replaces the whole row (creating it if absent); ``create`` only
+    if absent; ``delete`` removes it (only the keys of ``entity`` matter).
+    ``if_match``: only if the row's current etag is this one.
+    """
+
+    op: RecordOp
+    entity: Entity
+    if_match: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What happened to one ``RecordWrite``.
+
+    ``ok``: applied (``etag`` is the row's new version when the store has one);
+    ``stale``: not applied, the store holds a newer version of the source row;
+    ``conflict``: a precondition failed (``if_match`` or ``create`` on an existing row);
+    ``missing``: a delete found no row (nothing to do);
+    ``failed``: not applied, ``error`` says why (``error.retryable`` tells if worth retrying).
+    """
+
+    write: RecordWrite
+    status: WriteStatus
+    etag: str | None = None
+    error: CrosswindError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BadRecord:
+    """A row the store holds but cannot present as an ``Entity``
+    (e.g. a document with an array field); listings yield it in place."""
+
+    partition_key: str | None
+    row_key: str | None
+    record_id: str
+    error: EntityMappingError
+    #: the raw row as text (extended JSON for documents), for the DLQ
+    raw: str
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    #: human-readable location, e.g. ``azure-table://account/table``
+    name: str
+    capabilities: RecordCapabilities
+
+    def list(
+        self, *, partition: str | None = None, since: EdmDateTime | None = None
+    ) -> AsyncIterator[Entity | BadRecord]:
+        """Rows (of one partition), streamed page by page in (PartitionKey, RowKey)
+        code-point order. ``since``: only rows changed at or after it (needs
+        ``since_filter``; other stores raise ``ConfigError``)."""
+        ...
+
+    async def get(self, partition_key: str, row_key: str) -> Entity:
+        """The row, with its etag; ``NotFound`` if absent, ``EntityMappingError``
+        if the store holds it in a form that cannot map."""
+        ...
+
+    async def write_batch(self, writes: Sequence[RecordWrite]) -> Sequence[WriteResult]:
+        """Apply ``writes`` (within the capabilities; at most one write per key);
+        one result per write, in order. Raises only when the store cannot be
+        reached or refuses the credentials, never for one row's problem."""
+        ...
+
+    async def delete(self, partition_key: str, row_key: str, *, if_match: str | None = None
+                     ) -> None:
+        """Remove the row; an absent row is not an error. ``PreconditionFailed``
+        if ``if_match`` does not hold."""
+        ...
+
+    async def check(self) -> None:
+        """Probe that the table/collection is reachable and the credentials work."""
         ...
 
     async def close(self) -> None: ...
