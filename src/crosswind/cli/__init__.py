@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crosswind.cli import objects as _objects  # noqa: F401  (registers commands)
+from crosswind.cli import validate as _validate  # noqa: F401  (registers commands)
 from crosswind.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -1,0 +1,173 @@
+"""Comparing the two copies of one object. Pure; no I/O.
+
+Order of checks for a key both sides hold: size first (a size mismatch ends
+the comparison: the copies differ and hashing them says nothing more), then
+content hash, then headers and user metadata after mapping.
+
+* Hash: the MD5 each side *claims* — the service's own (Azure Content-MD5, a
+  single-part S3 ETag) or the ``crosswind-md5`` entry crosswind stores on
+  every copy. Unknown when a side claims none (S3 multipart objects without
+  the entry, Azure block blobs without Content-MD5). With ``--deep`` the bytes
+  of both sides are read and hashed; then the copies differ when the bytes
+  differ, and a claim that disagrees with its own bytes is a hash mismatch too.
+* Headers: Content-Type, -Encoding, -Language, -Disposition, Cache-Control,
+  equal as strings; an absent Content-Type equals the services' defaults
+  (``application/octet-stream`` on Azure, ``binary/octet-stream`` on S3).
+* User metadata: the source's metadata is mapped for the destination exactly
+  as a copy would (``mapping.map_metadata`` under the configured policy) and
+  compared with the destination's, crosswind's reserved entries
+  (``md5``/``mtime``) aside; names compare case-insensitively on S3, which
+  lower-cases them; the ``keymap`` entry that restores original spellings is
+  compared by content.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from crosswind.errors import MetadataMappingError
+from crosswind.mapping import Policy, map_metadata, split_reserved
+from crosswind.model import HEADER_FIELDS, ObjectMeta, ObjectProps
+from crosswind.stores.base import MetadataFlavor
+from crosswind.validate.findings import Check, Finding, Kind
+
+Outcome = Literal["equal", "differs", "unknown"]
+DEFAULT_CONTENT_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
+MAX_LISTED_DIFFERENCES = 5
+
+
+def claimed_md5(m: ObjectMeta) -> str | None:
+    """The hex MD5 a listing or HEAD entry claims for the content, if any."""
+    if m.content_md5:
+        return m.content_md5.lower()
+    if m.props is not None:
+        ours = split_reserved(m.props.metadata)[1]
+        md5 = ours.get("md5")
+        if md5:
+            return md5.strip().lower()
+    return None
+
+
+def _short(value: str | None) -> str:
+    if value is None:
+        return "none"
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def _header(name: str, value: str | None) -> str | None:
+    if not value:
+        return None
+    if name == "content_type" and value.lower() in DEFAULT_CONTENT_TYPES:
+        return None
+    return value
+
+
+def _keymap(raw: str | None, fold: bool) -> dict[str, str]:
+    if not raw:
+        return {}
+    try:
+        loaded = json.loads(raw)
+    except ValueError:
+        return {"<unreadable keymap>": raw}
+    if not isinstance(loaded, dict):
+        return {"<unreadable keymap>": raw}
+    return {(str(k).lower() if fold else str(k)): str(v) for k, v in loaded.items()}
+
+
+def _folded(md: Mapping[str, str], fold: bool) -> dict[str, str]:
+    return {(k.lower() if fold else k): v for k, v in md.items()}
+
+
+def props_differences(
+    src: ObjectProps, dst: ObjectProps, dst_flavor: MetadataFlavor, policy: Policy
+) -> list[str]:
+    """What differs between the destination's props and the source's, mapped."""
+    diffs: list[str] = []
+    for name in HEADER_FIELDS:
+        a, b = _header(name, getattr(src, name)), _header(name, getattr(dst, name))
+        if a != b:
+            diffs.append(f"{name} {_short(a)} at source, {_short(b)} at destination")
+    try:
+        expected = map_metadata(src.metadata, dst_flavor, policy).metadata
+    except MetadataMappingError as exc:
+        return [*diffs, f"source metadata cannot be mapped: {exc}"]
+    fold = dst_flavor == "s3"
+    exp_user, exp_ours = split_reserved(expected)
+    act_user, act_ours = split_reserved(dst.metadata)
+    want, got = _folded(exp_user, fold), _folded(act_user, fold)
+    for name in sorted(want.keys() | got.keys()):
+        if want.get(name) != got.get(name):
+            diffs.append(f"metadata {name!r} {_short(want.get(name))} expected, "
+                         f"{_short(got.get(name))} at destination")
+    if _keymap(exp_ours.get("keymap"), fold) != _keymap(act_ours.get("keymap"), fold):
+        diffs.append("metadata name map (keymap) differs")
+    return diffs
+
+
+@dataclass(frozen=True, slots=True)
+class PairResult:
+    findings: tuple[Finding, ...]
+    hash: Outcome
+    metadata: Outcome
+    deep: bool = False
+    sizes_equal: bool = True
+
+
+def _join(diffs: list[str]) -> str:
+    more = len(diffs) - MAX_LISTED_DIFFERENCES
+    text = "; ".join(diffs[:MAX_LISTED_DIFFERENCES])
+    return f"{text}; and {more} more" if more > 0 else text
+
+
+def compare_pair(
+    src: ObjectMeta,
+    dst: ObjectMeta,
+    dst_flavor: MetadataFlavor,
+    policy: Policy,
+    read: tuple[str, str] | None = None,
+) -> PairResult:
+    """Compare two copies of ``src.key``; ``read`` holds the MD5s of the bytes
+    actually read from (source, destination) in deep mode."""
+    key = src.key
+    if src.size != dst.size:
+        f = Finding(Check.OBJECTS, Kind.SIZE, key,
+                    f"size {src.size} at source, {dst.size} at destination")
+        return PairResult((f,), "unknown", "unknown", sizes_equal=False)
+    findings: list[Finding] = []
+    a, b = claimed_md5(src), claimed_md5(dst)
+    hash_outcome: Outcome = "unknown"
+    if read is not None:
+        ra, rb = read
+        problems = []
+        if ra != rb:
+            problems.append(f"bytes differ: MD5 {ra} at source, {rb} at destination")
+        if a is not None and a != ra:
+            problems.append(f"source claims MD5 {a} but its bytes hash to {ra}")
+        if b is not None and b != rb:
+            problems.append(f"destination claims MD5 {b} but its bytes hash to {rb}")
+        hash_outcome = "differs" if problems else "equal"
+        if problems:
+            findings.append(Finding(Check.OBJECTS, Kind.HASH, key, _join(problems)))
+    elif a is not None and b is not None:
+        hash_outcome = "equal" if a == b else "differs"
+        if a != b:
+            findings.append(Finding(Check.OBJECTS, Kind.HASH, key,
+                                    f"MD5 {a} at source, {b} at destination"))
+    md_outcome: Outcome = "unknown"
+    if src.props is not None and dst.props is not None:
+        diffs = props_differences(src.props, dst.props, dst_flavor, policy)
+        md_outcome = "differs" if diffs else "equal"
+        if diffs:
+            findings.append(Finding(Check.OBJECTS, Kind.METADATA, key, _join(diffs)))
+    return PairResult(tuple(findings), hash_outcome, md_outcome, read is not None)
+
+
+def missing(src: ObjectMeta) -> Finding:
+    return Finding(Check.OBJECTS, Kind.MISSING, src.key, f"{src.size} bytes at source only")
+
+
+def extra(dst: ObjectMeta) -> Finding:
+    return Finding(Check.OBJECTS, Kind.EXTRA, dst.key, f"{dst.size} bytes at destination only")
