@@ -13,6 +13,7 @@ from crosswind.errors import (
     AlreadyExists,
     AuthError,
     EndpointUnreachable,
+    InvalidKey,
     NotFound,
     PreconditionFailed,
     StoreError,
@@ -41,6 +42,14 @@ def props_from_attributes(attrs: dict[str, str]) -> ObjectProps:
         elif k != "Storage-Class":
             metadata[k] = v
     return ObjectProps(**headers, metadata=metadata)
+
+
+def obstore_can_address(key: str) -> bool:
+    """Whether obstore's ``Path`` holds ``key`` unchanged: it drops a leading or
+    trailing "/" and refuses empty, "." and ".." segments and control characters."""
+    return all(part not in ("", ".", "..") for part in key.split("/")) and not any(
+        c < " " or c == "\x7f" for c in key
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -75,7 +84,15 @@ def translate(exc: BaseException, where: str) -> StoreError:
 def obstore_errors(where: str) -> Iterator[None]:
     try:
         yield
-    except ox.BaseError as exc:
+    except FileNotFoundError:
+        # obstore raises the builtin FileNotFoundError, not ox.NotFoundError.
+        raise NotFound(f"{where}: not found") from None
+    except ValueError as exc:
+        # A key obstore's Path cannot hold ("a//b", control characters).
+        if "path" not in str(exc).lower():
+            raise
+        raise InvalidKey(f"{where}: obstore cannot address this key: {_first_line(exc)}") from None
+    except (ox.BaseError, OSError) as exc:
         raise translate(exc, where) from None
 
 
