@@ -23,10 +23,10 @@ from typing import Any
 import obstore
 from azure.core import MatchConditions
 from azure.storage.blob import BlobBlock, ContentSettings
-from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient, ExponentialRetry
 from obstore.store import AzureStore
 
-from crosswind.errors import NotFound
+from crosswind.errors import NotFound, PreconditionFailed
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt, strip_etag
 from crosswind.ordering import utf16_to_codepoint
 from crosswind.stores.azure_common import (
@@ -37,7 +37,7 @@ from crosswind.stores.azure_common import (
 )
 from crosswind.stores.base import Capabilities, ObjectReader
 from crosswind.stores.common import b64_to_hex, hex_to_b64, require_md5
-from crosswind.stores.obstore_common import ObstoreReader, obstore_errors
+from crosswind.stores.obstore_common import ObstoreReader, obstore_can_address, obstore_errors
 
 MiB = 1024 * 1024
 
@@ -88,7 +88,10 @@ class AzureBlobStore:
             min_part_size=1, max_parts=50_000, max_single_put=5000 * MiB,
             max_metadata_bytes=8192,
         )
-        kw = client_kwargs()
+        # The storage SDK's default backoff waits 15 s + 18 s + 24 s before it
+        # gives up on a dead endpoint; a few seconds is enough to ride out blips.
+        kw = {**client_kwargs(), "retry_policy": ExponentialRetry(
+            initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1)}
         if auth.connection_string:
             self.service = BlobServiceClient.from_connection_string(auth.connection_string, **kw)
         elif auth.account_key:
@@ -156,7 +159,7 @@ class AzureBlobStore:
     async def get(
         self, key: str, *, if_match: str | None = None, byte_range: tuple[int, int] | None = None
     ) -> ObjectReader:
-        if self.fast is not None:
+        if self.fast is not None and obstore_can_address(key):
             opts: dict[str, Any] = {}
             if if_match:
                 opts["if_match"] = f'"{if_match}"'
@@ -230,6 +233,13 @@ class AzureBlobStore:
                 await self.container.delete_blob(key, **kw)
         except NotFound:
             return
+        except PreconditionFailed:
+            # Azurite answers If-Match on a missing blob with 412; absent is not an error.
+            try:
+                await self.head(key)
+            except NotFound:
+                return
+            raise
 
     async def check(self, *, write: bool = False) -> None:
         if self.auth.sas_token:
@@ -283,7 +293,8 @@ class AzureUpload:
         cond = _conditions(self.mode, self.if_match)
         kw: dict[str, Any] = {}
         if self.mode is PutMode.CREATE:
-            kw = {"etag": "*", "match_condition": MatchConditions.IfMissing}
+            # IfMissing takes no etag: the SDK would pass one on to aiohttp.
+            kw = {"match_condition": MatchConditions.IfMissing}
         elif self.mode is PutMode.UPDATE:
             kw = {"etag": cond["etag"], "match_condition": cond["match_condition"]}
         with azure_errors(self.store._where(self.key)):
