@@ -199,10 +199,17 @@ class S3ObjectStore:
 
     # -- reading -------------------------------------------------------------
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectMeta]:
+        # obstore's prefix is a whole path ("k/a" lists only "k/a/..."); the
+        # contract's is a string prefix, so list from its last "/" and filter.
+        parent = prefix.rpartition("/")[0]
         with obstore_errors(self._where()):
-            stream = obstore.list(self.fast, prefix=prefix or None, chunk_size=1000)
+            stream = obstore.list(self.fast, prefix=parent or None, chunk_size=1000)
             async for chunk in stream:
                 for m in chunk:
+                    if not m["path"].startswith(prefix):
+                        if m["path"] > prefix:
+                            return  # sorted: nothing further can match
+                        continue
                     etag = strip_etag(m.get("e_tag"))
                     yield ObjectMeta(m["path"], int(m["size"]), etag, m.get("last_modified"),
                                      self._md5_of_etag(etag))
@@ -261,6 +268,11 @@ class S3ObjectStore:
         except PreconditionFailed:
             if mode is PutMode.CREATE:
                 raise AlreadyExists(f"{self._where(key)}: already exists") from None
+            raise
+        except NotFound as exc:
+            # If-Match on a missing key is answered 404 NoSuchKey: the condition did not hold.
+            if mode is PutMode.UPDATE and "NoSuchKey" in str(exc):
+                raise PreconditionFailed(f"{self._where(key)}: etag does not match") from None
             raise
         etag = strip_etag(r.get("ETag"))
         if self.etag_is_md5 and etag and "-" not in etag:
