@@ -15,6 +15,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from crosswind.config import Config, load_config
 from crosswind.errors import CrosswindError
@@ -58,7 +59,9 @@ def setup_logging(verbose: bool) -> None:
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {redact(message)}", markup=True, highlight=False)
+    one_line = " ".join(redact(message).split())
+    err.print(f"[bold red]error:[/] {escape(one_line)}", markup=True, highlight=False,
+              soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -65,8 +65,13 @@ def resolve_auth(cfg: AzureConfig) -> AzureAuth:
             raise ConfigError("[azure].connection_string: has neither AccountName nor BlobEndpoint")
         if not name:
             name = (urlparse(blob).hostname or "").split(".")[0]
-        table = parts.get("tableendpoint") or (f"{proto}://{name}.table.{suffix}" if name else None)
-        queue = parts.get("queueendpoint") or (f"{proto}://{name}.queue.{suffix}" if name else None)
+        # Endpoints are derived from the account name only for a plain account
+        # connection string; with explicit endpoints, a missing one stays missing.
+        derive = bool(name) and "blobendpoint" not in parts
+        table = parts.get("tableendpoint") or (
+            f"{proto}://{name}.table.{suffix}" if derive else None)
+        queue = parts.get("queueendpoint") or (
+            f"{proto}://{name}.queue.{suffix}" if derive else None)
         for url in (blob, table, queue):
             if url:
                 check_plain_http(url, emulator=cfg.emulator, where="[azure] endpoint")

@@ -1,0 +1,5 @@
+"""`python -m crosswind` runs the CLI."""
+
+from crosswind.cli import main
+
+main()
