@@ -1,0 +1,57 @@
+"""`make bench`: every benchmark, one after the other, results in .bench/.
+
+1. ``plan.py``: 1,000,000 synthetic keys through the engine's planner (its
+   own process, so its peak RSS is its own);
+2. ``objects.py``: crosswind vs rclone on 2,000 x 4 KiB and 5 x 50 MiB
+   objects, with the servers' ceilings;
+3. ``bench_metadata.py`` and ``bench_validate.py``, when present (owned by the
+   metadata and validation work).
+
+Options after ``--`` go to ``objects.py`` (e.g. ``--rounds 5``). Figures are
+medians of a few rounds on a 2-core machine shared with the servers: noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from benchlib import OUT_DIR, load_now, write_json
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_script(name: str, args: list[str]) -> int:
+    path = HERE / name
+    if not path.exists():
+        print(f"-- {name}: not present, skipped", flush=True)
+        return 0
+    print(f"\n-- {name} {' '.join(args)}", flush=True)
+    return subprocess.call([sys.executable, str(path), *args])
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    objects_args = args[args.index("--") + 1:] if "--" in args else []
+    codes = {
+        "plan.py": run_script("plan.py", []),
+        "objects.py": run_script("objects.py", objects_args),
+        "bench_metadata.py": run_script("bench_metadata.py", []),
+        "bench_validate.py": run_script("bench_validate.py", []),
+    }
+    summary: dict[str, object] = {"exit_codes": codes, "load_end": load_now()}
+    for name in ("plan.json", "objects.json"):
+        p = OUT_DIR / name
+        if p.exists():
+            summary[name] = json.loads(p.read_text())
+    write_json("summary.json", summary)
+    failed = [n for n, c in codes.items() if c]
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
