@@ -85,7 +85,8 @@ def make_env(
         name = unique("cw")
         container = blob_service.create_container(name)
         s3_client.create_bucket(Bucket=name)  # type: ignore[attr-defined]
-        sync_lines = "\n".join(f"{k} = {v!r}" for k, v in sync.items()).replace("'", '"')
+        settings = {"concurrency": 16, **sync}
+        sync_lines = "\n".join(f"{k} = {v!r}" for k, v in settings.items()).replace("'", '"')
         text = textwrap.dedent(f"""
             [azure]
             connection_string = "{azurite.connection_string}"
@@ -103,7 +104,6 @@ def make_env(
             dir = "state-{name}"
 
             [sync]
-            concurrency = 16
             """) + sync_lines + "\n" + textwrap.dedent(extra)
         path = tmp_path / f"{name}.toml"
         path.write_text(text)
