@@ -127,6 +127,18 @@ class KeysConfig(_Section):
     partition_key: str
     row_key: str
 
+    @model_validator(mode="after")
+    def _compiles(self) -> KeysConfig:
+        # A pattern that cannot compile is a config error at load time, not mid-run.
+        from crosswind.errors import KeyPatternError
+        from crosswind.keys import KeySpec
+
+        try:
+            KeySpec.from_config(self)
+        except KeyPatternError as exc:
+            raise ValueError(str(exc).removeprefix("[keys].")) from None
+        return self
+
 
 class ValidationConfig(_Section):
     """``[validation]``: targets and sampling of ``crosswind validate``."""
@@ -145,6 +157,40 @@ class ValidationConfig(_Section):
     concurrency: int = Field(32, ge=1, le=1024)
 
 
+class MetadataConfig(_Section):
+    """``[metadata]``: metadata rows, Azure Table ⇄ DocumentDB (``crosswind sync metadata``)."""
+
+    #: rows per bulk write into DocumentDB (Azure tables take at most 100 per transaction)
+    batch_size: int = Field(500, ge=1, le=10_000)
+    #: bulk writes / transactions in flight at once
+    concurrency: int = Field(4, ge=1, le=64)
+    #: rows per page of a table scan (Azure returns at most 1000)
+    page_size: int = Field(1000, ge=1, le=1000)
+    #: "incremental": rows changed since the last scan's watermark; "full": every row
+    scan: Literal["incremental", "full"] = "incremental"
+    #: an incremental scan re-reads this far before the watermark: Timestamps are
+    #: set by the server when a write commits, so clocks and slow writes can lag
+    watermark_overlap_s: float = Field(300.0, ge=0)
+    #: delete rows on the destination that the source no longer has
+    propagate_deletes: bool = False
+    #: deletes abort before deleting anything when more than this / this % of the destination
+    max_delete_count: int = Field(1000, ge=0)
+    max_delete_percent: float = Field(10.0, ge=0, le=100)
+    #: a row changed on the replica since the last sync: "record" leaves it and records
+    #: a conflict; "overwrite" records the conflict, then writes the primary's version
+    conflict_policy: Literal["record", "overwrite"] = "record"
+    #: object-driven ingestion: only object names under this prefix
+    object_prefix: str = ""
+    #: reverse sync stops after this many quiet seconds (unless --follow)
+    idle_timeout_s: float = Field(2.0, gt=0)
+    #: reverse sync applies the changes it collected at least this often
+    flush_interval_s: float = Field(0.5, gt=0)
+    #: run modifyChangeStreams on the collection (real DocumentDB needs it)
+    enable_change_streams: bool = True
+    #: attempts per batch for retryable errors (the SDKs' own retries come first)
+    attempts: int = Field(3, ge=1, le=20)
+
+
 class Config(_Section):
     azure: AzureConfig
     aws: AwsConfig
@@ -152,6 +198,7 @@ class Config(_Section):
     sync: SyncConfig = SyncConfig.model_validate({})
     keys: KeysConfig | None = None
     validation: ValidationConfig = ValidationConfig.model_validate({})
+    metadata: MetadataConfig = MetadataConfig.model_validate({})
     #: directory of the config file; relative paths in it are taken from here
     base_dir: Path = Path(".")
 

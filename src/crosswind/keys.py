@@ -49,10 +49,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from crosswind.config import KeysConfig
 from crosswind.errors import InvalidKey, KeyPatternError, NameParseError
+
+if TYPE_CHECKING:
+    from crosswind.config import KeysConfig
 
 FieldValue = str | int | date | datetime
 Fields = Mapping[str, FieldValue]

@@ -283,3 +283,65 @@ class StateStore:
     def clear_pending_deletes(self, run_id: int) -> None:
         with self.tx() as db:
             db.execute("DELETE FROM pending_deletes WHERE run_id=?", (run_id,))
+
+
+# -- metadata rows (issue 3): read and written through crosswind.metasync.ledger -------
+# ``scope`` names one table ⇄ collection pair, so one state dir can serve several.
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS meta_rows(
+    scope TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    rk TEXT NOT NULL,
+    azure_etag TEXT,
+    doc_hash TEXT,
+    doc_id TEXT,
+    synced_at TEXT NOT NULL,
+    PRIMARY KEY(scope, pk, rk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS meta_rows_doc ON meta_rows(scope, doc_id);
+CREATE TABLE IF NOT EXISTS meta_dlq(
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    item_kind TEXT NOT NULL,
+    item TEXT NOT NULL,
+    pk TEXT,
+    rk TEXT,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    payload TEXT,
+    status TEXT NOT NULL DEFAULT 'open',
+    attempts INTEGER NOT NULL DEFAULT 1,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    run_id INTEGER,
+    UNIQUE(scope, direction, item_kind, item)
+);
+CREATE TABLE IF NOT EXISTS meta_watermarks(
+    scope TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY(scope, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta_resume_tokens(
+    scope TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta_conflicts(
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    rk TEXT NOT NULL,
+    detected_at TEXT NOT NULL,
+    recorded_etag TEXT,
+    azure_etag TEXT,
+    azure_version TEXT,
+    aws_version TEXT,
+    status TEXT NOT NULL DEFAULT 'open',
+    resolution TEXT,
+    run_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS meta_conflicts_key ON meta_conflicts(scope, pk, rk);
+"""
