@@ -127,6 +127,12 @@ def map_metadata(
     originals = original_names(metadata)
     out: dict[str, str] = {}
     taken: set[str] = set()
+
+    def free(stored: str) -> bool:
+        # A user name must never land on one of crosswind's reserved entries
+        # ("crosswind.keymap" renamed for Azure is "crosswind_keymap").
+        return _fold(dst, stored) not in taken and _reserved_field(stored) is None
+
     keymap: dict[str, str] = {}
     renamed: list[tuple[str, str]] = []
     dropped: list[str] = []
@@ -143,7 +149,7 @@ def map_metadata(
             dropped.append(name)
             notes.append(f"{name}: value is not printable ASCII; dropped")
             continue
-        if valid_name(dst, _stored_form(dst, name)) and _fold(dst, name) not in taken:
+        if valid_name(dst, _stored_form(dst, name)) and free(_stored_form(dst, name)):
             stored = _stored_form(dst, name)
         elif policy == "fail":
             raise MetadataMappingError(
@@ -157,7 +163,7 @@ def map_metadata(
         else:
             base = _renamed(dst, name)
             stored, n = base, 2
-            while _fold(dst, stored) in taken:
+            while not free(stored):
                 stored, n = f"{base}_{n}", n + 1
             renamed.append((name, stored))
         taken.add(_fold(dst, stored))
