@@ -1,0 +1,78 @@
+"""plan.decide: what to do with one key. Safety properties over small domains, so
+that etags, sizes and hashes collide often."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from crosswind.model import ObjectMeta
+from crosswind.state import VerifiedCopy
+from crosswind.sync.march import Match
+from crosswind.sync.plan import Action, decide
+
+etags = st.sampled_from(["e1", "e2", "e3"])
+sizes = st.sampled_from([0, 1, 2])
+md5s = st.sampled_from([None, "a" * 32, "b" * 32])
+
+
+@st.composite
+def metas(draw: st.DrawFn) -> ObjectMeta:
+    return ObjectMeta("k", draw(sizes), draw(st.one_of(st.none(), etags)), None, draw(md5s))
+
+
+@st.composite
+def records(draw: st.DrawFn) -> VerifiedCopy:
+    return VerifiedCopy("k", draw(etags), draw(sizes), "c" * 32, draw(etags))
+
+
+matches = st.builds(
+    Match, st.just("k"), st.one_of(st.none(), metas()), st.one_of(st.none(), metas()),
+    st.one_of(st.none(), records()),
+).filter(lambda m: m.src is not None or m.dst is not None)
+
+
+def _record_proves_equal(m: Match) -> bool:
+    s, d, r = m.src, m.dst, m.record
+    assert s is not None and d is not None
+    return (
+        r is not None and r.src_size == s.size and r.src_etag == s.etag
+        and r.dst_etag == d.etag
+    )
+
+
+@given(matches, st.booleans())
+def test_decide(m: Match, delete: bool) -> None:
+    d = decide(m, delete=delete)
+    s, t, r = m.src, m.dst, m.record
+    if s is None:
+        # Only destination-only keys are ever deleted, and only when asked.
+        assert d.action is (Action.DELETE if delete else Action.EXTRA)
+        return
+    assert d.action in (Action.COPY, Action.SKIP)
+    if t is None:
+        assert d.action is Action.COPY
+        return
+    if d.action is Action.SKIP:
+        # Never skip without proof the destination holds the source's bytes.
+        assert s.size == t.size
+        assert _record_proves_equal(m) or (
+            s.content_md5 is not None and s.content_md5 == t.content_md5
+        )
+    if s.size != t.size:
+        assert d.action is Action.COPY
+    elif _record_proves_equal(m):
+        assert d.action is Action.SKIP, "a verified, unchanged pair is not copied again"
+    elif r is not None and r.src_size == s.size and r.src_etag != s.etag:
+        # Metadata-only changes move the etag but not the MD5: still copied.
+        assert d.action is Action.COPY
+    elif s.content_md5 and t.content_md5:
+        assert d.action is (Action.SKIP if s.content_md5 == t.content_md5 else Action.COPY)
+    else:
+        assert d.action is Action.COPY, "nothing proves them equal"
+
+
+@given(metas(), st.booleans())
+def test_delete_flag_never_touches_keys_the_source_has(s: ObjectMeta, delete: bool) -> None:
+    for dst in (None, s):
+        assert decide(Match("k", s, dst, None), delete=delete).action is not Action.DELETE
