@@ -31,10 +31,14 @@ CONTAINER = "flight-events"
 BUCKET = "nxop-flight-events"
 N_OBJECTS = int(os.environ.get("DEMO_OBJECTS", "3000"))
 MiB = 1024 * 1024
+KEY_PATTERN = (
+    "events/{date:%Y/%m/%d}/{carrier:[A-Z0-9]{2}}{flight:int}/"
+    "{origin:[A-Z]{3}}-{dest:[A-Z]{3}}/{event_type}-{event_id}.json"
+)
 
 CARRIERS = ["AA", "UA", "DL", "LH", "BA", "NH", "AF", "QF"]
 AIRPORTS = ["DFW", "LAX", "JFK", "ORD", "FRA", "LHR", "HND", "CDG", "SYD", "MIA"]
-EVENTS = ["scheduled", "departure", "takeoff", "landing", "arrival", "delay", "gate-change"]
+EVENTS = ["scheduled", "departure", "takeoff", "landing", "arrival", "delay", "gate_change"]
 
 
 def banner(text: str) -> None:
@@ -135,7 +139,7 @@ def write_config(rig: Rig) -> Path:
         concurrency = 32
 
         [keys]
-        pattern = "events/{{date:%Y/%m/%d}}/{{carrier:[A-Z0-9]{{2}}}}{{flight:int}}/{{origin:[A-Z]{{3}}}}-{{dest:[A-Z]{{3}}}}/{{event_type}}-{{event_id}}.json"
+        pattern = "{KEY_PATTERN}"
         partition_key = "{{carrier}}{{flight}}_{{date:%Y%m%d}}"
         row_key = "{{event_id}}"
         """))

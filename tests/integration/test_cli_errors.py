@@ -109,7 +109,8 @@ def estate(azurite: Azurite, moto: Moto, blob_service: Any, s3_client: Any,
     name = unique("cwe")
     blob_service.create_container(name)
     s3_client.create_bucket(Bucket=name)
-    azure = azure or f'connection_string = "env:CW_TEST_AZ"\ncontainer = "{name}"\nemulator = true\n'
+    azure = azure or (f'connection_string = "env:CW_TEST_AZ"\ncontainer = "{name}"\n'
+                      'emulator = true\n')
     aws = aws or (f'bucket = "{name}"\nendpoint_url = "{moto.endpoint}"\n'
                   'access_key_id = "test"\nsecret_access_key = "test"\nemulator = true\n')
     return write(tmp_path, base(azure, aws) + f'[state]\ndir = "{tmp_path / "state"}"\n')
@@ -178,7 +179,7 @@ def test_sas_checked_before_the_run(
     direction = "azure-to-aws" if expired else "aws-to-azure"
     p = cli("sync", "objects", "--config", str(cfg), "--direction", direction,
             env={"CW_TEST_SAS": sas})
-    sig = [part for part in sas.split("&") if part.startswith("sig=")][0][4:]
+    sig = next(part for part in sas.split("&") if part.startswith("sig="))[4:]
     if expired:
         assert_clean_error(p, 3, "SAS token expired", secrets=(sig,))
     else:
