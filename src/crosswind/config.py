@@ -34,12 +34,16 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+class PlainHttpRefused(ConfigError, ValueError):
+    """A ValueError too, so that pydantic reports it with the setting's location."""
+
+
 def check_plain_http(url: str, *, emulator: bool, where: str) -> None:
     """Plain http only for a loopback emulator, and only when the config says so."""
     if urlparse(url).scheme != "http":
         return
     if not (emulator and is_loopback(url)):
-        raise ConfigError(
+        raise PlainHttpRefused(
             f"{where}: plain http is allowed only for a loopback emulator with "
             "emulator = true; use https"
         )
