@@ -295,8 +295,8 @@ def check_entity_limits(e: Entity) -> None:
                 f"Azure Tables allow {MAX_PROPERTY_BYTES} per property")
         if p.edm is Edm.DATETIME and p.value.ticks < MIN_AZURE_TICKS:  # type: ignore[union-attr]
             raise EntityMappingError(
-                "unmappable", f"{_where(e)}: property {name!r} = {_canonical(p.edm, p.value)} is before "
-                "1601-01-01, the earliest Edm.DateTime Azure accepts")
+                "unmappable", f"{_where(e)}: property {name!r} = {_canonical(p.edm, p.value)} "
+                "is before 1601-01-01, the earliest Edm.DateTime Azure accepts")
     size = entity_size(e)
     if size > MAX_ENTITY_BYTES:
         raise EntityMappingError("oversize", f"{_where(e)} is {size} bytes; Azure Tables allow "

@@ -1,0 +1,1 @@
+"""Metadata rows: Azure Table Storage ⇄ DocumentDB (issue 3)."""

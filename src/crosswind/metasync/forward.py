@@ -1,0 +1,330 @@
+"""Azure Table → DocumentDB (before cutover).
+
+Three ways in, one way out:
+
+* ``scan``: the table, all of it or only rows whose Timestamp is at or after
+  the watermark of the last scan (minus an overlap), in pages;
+* ``reconcile``: both sides listed and merged in key order, so rows the
+  source no longer has are deleted (guarded by the max-delete limits);
+* ``objects``: object names → keys (``keys.py``) → one read per row; names
+  that do not parse and objects without a row go to the DLQ.
+
+All of them hand batches of entities to ``write_rows``: rows already synced at
+their current etag are skipped, the rest go out as one unordered bulk upsert
+per batch with ``concurrency`` batches in flight. A row that fails is a result,
+not an exception: it lands in the DLQ with its reason and the batch goes on.
+The watermark moves only after a scan finished, so a crash repeats work (the
+upserts are idempotent) and never skips it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+
+from crosswind.entities import EdmDateTime, Entity, doc_id, entity_to_json
+from crosswind.errors import (
+    CrosswindError,
+    EntityMappingError,
+    NameParseError,
+    NotFound,
+)
+from crosswind.keys import KeySpec
+from crosswind.metasync.context import RunContext
+from crosswind.metasync.ledger import RowRecord
+from crosswind.metasync.march import march_rows
+from crosswind.metasync.plan import delete_guard, needs_write, scan_since
+from crosswind.stores.base import BadRecord, RecordStore, RecordWrite
+
+
+def _json_payload(e: Entity) -> str:
+    return json.dumps(entity_to_json(e))
+
+
+async def run_batches(batches: AsyncIterator[list[Entity]], concurrency: int,
+                      handle: Callable[[list[Entity]], Awaitable[None]]) -> None:
+    """Feed batches to ``concurrency`` workers; the first failure stops them all."""
+    queue: asyncio.Queue[list[Entity] | None] = asyncio.Queue(maxsize=concurrency * 2)
+
+    async def worker() -> None:
+        while (batch := await queue.get()) is not None:
+            await handle(batch)
+
+    async def producer() -> None:
+        async for batch in batches:
+            await queue.put(batch)
+        for _ in range(concurrency):
+            await queue.put(None)
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(producer())
+            for _ in range(concurrency):
+                tg.create_task(worker())
+    except BaseExceptionGroup as group:
+        # One cause is enough for the caller; prefer crosswind's own errors.
+        flat = _leaves(group)
+        raise next((e for e in flat if isinstance(e, CrosswindError)), flat[0]) from None
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for e in group.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
+
+
+class ForwardSync:
+    def __init__(self, src: RecordStore, dst: RecordStore, ctx: RunContext) -> None:
+        self.src = src
+        self.dst = dst
+        self.ctx = ctx
+        self.stats = ctx.stats
+        self.opts = ctx.opts
+        self.ledger = ctx.ledger
+        self.max_ts: EdmDateTime | None = None
+        self.since: EdmDateTime | None = None
+        self.watermark_before: str | None = None
+        self.delete_blocked: str | None = None
+        # Only look for DLQ entries to resolve when there are any.
+        self.dlq_open = self.ledger.dlq_open_count(ctx.direction) > 0
+        #: object-driven: the object names behind each row being written
+        self._names: dict[tuple[str, str], list[str]] = {}
+
+    # -- the one way out -----------------------------------------------------------
+    async def write_rows(self, entities: list[Entity], *, force: bool = False
+                         ) -> set[tuple[str, str]]:
+        """Upsert what changed (everything if ``force``); returns the keys now in
+        step at the destination."""
+        full = force or self.opts.full
+        recs = {} if full else self.ledger.rows(e.key for e in entities)
+        todo = [e for e in entities if needs_write(e, recs.get(e.key), full=full)]
+        done = {e.key for e in entities} - {e.key for e in todo}
+        self.stats.unchanged += len(entities) - len(todo)
+        if not todo:
+            return done
+        if self.opts.dry_run:
+            for e in todo:
+                self.ctx.example(self.ctx.would_write, doc_id(*e.key))
+            self.stats.written += len(todo)
+            return done | {e.key for e in todo}
+        writes = [RecordWrite("upsert", e) for e in todo]
+        results = await self.ctx.retrying(lambda: self.dst.write_batch(writes))
+        self.stats.batches += 1
+        synced: list[RowRecord] = []
+        for r in results:
+            e = r.write.entity
+            if r.status == "ok":
+                synced.append(RowRecord(e.partition_key, e.row_key, e.etag, e.content_hash(),
+                                        doc_id(*e.key)))
+            elif r.status == "stale":
+                self.stats.stale += 1
+            else:
+                self.ctx.dlq("row", doc_id(*e.key), pk=e.partition_key, rk=e.row_key,
+                             error=r.error or f"write {r.status}", payload=_json_payload(e))
+        if synced:
+            self.ledger.record_rows(synced)
+            self.stats.written += len(synced)
+            if self.dlq_open:
+                self.ledger.dlq_resolve(self.ctx.direction, "row", [s.doc_id or ""
+                                                                    for s in synced])
+        return done | {s.key for s in synced}
+
+    def _bad_record(self, r: BadRecord) -> None:
+        self.ctx.dlq("row", r.record_id, pk=r.partition_key, rk=r.row_key, error=r.error,
+                     payload=r.raw)
+
+    def _seen(self, e: Entity) -> None:
+        if e.timestamp is not None and (self.max_ts is None or e.timestamp > self.max_ts):
+            self.max_ts = e.timestamp
+
+    # -- scan ----------------------------------------------------------------------
+    async def scan(self) -> None:
+        """Rows changed since the watermark (or all), upserted; then the watermark moves."""
+        if self.opts.propagate_deletes:
+            await self.reconcile()
+            return
+        self.watermark_before = self.ledger.watermark("scan")
+        self.since = self.opts.since or (None if self.opts.full else scan_since(
+            self.watermark_before, self.opts.overlap_s))
+
+        async def batches() -> AsyncIterator[list[Entity]]:
+            batch: list[Entity] = []
+            async for r in self.src.list(since=self.since):
+                self.stats.listed_source += 1
+                if isinstance(r, BadRecord):
+                    self._bad_record(r)
+                    continue
+                self._seen(r)
+                batch.append(r)
+                if len(batch) >= self.opts.batch_size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+            self.stats.listing_done = True
+
+        await run_batches(batches(), self.opts.concurrency, self._write_only)
+        self._move_watermark()
+
+    async def _write_only(self, batch: list[Entity]) -> None:
+        await self.write_rows(batch)
+
+    def _move_watermark(self) -> None:
+        if self.opts.dry_run or self.max_ts is None:
+            return
+        before = self.watermark_before or self.ledger.watermark("scan")
+        if before and EdmDateTime.from_iso(before) >= self.max_ts:
+            return
+        self.ledger.set_watermark("scan", self.max_ts.iso)
+
+    # -- reconcile (with deletes) --------------------------------------------------
+    async def reconcile(self) -> None:
+        """Both sides merged in key order: write what differs, delete what the
+        source no longer has (if the guard allows), skip what is in step."""
+        self.watermark_before = self.ledger.watermark("scan")
+        doomed: list[tuple[str, str]] = []
+        limit = self.opts.max_delete_count
+
+        async def batches() -> AsyncIterator[list[Entity]]:
+            batch: list[Entity] = []
+            in_step: list[Entity] = []
+            async for m in march_rows(self.src.list(), self.dst.list()):
+                if m.src is not None:
+                    self.stats.listed_source += 1
+                if m.dst is not None:
+                    self.stats.listed_destination += 1
+                if isinstance(m.src, BadRecord):
+                    self._bad_record(m.src)
+                    continue
+                if m.src is None:
+                    if m.key is not None:
+                        self.stats.to_delete += 1
+                        if len(doomed) <= limit:
+                            doomed.append(m.key)
+                    continue
+                self._seen(m.src)
+                if isinstance(m.dst, Entity) and m.src.same_content(m.dst):
+                    in_step.append(m.src)
+                    if len(in_step) >= self.opts.batch_size:
+                        self._baseline(in_step)
+                        in_step = []
+                    continue
+                batch.append(m.src)
+                if len(batch) >= self.opts.batch_size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+            self._baseline(in_step)
+            self.stats.listing_done = True
+
+        await run_batches(batches(), self.opts.concurrency, self._write_all)
+        await self._deletes(doomed)
+        self._move_watermark()
+
+    async def _write_all(self, batch: list[Entity]) -> None:
+        # Content was compared with the destination itself: a row that differs
+        # there is written even if it was synced at this etag (replica drift).
+        await self.write_rows(batch, force=True)
+
+    def _baseline(self, rows: list[Entity]) -> None:
+        """Rows equal on both sides: nothing to write, but remember the baseline."""
+        if not rows:
+            return
+        self.stats.unchanged += len(rows)
+        if self.opts.dry_run:
+            return
+        recs = self.ledger.rows(e.key for e in rows)
+        fresh = [RowRecord(e.partition_key, e.row_key, e.etag, e.content_hash(), doc_id(*e.key))
+                 for e in rows if (r := recs.get(e.key)) is None or r.azure_etag != e.etag]
+        if fresh:
+            self.ledger.record_rows(fresh)
+
+    async def _deletes(self, doomed: list[tuple[str, str]]) -> None:
+        n = self.stats.to_delete
+        if not n:
+            return
+        reason = delete_guard(n, self.stats.listed_destination, self.opts.max_delete_count,
+                              self.opts.max_delete_percent)
+        if reason:
+            self.delete_blocked = f"deletes not done: {reason}"
+            return
+        if self.opts.dry_run:
+            for k in doomed:
+                self.ctx.example(self.ctx.would_delete, doc_id(*k))
+            return
+        size = self.opts.batch_size
+        for i in range(0, len(doomed), size):
+            writes = [RecordWrite("delete", Entity(pk, rk)) for pk, rk in doomed[i : i + size]]
+            results = await self.ctx.retrying(functools.partial(self.dst.write_batch, writes))
+            gone = [r.write.entity.key for r in results if r.status in ("ok", "missing")]
+            for r in results:
+                if r.status not in ("ok", "missing"):
+                    e = r.write.entity
+                    self.ctx.dlq("row", doc_id(*e.key), pk=e.partition_key, rk=e.row_key,
+                                 error=r.error or f"delete {r.status}")
+            self.ledger.forget_rows(gone)
+            self.stats.deleted += len(gone)
+
+    # -- object-driven -------------------------------------------------------------
+    async def objects(self, names: AsyncIterable[str], spec: KeySpec) -> None:
+        """For each object name: keys → the row → the document."""
+        sem = asyncio.Semaphore(max(8, self.opts.concurrency * 8))
+
+        async def fetch(name: str, pk: str, rk: str) -> Entity | None:
+            async with sem:
+                try:
+                    return await self.ctx.retrying(lambda: self.src.get(pk, rk))
+                except NotFound:
+                    self.stats.missing_rows += 1
+                    self.ctx.dlq("object", name, pk=pk, rk=rk, kind="missing-row",
+                                 error=f"object {name!r} has no row ({pk!r}, {rk!r}) in "
+                                       f"{self.src.name}")
+                except EntityMappingError as exc:
+                    self.ctx.dlq("row", doc_id(pk, rk), pk=pk, rk=rk, error=exc)
+                return None
+
+        async def batches() -> AsyncIterator[list[Entity]]:
+            chunk: list[tuple[str, str, str]] = []
+            async for name in names:
+                self.stats.objects += 1
+                try:
+                    keys = spec.keys(name)
+                except NameParseError as exc:
+                    self.stats.bad_names += 1
+                    self.ctx.dlq("object", name, pk=None, rk=None, kind="bad-name", error=exc)
+                    continue
+                chunk.append((name, keys.partition_key, keys.row_key))
+                if len(chunk) >= self.opts.batch_size:
+                    yield await self._fetch_chunk(chunk, fetch)
+                    chunk = []
+            if chunk:
+                yield await self._fetch_chunk(chunk, fetch)
+            self.stats.listing_done = True
+
+        await run_batches(batches(), self.opts.concurrency, self._write_objects)
+
+    async def _fetch_chunk(self, chunk: list[tuple[str, str, str]],
+                           fetch: Callable[[str, str, str], Awaitable[Entity | None]]
+                           ) -> list[Entity]:
+        by_key: dict[tuple[str, str], list[str]] = {}
+        for name, pk, rk in chunk:
+            by_key.setdefault((pk, rk), []).append(name)
+        found = await asyncio.gather(*(fetch(names[0], pk, rk)
+                                       for (pk, rk), names in by_key.items()))
+        entities = [e for e in found if e is not None]
+        for e in entities:
+            self.stats.listed_source += 1
+            self._names[e.key] = by_key[e.key]
+        return entities
+
+    async def _write_objects(self, batch: list[Entity]) -> None:
+        ok = await self.write_rows(batch)
+        names = [n for k in ok for n in self._names.pop(k, [])]
+        for e in batch:
+            self._names.pop(e.key, None)
+        if self.dlq_open and names and not self.opts.dry_run:
+            self.ledger.dlq_resolve(self.ctx.direction, "object", names)

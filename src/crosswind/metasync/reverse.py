@@ -1,0 +1,379 @@
+"""DocumentDB → Azure Table (after cutover), driven by the change stream.
+
+The resume token is saved after the changes read up to it were applied, so a
+restart repeats at most the last batch (the writes are idempotent) and loses
+nothing. Without a token (first run) or when the server no longer has the
+history behind it (``ChangeHistoryLost``), a new stream is opened first and
+a full reconcile (both sides listed and merged) brings Azure in step; the
+stream then replays what happened during the reconcile.
+
+Azure is the replica here, and a replica row is only overwritten or deleted
+while it is still the version crosswind last synced: every write carries the
+recorded etag as its precondition (a never-synced row is only created, never
+replaced). A precondition that fails is a *conflict*: the row is left alone
+(``conflict_policy = "record"``) or overwritten after recording
+(``"overwrite"``), and the conflict is kept with both versions. Our own
+writes coming back (a document whose content equals what was last synced)
+are recognised by their content hash and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from dataclasses import dataclass
+
+from crosswind.entities import (
+    Entity,
+    check_entity_limits,
+    doc_id,
+    entity_to_json,
+)
+from crosswind.errors import ChangeHistoryLost, EntityMappingError, NotFound
+from crosswind.metasync.context import RunContext
+from crosswind.metasync.ledger import RowRecord
+from crosswind.metasync.march import march_rows
+from crosswind.metasync.plan import by_partition, delete_guard, reverse_decision
+from crosswind.stores.azure_tables import MAX_TRANSACTION, AzureTableStore
+from crosswind.stores.base import BadRecord, RecordOp, RecordWrite, WriteResult
+from crosswind.stores.documentdb import (
+    ChangeFeed,
+    DocumentDBStore,
+    RecordChange,
+    token_from_text,
+    token_text,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    write: RecordWrite
+    doc_id: str
+    #: content hash of the document version being written (None for deletes)
+    doc_hash: str | None
+
+
+class ReverseSync:
+    def __init__(self, docs: DocumentDBStore, table: AzureTableStore, ctx: RunContext) -> None:
+        self.docs = docs
+        self.table = table
+        self.ctx = ctx
+        self.stats = ctx.stats
+        self.opts = ctx.opts
+        self.ledger = ctx.ledger
+        self.reconcile_reasons: list[str] = []
+        self.delete_blocked: str | None = None
+        self.started_from_token = False
+        self.dlq_open = self.ledger.dlq_open_count(ctx.direction) > 0
+
+    # -- the loop ------------------------------------------------------------------
+    async def run(self) -> None:
+        if self.opts.enable_change_streams and not self.opts.dry_run:
+            await self.docs.enable_change_streams()
+        feed = await self._open()
+        try:
+            while True:
+                try:
+                    more = await self._follow(feed)
+                except ChangeHistoryLost as exc:
+                    await feed.close()
+                    feed = await self._reconciled_feed(f"history lost mid-stream: {exc}")
+                    continue
+                if not more:
+                    break
+        finally:
+            await feed.close()
+
+    async def _open(self) -> ChangeFeed:
+        saved = self.ledger.resume_token()
+        if saved is None:
+            return await self._reconciled_feed("no resume token (first run)")
+        try:
+            feed = await self.docs.open_changes(token_from_text(saved))
+        except ChangeHistoryLost as exc:
+            return await self._reconciled_feed(f"resume token no longer valid: {exc}")
+        except ValueError:
+            return await self._reconciled_feed("saved resume token unreadable")
+        self.started_from_token = True
+        return feed
+
+    async def _reconciled_feed(self, reason: str) -> ChangeFeed:
+        """A stream from now, then a reconcile; changes during it come again after."""
+        feed = await self.docs.open_changes(None)
+        start = await feed.start_token()
+        await self.reconcile(reason)
+        if start is not None and not self.opts.dry_run:
+            self.ledger.set_resume_token(token_text(start))
+        return feed
+
+    async def _follow(self, feed: ChangeFeed) -> bool:
+        """Read and apply changes until quiet for ``idle_timeout_s`` (False) or, with
+        ``follow``, forever; each batch is applied, then its token saved."""
+        quiet_since = time.monotonic()
+        while True:
+            batch: list[RecordChange] = []
+            flush_at = time.monotonic() + self.opts.flush_interval_s
+            while len(batch) < self.opts.batch_size:
+                wait = flush_at - time.monotonic()
+                if wait <= 0:
+                    break
+                change = await feed.next(wait)
+                if change is None:
+                    continue
+                batch.append(change)
+                self.stats.changes += 1
+            if batch:
+                await self.apply(batch)
+                if not self.opts.dry_run:
+                    self.ledger.set_resume_token(token_text(batch[-1].token))
+                quiet_since = time.monotonic()
+                continue
+            # Quiet: keep the saved position fresh so it stays inside the history.
+            if feed.token is not None and not self.opts.dry_run:
+                self.ledger.set_resume_token(token_text(feed.token))
+            if not self.opts.follow and time.monotonic() - quiet_since >= self.opts.idle_timeout_s:
+                return False
+
+    # -- applying changes ----------------------------------------------------------
+    async def apply(self, changes: list[RecordChange]) -> None:
+        """Apply a batch of changes (the last change of a document wins)."""
+        latest: dict[str, RecordChange] = {}
+        for ch in changes:
+            latest.pop(ch.doc_id, None)
+            latest[ch.doc_id] = ch
+        planned: list[_Planned] = []
+        for ch in latest.values():
+            p = await self._plan_change(ch)
+            if p is not None:
+                planned.append(p)
+        await self._execute(planned)
+
+    async def _plan_change(self, ch: RecordChange) -> _Planned | None:
+        if ch.op == "delete":
+            key = ch.key
+            rec = self.ledger.row(*key) if key else self.ledger.row_by_doc_id(ch.doc_id)
+            if rec is None and key is None:
+                self.stats.unknown_deletes += 1
+                return None
+            if rec is None:
+                assert key is not None
+                # Never synced: a row there is Azure's own, and stays (a conflict).
+                await self._conflict_unknown_delete(key)
+                return None
+            return _Planned(RecordWrite("delete", Entity(rec.pk, rec.rk),
+                                        if_match=rec.azure_etag), ch.doc_id, None)
+        if ch.entity is None:
+            assert ch.error is not None
+            pk, rk = ch.key if ch.key else (None, None)
+            self.ctx.dlq("document", ch.doc_id, pk=pk, rk=rk, error=ch.error, payload=ch.raw)
+            return None
+        return self._plan_upsert(ch.entity, ch.doc_id)
+
+    def _plan_upsert(self, e: Entity, source_id: str) -> _Planned | None:
+        try:
+            check_entity_limits(e)
+        except EntityMappingError as exc:
+            self.ctx.dlq("document", source_id, pk=e.partition_key, rk=e.row_key, error=exc,
+                         payload=json.dumps(entity_to_json(e)))
+            return None
+        rec = self.ledger.row(*e.key)
+        h = e.content_hash()
+        if rec is not None and rec.doc_hash == h:
+            self.stats.echoes += 1  # this content is what Azure holds since the last sync
+            self._resolve_dlq([source_id])
+            return None
+        if rec is not None and rec.azure_etag:
+            return _Planned(RecordWrite("upsert", e, if_match=rec.azure_etag), source_id, h)
+        return _Planned(RecordWrite("create", e), source_id, h)
+
+    async def _conflict_unknown_delete(self, key: tuple[str, str]) -> None:
+        row = await self._azure_row(*key)
+        if row is None:
+            self.stats.unknown_deletes += 1
+            return
+        self._record_conflict(RecordWrite("delete", Entity(*key)), row, None, "deleted on AWS; "
+                              "the Azure row was never synced")
+
+    async def _execute(self, planned: list[_Planned]) -> None:
+        if not planned:
+            return
+        if self.opts.dry_run:
+            for p in planned:
+                bucket = (self.ctx.would_delete if p.write.op == "delete"
+                          else self.ctx.would_write)
+                self.ctx.example(bucket, doc_id(*p.write.entity.key))
+                if p.write.op == "delete":
+                    self.stats.deleted += 1
+                else:
+                    self.stats.written += 1
+            return
+        by_key = {p.write.entity.key: p for p in planned}
+        batches = by_partition((p.write for p in planned), MAX_TRANSACTION)
+        sem = asyncio.Semaphore(self.opts.concurrency)
+
+        async def one(batch: list[RecordWrite]) -> None:
+            async with sem:
+                results = await self.ctx.retrying(functools.partial(self.table.write_batch,
+                                                                    batch))
+            self.stats.batches += 1
+            for r in results:
+                await self._outcome(r, by_key[r.write.entity.key])
+
+        await asyncio.gather(*(one(b) for b in batches))
+
+    async def _outcome(self, r: WriteResult, p: _Planned) -> None:
+        w = r.write
+        e = w.entity
+        if r.status in ("ok", "missing"):
+            if w.op == "delete":
+                self.ledger.forget_rows([e.key])
+                self.stats.deleted += 1 if r.status == "ok" else 0
+            else:
+                self.ledger.record_rows([RowRecord(e.partition_key, e.row_key, r.etag, p.doc_hash,
+                                                   p.doc_id)])
+                self.stats.written += 1
+            self._resolve_dlq([p.doc_id])
+            return
+        if r.status == "conflict":
+            await self._on_conflict(w, p)
+            return
+        self.ctx.dlq("document", p.doc_id, pk=e.partition_key, rk=e.row_key,
+                     error=r.error or f"write {r.status}",
+                     payload=json.dumps(entity_to_json(e)) if w.op != "delete" else None)
+
+    async def _on_conflict(self, w: RecordWrite, p: _Planned) -> None:
+        """The precondition failed: look at what Azure holds now before calling it one."""
+        e = w.entity
+        row = await self._azure_row(*e.key)
+        if w.op == "delete" and row is None:
+            self.ledger.forget_rows([e.key])  # already gone: nothing to disagree about
+            return
+        if w.op != "delete" and row is not None and row.same_content(e):
+            self.stats.baselined += 1
+            self.ledger.record_rows([RowRecord(e.partition_key, e.row_key, row.etag, p.doc_hash,
+                                               p.doc_id)])
+            return
+        why = "deleted on Azure since the last sync" if row is None else (
+            "changed on Azure since the last sync" if w.if_match else
+            "exists on Azure and was never synced")
+        self._record_conflict(w, row, None if w.op == "delete" else e, why)
+        if self.opts.conflict_policy == "overwrite":
+            forced = RecordWrite("delete" if w.op == "delete" else "upsert", e)
+            [r] = await self.ctx.retrying(functools.partial(self.table.write_batch, [forced]))
+            if r.status in ("ok", "missing"):
+                await self._outcome(r, p)
+            else:
+                self.ctx.dlq("document", p.doc_id, pk=e.partition_key, rk=e.row_key,
+                             error=r.error or f"overwrite {r.status}")
+
+    def _record_conflict(self, w: RecordWrite, row: Entity | None, aws: Entity | None,
+                         why: str) -> None:
+        e = w.entity
+        self.stats.conflicts += 1
+        cid = 0
+        if not self.opts.dry_run:
+            cid = self.ledger.add_conflict(
+                e.partition_key, e.row_key, recorded_etag=w.if_match,
+                azure_etag=row.etag if row else None,
+                azure_version=entity_to_json(row) if row else None,
+                aws_version=entity_to_json(aws) if aws else None, run_id=self.ctx.run_id)
+        if len(self.ctx.conflict_examples) < self.opts.examples:
+            self.ctx.conflict_examples.append({"id": cid, "key": doc_id(*e.key), "why": why})
+
+    async def _azure_row(self, pk: str, rk: str) -> Entity | None:
+        try:
+            return await self.ctx.retrying(functools.partial(self.table.get, pk, rk))
+        except NotFound:
+            return None
+
+    def _resolve_dlq(self, ids: list[str]) -> None:
+        if self.dlq_open and not self.opts.dry_run:
+            self.ledger.dlq_resolve(self.ctx.direction, "document", ids)
+
+    # -- reconcile -----------------------------------------------------------------
+    async def reconcile(self, reason: str) -> None:
+        """Both sides listed and merged: Azure brought in step with DocumentDB,
+        replica-side changes recorded as conflicts, deletes guarded."""
+        self.reconcile_reasons.append(reason)
+        self.stats.reconciles += 1
+        pending: list[tuple[tuple[str, str], Entity | None, Entity | None]] = []
+        deletes: list[_Planned] = []
+
+        async def flush() -> None:
+            recs = self.ledger.rows(k for k, _, _ in pending)
+            planned: list[_Planned] = []
+            baselines: list[RowRecord] = []
+            for key, d, r in pending:
+                anchor = d or r
+                assert anchor is not None
+                source_id = doc_id(*key)
+                rec = recs.get(key)
+                dec = reverse_decision(d, r, rec)
+                if dec.action == "skip":
+                    self.stats.unchanged += 1
+                elif dec.action == "baseline":
+                    self.stats.baselined += 1
+                    assert d is not None and r is not None
+                    baselines.append(RowRecord(d.partition_key, d.row_key, r.etag,
+                                               d.content_hash(), source_id))
+                elif dec.action in ("write", "create"):
+                    assert d is not None
+                    try:
+                        check_entity_limits(d)
+                    except EntityMappingError as exc:
+                        self.ctx.dlq("document", source_id, pk=d.partition_key, rk=d.row_key,
+                                     error=exc, payload=json.dumps(entity_to_json(d)))
+                        continue
+                    op: RecordOp = "upsert" if dec.action == "write" else "create"
+                    planned.append(_Planned(RecordWrite(op, d, if_match=dec.if_match),
+                                            source_id, d.content_hash()))
+                elif dec.action == "delete":
+                    assert r is not None
+                    self.stats.to_delete += 1
+                    deletes.append(_Planned(RecordWrite("delete", r, if_match=dec.if_match),
+                                            source_id, None))
+                else:  # conflict: both versions are known from the listings
+                    w = RecordWrite("upsert" if d else "delete", anchor,
+                                    if_match=rec.azure_etag if rec else None)
+                    self._record_conflict(w, r, d, dec.why)
+                    if self.opts.conflict_policy == "overwrite":
+                        planned.append(_Planned(RecordWrite("upsert" if d else "delete",
+                                                            anchor), source_id,
+                                                d.content_hash() if d else None))
+            if baselines and not self.opts.dry_run:
+                self.ledger.record_rows(baselines)
+            pending.clear()
+            await self._execute(planned)
+
+        async for m in march_rows(self.docs.list(), self.table.list()):
+            if m.src is not None:
+                self.stats.listed_source += 1
+            if m.dst is not None:
+                self.stats.listed_destination += 1
+            if isinstance(m.src, BadRecord):
+                self.ctx.dlq("document", m.src.record_id, pk=m.src.partition_key,
+                             rk=m.src.row_key, error=m.src.error, payload=m.src.raw)
+                continue
+            if isinstance(m.dst, BadRecord):
+                self.ctx.dlq("row", m.dst.record_id, pk=m.dst.partition_key, rk=m.dst.row_key,
+                             error=m.dst.error, payload=m.dst.raw)
+                continue
+            assert m.key is not None  # rows without keys are BadRecords, handled above
+            pending.append((m.key, m.src, m.dst))
+            if len(pending) >= self.opts.batch_size:
+                await flush()
+        await flush()
+        self.stats.listing_done = True
+        await self._reconcile_deletes(deletes)
+
+    async def _reconcile_deletes(self, deletes: list[_Planned]) -> None:
+        if not deletes:
+            return
+        reason = delete_guard(len(deletes), self.stats.listed_destination,
+                              self.opts.max_delete_count, self.opts.max_delete_percent)
+        if reason:
+            self.delete_blocked = f"deletes not done: {reason}"
+            return
+        await self._execute(deletes)

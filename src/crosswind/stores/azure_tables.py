@@ -1,0 +1,329 @@
+"""Azure Table Storage table as a ``RecordStore`` (azure-data-tables, async).
+
+Rows are mapped between the SDK's entities and ``crosswind.entities.Entity``
+here, at the boundary: every property is sent with its EDM type (so an Int64
+of 5 stays Int64, as Azurite and Azure require), DateTimes as their exact
+seven-digit text, and read back from the service's own text.
+
+Writes go in transactions (one partition, at most 100 operations, all or
+nothing). When one operation fails, the service names its index; that write
+gets its result (conflict, missing, failed) and the rest are sent again, so
+one bad row never takes its batch down with it.
+
+Listings come in UTF-16 order from Azure; ``ordering.utf16_to_codepoint``
+turns them into the code-point order of the ``RecordStore`` contract.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.data.tables import EdmType, EntityProperty, TableTransactionError, UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from crosswind.entities import (
+    MAX_ENTITY_BYTES,
+    Edm,
+    EdmDateTime,
+    Entity,
+    Prop,
+    sort_key,
+)
+from crosswind.errors import (
+    AuthError,
+    ConfigError,
+    CrosswindError,
+    EntityMappingError,
+    NotFound,
+    PreconditionFailed,
+    StoreError,
+)
+from crosswind.ordering import utf16_to_codepoint
+from crosswind.stores.azure_common import (
+    AzureAuth,
+    azure_errors,
+    check_sas,
+    client_kwargs,
+    translate,
+)
+from crosswind.stores.base import BadRecord, RecordCapabilities, RecordWrite, WriteResult
+
+MAX_TRANSACTION = 100
+
+_TO_SDK: dict[Edm, EdmType] = {
+    Edm.STRING: EdmType.STRING, Edm.INT32: EdmType.INT32, Edm.INT64: EdmType.INT64,
+    Edm.DOUBLE: EdmType.DOUBLE, Edm.BOOLEAN: EdmType.BOOLEAN, Edm.DATETIME: EdmType.DATETIME,
+    Edm.GUID: EdmType.GUID, Edm.BINARY: EdmType.BINARY,
+}
+
+
+def to_sdk(e: Entity) -> dict[str, Any]:
+    """The SDK's form of ``e``: every property with its EDM type."""
+    out: dict[str, Any] = {"PartitionKey": e.partition_key, "RowKey": e.row_key}
+    for name, p in e.properties.items():
+        value: Any = p.value.iso if isinstance(p.value, EdmDateTime) else p.value
+        out[name] = EntityProperty(value, _TO_SDK[p.edm])
+    return out
+
+
+def _datetime_text(v: Any) -> str:
+    # TablesEntityDatetime keeps the service's own text (7 digits); a plain
+    # datetime (never from the service) only has microseconds.
+    text = getattr(v, "tables_service_value", "") or ""
+    return text or v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_sdk(raw: Any) -> Entity:
+    """``Entity`` from an SDK entity; ``EntityMappingError`` for a value of no EDM type."""
+    pk, rk = raw["PartitionKey"], raw["RowKey"]
+    props: dict[str, Prop] = {}
+    for name, v in raw.items():
+        if name in ("PartitionKey", "RowKey"):
+            continue
+        props[name] = _prop(pk, rk, name, v)
+    meta = getattr(raw, "metadata", {}) or {}
+    ts = meta.get("timestamp")
+    return Entity(pk, rk, MappingProxyType(props), meta.get("etag"),
+                  EdmDateTime.from_iso(_datetime_text(ts)) if ts is not None else None)
+
+
+def _prop(pk: str, rk: str, name: str, v: Any) -> Prop:
+    if isinstance(v, EntityProperty):
+        if v.edm_type in (EdmType.INT64, "Edm.Int64"):
+            return Prop(Edm.INT64, int(v.value))
+        v = v.value
+    if isinstance(v, bool):
+        return Prop(Edm.BOOLEAN, v)
+    if isinstance(v, int):
+        return Prop(Edm.INT32, v)
+    if isinstance(v, float):
+        return Prop(Edm.DOUBLE, v)
+    if isinstance(v, str):
+        return Prop(Edm.STRING, v)
+    if isinstance(v, uuid.UUID):
+        return Prop(Edm.GUID, v)
+    if isinstance(v, bytes):
+        return Prop(Edm.BINARY, v)
+    if hasattr(v, "strftime"):
+        return Prop(Edm.DATETIME, EdmDateTime.from_iso(_datetime_text(v)))
+    raise EntityMappingError("unmappable", f"row ({pk!r}, {rk!r}): property {name!r} has "
+                             f"a value of type {type(v).__name__}, which has no EDM type")
+
+
+def _odata_quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+_INDEX = re.compile(r"^(\d+):")
+
+
+class AzureTableStore:
+    """One table. ``etag`` on entities is the service's etag string, as is."""
+
+    def __init__(self, auth: AzureAuth, table: str, *, page_size: int = 1000,
+                 writable: bool = False) -> None:
+        self.auth = auth
+        self.table_name = table
+        self.page_size = page_size
+        self.writable = writable
+        self.name = f"azure-table://{auth.account_name}/{table}"
+        self.capabilities = RecordCapabilities(
+            max_batch=MAX_TRANSACTION, batch_one_partition=True, conditional_writes=True,
+            since_filter=True, change_stream=False, max_record_bytes=MAX_ENTITY_BYTES,
+        )
+        kw = client_kwargs()
+        if auth.connection_string:
+            self.service = TableServiceClient.from_connection_string(auth.connection_string, **kw)
+        else:
+            url = auth.table_url or _table_url(auth.blob_url)
+            cred: Any
+            if auth.account_key:
+                from azure.core.credentials import AzureNamedKeyCredential
+
+                cred = AzureNamedKeyCredential(auth.account_name, auth.account_key)
+            elif auth.sas_token:
+                from azure.core.credentials import AzureSasCredential
+
+                cred = AzureSasCredential(auth.sas_token)
+            else:
+                from azure.identity.aio import DefaultAzureCredential
+
+                cred = DefaultAzureCredential()
+            self.service = TableServiceClient(url, credential=cred, **kw)
+        self.client: TableClient = self.service.get_table_client(table)
+
+    def _where(self, pk: str | None = None, rk: str | None = None) -> str:
+        if pk is None:
+            return self.name
+        return f"{self.name} row ({pk!r}, {rk!r})"
+
+    # -- reads ---------------------------------------------------------------------
+    async def _pages(self, partition: str | None, since: EdmDateTime | None
+                     ) -> AsyncIterator[Entity | BadRecord]:
+        clauses = []
+        if partition is not None:
+            clauses.append(f"PartitionKey eq {_odata_quote(partition)}")
+        if since is not None:
+            clauses.append(f"Timestamp ge datetime'{since.iso}'")
+        with azure_errors(self.name):
+            if clauses:
+                pager = self.client.query_entities(" and ".join(clauses),
+                                                   results_per_page=self.page_size)
+            else:
+                pager = self.client.list_entities(results_per_page=self.page_size)
+            async for raw in pager:
+                try:
+                    yield from_sdk(raw)
+                except (EntityMappingError, ValueError) as exc:
+                    err = exc if isinstance(exc, EntityMappingError) else EntityMappingError(
+                        "unmappable", f"{self._where(raw['PartitionKey'], raw['RowKey'])}: {exc}")
+                    yield BadRecord(raw["PartitionKey"], raw["RowKey"],
+                                    f"{raw['PartitionKey']}/{raw['RowKey']}", err, repr(dict(raw)))
+
+    def list(self, *, partition: str | None = None, since: EdmDateTime | None = None
+             ) -> AsyncIterator[Entity | BadRecord]:
+        return utf16_to_codepoint(
+            self._pages(partition, since),
+            key=lambda r: sort_key(r.partition_key or "", r.row_key or ""),
+        )
+
+    async def get(self, partition_key: str, row_key: str) -> Entity:
+        with azure_errors(self._where(partition_key, row_key)):
+            raw = await self.client.get_entity(partition_key, row_key)
+        return from_sdk(raw)
+
+    # -- writes --------------------------------------------------------------------
+    @staticmethod
+    def _operation(w: RecordWrite) -> tuple[Any, ...]:
+        e = w.entity
+        cond: dict[str, Any] = {}
+        if w.if_match is not None:
+            cond = {"etag": w.if_match, "match_condition": MatchConditions.IfNotModified}
+        if w.op == "delete":
+            return ("delete", {"PartitionKey": e.partition_key, "RowKey": e.row_key}, cond)
+        if w.op == "create":
+            return ("create", to_sdk(e))
+        if w.if_match is not None:
+            return ("update", to_sdk(e), {"mode": UpdateMode.REPLACE, **cond})
+        return ("upsert", to_sdk(e), {"mode": UpdateMode.REPLACE})
+
+    async def write_batch(self, writes: Sequence[RecordWrite]) -> Sequence[WriteResult]:
+        if not writes:
+            return []
+        pks = {w.entity.partition_key for w in writes}
+        keys = {w.entity.key for w in writes}
+        if len(pks) != 1 or len(keys) != len(writes) or len(writes) > MAX_TRANSACTION:
+            raise ValueError("a table batch needs one partition, unique rows and at most "
+                             f"{MAX_TRANSACTION} writes")
+        results: dict[int, WriteResult] = {}
+        pending = list(range(len(writes)))
+        while pending:
+            ops = [self._operation(writes[i]) for i in pending]
+            try:
+                with azure_errors(self.name):
+                    try:
+                        answers = await self.client.submit_transaction(ops)
+                    except TableTransactionError as exc:
+                        failed_at = self._failed_index(exc, len(pending))
+                        if failed_at is None:
+                            raise
+                        i = pending.pop(failed_at)
+                        results[i] = self._failure(writes[i], exc)
+                        continue
+            except StoreError as exc:
+                if exc.retryable or isinstance(exc, AuthError):
+                    raise
+                if len(pending) == 1:
+                    results[pending[0]] = WriteResult(writes[pending[0]], "failed", error=exc)
+                    break
+                # The service did not say which write failed: isolate them one by one.
+                for i in pending:
+                    results[i] = (await self.write_batch([writes[i]]))[0]
+                break
+            for i, answer in zip(pending, answers, strict=True):
+                results[i] = WriteResult(writes[i], "ok", etag=(answer or {}).get("etag"))
+            break
+        return [results[i] for i in range(len(writes))]
+
+    @staticmethod
+    def _failed_index(exc: TableTransactionError, n: int) -> int | None:
+        m = _INDEX.match(str(getattr(exc, "message", "") or ""))
+        if m and int(m.group(1)) < n:
+            return int(m.group(1))
+        return 0 if n == 1 else None
+
+    def _failure(self, w: RecordWrite, exc: TableTransactionError) -> WriteResult:
+        status = getattr(exc, "status_code", None)
+        code = str(getattr(exc, "error_code", "") or "")
+        where = self._where(w.entity.partition_key, w.entity.row_key)
+        if status == 412 or (status == 409 and w.op == "create"):
+            return WriteResult(w, "conflict", error=PreconditionFailed(
+                f"{where}: the row changed since it was last synced ({code or status})"))
+        if status == 404 and w.op == "delete":
+            return WriteResult(w, "missing")
+        if status == 404 and w.if_match is not None:
+            # An update found no row: it was deleted on this side since the last sync.
+            return WriteResult(w, "conflict", error=NotFound(
+                f"{where}: the row no longer exists ({code or 404})"))
+        err: CrosswindError = translate(exc, where)
+        if code in ("PropertyValueTooLarge", "EntityTooLarge", "RequestBodyTooLarge"):
+            err = EntityMappingError("oversize", f"{where}: the service refused the row ({code})")
+        elif code in ("InvalidInput", "PropertyNameInvalid", "InvalidValueType",
+                      "PropertyNameTooLong", "TooManyProperties", "OutOfRangeInput"):
+            err = EntityMappingError("unmappable", f"{where}: the service refused the row "
+                                     f"({code})")
+        return WriteResult(w, "failed", error=err)
+
+    async def delete(self, partition_key: str, row_key: str, *, if_match: str | None = None
+                     ) -> None:
+        kw: dict[str, Any] = {}
+        if if_match is not None:
+            kw = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
+        try:
+            with azure_errors(self._where(partition_key, row_key)):
+                await self.client.delete_entity(partition_key, row_key, **kw)
+        except NotFound:
+            return  # already gone: the state a delete asks for
+
+    # -- admin ---------------------------------------------------------------------
+    async def check(self) -> None:
+        if self.auth.sas_token:
+            check_sas(self.auth.sas_token, "raud" if self.writable else "r", self.name)
+        with azure_errors(self.name):
+            async for _ in self.client.query_entities("PartitionKey eq ''",
+                                                      results_per_page=1):
+                break
+
+    async def create(self) -> None:
+        """Create the table if it does not exist (demo, tests, a fresh replica)."""
+        try:
+            with azure_errors(self.name):
+                await self.service.create_table(self.table_name)
+        except StoreError as exc:
+            if "already exists" not in str(exc) and "TableAlreadyExists" not in str(exc):
+                raise
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.service.close()
+
+
+def _table_url(blob_url: str) -> str:
+    if ".blob." in blob_url:
+        return blob_url.replace(".blob.", ".table.", 1)
+    raise ConfigError("[azure]: cannot tell the table endpoint from account_url "
+                      f"{blob_url!r}; give a connection_string with TableEndpoint")
+
+
+def open_table_store(auth: AzureAuth, table: str | None, *, page_size: int = 1000,
+                     writable: bool = False) -> AzureTableStore:
+    if not table:
+        raise ConfigError("[azure].table is required for metadata rows")
+    return AzureTableStore(auth, table, page_size=page_size, writable=writable)
+
+
