@@ -1,0 +1,205 @@
+"""Second chances: replaying DLQ entries and resolving conflicts.
+
+A replay reads the item's *current* source version again (the fix may have
+been made at the source: a renamed property, a corrected name, a row that
+now exists) and sends it through the same engine as a sync, so the same
+checks, conflict rules and bookkeeping apply; success resolves the entry, a
+new failure updates its reason and counts an attempt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from crosswind.config import Config
+from crosswind.entities import (
+    Entity,
+    document_to_entity,
+    entity_to_document,
+    parse_doc_id,
+)
+from crosswind.errors import ConfigError, EntityMappingError, NotFound
+from crosswind.metasync.context import MetaOptions, RunContext, scope_of
+from crosswind.metasync.forward import ForwardSync
+from crosswind.metasync.ledger import DlqItem, Ledger, RowRecord
+from crosswind.metasync.reverse import ReverseSync
+from crosswind.metasync.runner import key_spec, opened_row_stores
+from crosswind.model import Direction
+from crosswind.state import StateStore
+from crosswind.stores.azure_tables import AzureTableStore
+from crosswind.stores.base import RecordWrite
+from crosswind.stores.documentdb import DocumentDBStore, RecordChange, id_text, raw_text
+
+
+@dataclass
+class ReplayResult:
+    replayed: int = 0
+    resolved: list[int] = field(default_factory=list)
+    still_open: list[dict[str, Any]] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        return {"kind": "dlq-replay", "replayed": self.replayed, "resolved": len(self.resolved),
+                "resolved_ids": self.resolved, "still_failing": self.still_open}
+
+
+@contextlib.contextmanager
+def _state(cfg: Config) -> Any:
+    state = StateStore(cfg.state_dir)
+    try:
+        state.lock()
+        yield state, Ledger(state, scope_of(cfg))
+    finally:
+        state.close()
+
+
+def select_items(ledger: Ledger, ids: Iterable[int] | None, *, every: bool,
+                 direction: str | None, kind: str | None) -> list[DlqItem]:
+    id_list = list(ids or [])
+    if not id_list and not every:
+        raise ConfigError("name DLQ entries by id, or give --all")
+    items = ledger.dlq_list(status="open", direction=direction, kind=kind,
+                            ids=id_list or None, limit=None)
+    missing = set(id_list) - {i.id for i in items}
+    if missing:
+        raise ConfigError(f"no open DLQ entries with id {', '.join(map(str, sorted(missing)))}")
+    return items
+
+
+async def replay(cfg: Config, ids: Iterable[int] | None = None, *, every: bool = False,
+                 direction: str | None = None, kind: str | None = None) -> ReplayResult:
+    result = ReplayResult()
+    with _state(cfg) as (state, ledger):
+        items = select_items(ledger, ids, every=every, direction=direction, kind=kind)
+        result.replayed = len(items)
+        for d in (Direction.AZURE_TO_AWS, Direction.AWS_TO_AZURE):
+            mine = [i for i in items if i.direction == d.value]
+            if not mine:
+                continue
+            run_id = state.start_run("metadata-replay", d.value, False)
+            ctx = RunContext(ledger, run_id, MetaOptions.from_config(cfg, d, full=True))
+            async with opened_row_stores(cfg, d) as (table, docs):
+                if d is Direction.AZURE_TO_AWS:
+                    await _replay_forward(cfg, ForwardSync(table, docs, ctx), table, mine)
+                else:
+                    await _replay_reverse(ReverseSync(docs, table, ctx), docs, mine)
+            state.finish_run(run_id, "succeeded" if not ctx.stats.failed else "failed",
+                             {"kind": "dlq-replay", "items": [i.id for i in mine],
+                              "failed": ctx.stats.failed})
+        after = {i.id: i for i in ledger.dlq_list(status=None, ids=[i.id for i in items],
+                                                  limit=None)}
+        for i in items:
+            now = after.get(i.id)
+            if now is not None and now.status == "resolved":
+                result.resolved.append(i.id)
+            elif now is not None:
+                result.still_open.append({"id": i.id, "item": i.item, "kind": now.kind,
+                                          "reason": now.reason, "attempts": now.attempts})
+    return result
+
+
+async def _names(names: list[str]) -> AsyncIterator[str]:
+    for n in names:
+        yield n
+
+
+async def _replay_forward(cfg: Config, fwd: ForwardSync, table: AzureTableStore,
+                          items: list[DlqItem]) -> None:
+    fwd.dlq_open = True
+    names = [i.item for i in items if i.item_kind == "object"]
+    if names:
+        await fwd.objects(_names(names), key_spec(cfg))
+    rows: list[Entity] = []
+    for i in items:
+        if i.item_kind == "object":
+            continue
+        key = (i.pk, i.rk) if i.pk is not None and i.rk is not None else parse_doc_id(i.item)
+        if key is None:
+            continue
+        try:
+            rows.append(await table.get(*key))
+        except NotFound:
+            fwd.ledger.dlq_resolve(fwd.ctx.direction, "row", [i.item],
+                                   "the row no longer exists at the source")
+        except EntityMappingError as exc:
+            fwd.ctx.dlq("row", i.item, pk=key[0], rk=key[1], error=exc)
+    if rows:
+        await fwd.write_rows(rows, force=True)
+
+
+async def _replay_reverse(rev: ReverseSync, docs: DocumentDBStore, items: list[DlqItem]
+                          ) -> None:
+    rev.dlq_open = True
+    changes: list[RecordChange] = []
+    token: dict[str, Any] = {}
+    for i in items:
+        try:
+            if i.pk is not None and i.rk is not None:
+                doc = await docs.get_document(i.pk, i.rk)
+            else:
+                doc = await docs.get_by_id(i.item)
+        except NotFound:
+            key = (i.pk, i.rk) if i.pk is not None and i.rk is not None else parse_doc_id(i.item)
+            changes.append(RecordChange("delete", i.item, key, None, None, None, token))
+            continue
+        doc_key = id_text(doc.get("_id"))
+        try:
+            e = document_to_entity(doc)
+        except EntityMappingError as exc:
+            if doc_key != i.item:  # the entry was filed under the keys; keep it there
+                rev.ctx.dlq("document", i.item, pk=i.pk, rk=i.rk, error=exc, payload=raw_text(doc))
+                continue
+            changes.append(RecordChange("upsert", doc_key, None, None, exc, raw_text(doc), token))
+            continue
+        changes.append(RecordChange("upsert", i.item, e.key, e, None, None, token))
+    await rev.apply(changes)
+
+
+# -- conflicts -------------------------------------------------------------------------
+
+Keep = Literal["aws", "azure"]
+
+
+async def resolve_conflict(cfg: Config, conflict_id: int, keep: Keep) -> dict[str, Any]:
+    """Make both sides hold the *current* version of one side, then record the
+    new baseline and mark the conflict resolved."""
+    with _state(cfg) as (_state_store, ledger):
+        found = ledger.conflicts(status="open", ids=[conflict_id], limit=1)
+        if not found:
+            raise ConfigError(f"no open conflict with id {conflict_id}")
+        c = found[0]
+        async with opened_row_stores(cfg, Direction.AWS_TO_AZURE) as (table, docs):
+            doc_row: Entity | None = None
+            with contextlib.suppress(NotFound):
+                doc_row = await docs.get(c.pk, c.rk)
+            az_row: Entity | None = None
+            with contextlib.suppress(NotFound):
+                az_row = await table.get(c.pk, c.rk)
+            winner = doc_row if keep == "aws" else az_row
+            if keep == "aws":
+                w = RecordWrite("upsert", winner) if winner else RecordWrite(
+                    "delete", Entity(c.pk, c.rk))
+                [r] = await table.write_batch([w])
+                if r.status not in ("ok", "missing"):
+                    raise r.error or ConfigError(f"writing to Azure: {r.status}")
+                etag = r.etag
+            else:
+                if winner is None:
+                    await docs.delete(c.pk, c.rk)
+                else:
+                    [r] = await docs.write_batch([RecordWrite("upsert", Entity(
+                        winner.partition_key, winner.row_key, winner.properties, winner.etag))])
+                    if r.status != "ok":
+                        raise r.error or ConfigError(f"writing to DocumentDB: {r.status}")
+                etag = az_row.etag if az_row else None
+            if winner is None:
+                ledger.forget_rows([(c.pk, c.rk)])
+            else:
+                ledger.record_rows([RowRecord(c.pk, c.rk, etag, winner.content_hash(),
+                                              entity_to_document(winner)["_id"])])
+            ledger.resolve_conflict(conflict_id, f"kept the {keep} version"
+                                    + ("" if winner else " (absent: deleted on the other side)"))
+    return {"kind": "conflict-resolve", "id": conflict_id, "kept": keep,
+            "key": [c.pk, c.rk], "deleted": winner is None}
