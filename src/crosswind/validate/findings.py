@@ -7,11 +7,16 @@ from enum import StrEnum
 
 
 class Check(StrEnum):
-    """The three comparisons validation runs; each has its own figures."""
+    """The comparisons validation runs; each has its own figures. The join is
+    checked on each side: Azure Blob against Azure Tables, S3 against DocumentDB."""
 
     OBJECTS = "objects"
     METADATA = "metadata"
-    JOIN = "join"
+    JOIN_AZURE = "join-azure"
+    JOIN_AWS = "join-aws"
+
+
+JOINS = (Check.JOIN_AZURE, Check.JOIN_AWS)
 
 
 class Kind(StrEnum):

@@ -126,12 +126,21 @@ def _repair(r: dict[str, Any]) -> str:
     rep = r.get("repair")
     if not rep:
         return ""
-    before = r.get("before_repair") or {}
-    bt = before.get("totals", {})
-    rows = [("validation run repaired", rep.get("validation_run_id")),
-            ("planned re-copies", rep.get("planned")), ("copied", rep.get("copied")),
-            ("failed", rep.get("failed")), ("sync run", rep.get("sync_run_id")),
-            ("not repairable (by class)", rep.get("not_repairable") or "none")]
+    rows: list[tuple[str, object]] = [("validation run repaired", rep.get("validation_run_id"))]
+    if "objects" in rep:
+        o = rep["objects"]
+        rows += [("objects re-copied", o["copied"]), ("objects failed", o["failed"]),
+                 ("object sync run", o["sync_run_id"])]
+    if "metadata" in rep:
+        m = rep["metadata"]
+        if "skipped" in m:
+            rows.append(("rows", f"not repaired: {m['skipped']}"))
+        else:
+            rows += [("rows written", m["written"]), ("rows failed", m["failed"]),
+                     ("metadata sync run", m["sync_run_id"])]
+    left = rep.get("not_repairable") or {}
+    rows.append(("not repairable", ", ".join(f"{k}: {v}" for k, v in left.items()) or "none"))
+    bt = (r.get("before_repair") or {}).get("totals", {})
     if bt:
         rows.append(("before repair: completeness / pass rate",
                      f"{bt.get('completeness_pct')} % / {bt.get('pass_rate_pct')} %"))

@@ -1,41 +1,69 @@
 """One ``crosswind validate``: open the stores, run the selected checks, keep
-the run and its findings in the state store, render the report; with
+the run and its findings in the state store, build the report; with
 ``repair``, re-copy what was found and validate again.
 
 Validation only reads the two sides, so it runs beside a sync without taking
-the state lock; ``repair`` writes and takes it.
+the state lock; ``repair`` writes, and each engine it runs takes the lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from crosswind.config import Config
-from crosswind.errors import CrosswindError
+from crosswind.errors import ConfigError, CrosswindError
+from crosswind.keys import KeySpec
 from crosswind.model import Direction
 from crosswind.secrets import redact
 from crosswind.state import StateStore
+from crosswind.stores.base import ObjectStore, RecordStore
 from crosswind.sync.filters import KeyFilter
-from crosswind.sync.objects import opened_stores, options_from_config, preflight
+from crosswind.sync.objects import opened_stores, options_from_config
 from crosswind.sync.report import sync_report
-from crosswind.validate.findings import REPAIRABLE, Check, Kind
+from crosswind.validate.findings import JOINS, REPAIRABLE, Check, Finding, Kind
 from crosswind.validate.history import RUN_KIND, FindingLog
+from crosswind.validate.join import check_join
 from crosswind.validate.objects import ObjectCheckOptions, check_objects
 from crosswind.validate.repair import repair_objects
 from crosswind.validate.report import RunFacts, build_report
+from crosswind.validate.rows import check_rows
 from crosswind.validate.tally import CheckTally, Targets
+
+ALL_CHECKS = frozenset(Check)
+
+
+def available_checks(cfg: Config) -> frozenset[Check]:
+    """The checks this config has what they need for."""
+    out = {Check.OBJECTS}
+    if cfg.azure.table and cfg.aws.documentdb_uri:
+        out.add(Check.METADATA)
+        if cfg.keys is not None:
+            out.update(JOINS)
+    return frozenset(out)
+
+
+def require_checks(cfg: Config, checks: frozenset[Check]) -> None:
+    missing = checks - available_checks(cfg)
+    if missing:
+        names = ", ".join(sorted(c.value for c in missing))
+        raise ConfigError(
+            f"cannot validate {names} with this config: metadata rows need [azure].table and "
+            "[aws].documentdb_uri, the join also needs [keys]")
 
 
 @dataclass(frozen=True)
 class ValidateOptions:
     direction: Direction = Direction.AZURE_TO_AWS
     checks: frozenset[Check] = frozenset({Check.OBJECTS})
-    #: objects looked at closely; None for all (``--full``); default from config
+    #: objects looked at closely; None: the config's sample size
     sample: int | None = None
+    #: every object looked at closely
     full: bool = False
     deep: bool = False
     seed: int | None = None
@@ -67,8 +95,15 @@ def object_options(cfg: Config, opts: ValidateOptions, seed: int) -> ObjectCheck
     )
 
 
+@dataclass
+class _Stores:
+    objects: dict[str, ObjectStore] = field(default_factory=dict)  # by side
+    rows: dict[str, RecordStore] = field(default_factory=dict)  # by side
+
+
 class Validation:
     def __init__(self, cfg: Config, opts: ValidateOptions, live: Live | None = None) -> None:
+        require_checks(cfg, opts.checks)
         self.cfg = cfg
         self.opts = opts
         self.live = live or Live()
@@ -78,7 +113,7 @@ class Validation:
     def _mode(self) -> dict[str, Any]:
         o = object_options(self.cfg, self.opts, self.seed)
         return {
-            "checks": sorted(c.value for c in self.opts.checks),
+            "checks": [c.value for c in Check if c in self.opts.checks],
             "sample": "full" if o.sample is None else o.sample,
             "deep": o.deep,
             "seed": self.seed,
@@ -87,9 +122,38 @@ class Validation:
             "metadata_key_policy": o.policy,
         }
 
+    async def _open(self, stack: contextlib.AsyncExitStack) -> _Stores:
+        checks = self.opts.checks
+        st = _Stores()
+        need_objects = {"azure", "aws"} if Check.OBJECTS in checks else set()
+        need_rows = {"azure", "aws"} if Check.METADATA in checks else set()
+        if Check.JOIN_AZURE in checks:
+            need_objects.add("azure")
+            need_rows.add("azure")
+        if Check.JOIN_AWS in checks:
+            need_objects.add("aws")
+            need_rows.add("aws")
+        if need_objects:
+            azure, aws = await stack.enter_async_context(
+                opened_stores(self.cfg, Direction.AZURE_TO_AWS))
+            st.objects = {k: v for k, v in (("azure", azure), ("aws", aws)) if k in need_objects}
+        if need_rows:
+            from crosswind.metasync.runner import opened_row_stores
+
+            # Read only: opened as for a sync into AWS (no write access to the table asked).
+            table, docs = await stack.enter_async_context(
+                opened_row_stores(self.cfg, Direction.AZURE_TO_AWS))
+            st.rows = {k: v for k, v in (("azure", table), ("aws", docs)) if k in need_rows}
+        # Every side reachable and the credentials accepted before any work.
+        probes: list[ObjectStore | RecordStore] = [*st.objects.values(), *st.rows.values()]
+        for store in probes:
+            await store.check()
+        return st
+
     async def one_pass(self, state: StateStore, log: FindingLog,
                        extra: dict[str, Any] | None = None) -> dict[str, Any]:
         direction = self.opts.direction
+        src_side, dst_side = direction.source_side, direction.destination_side
         run_id = state.start_run(RUN_KIND, direction.value, False)
         started = datetime.now(UTC)
         tallies: dict[Check, CheckTally] = {}
@@ -97,18 +161,38 @@ class Validation:
         source: dict[str, str] = {}
         destination: dict[str, str] = {}
         writer = log.writer(run_id)
+        sink: Callable[[Sequence[Finding]], None] = writer.add
+        examples = self.cfg.validation.examples
         error: str | None = None
         status = "interrupted"
+
+        def tally(check: Check) -> CheckTally:
+            tallies[check] = CheckTally(check, max_examples=examples)
+            self.live.phase = check.value
+            return tallies[check]
+
         try:
-            if Check.OBJECTS in self.opts.checks:
-                self.live.phase = "objects"
-                async with opened_stores(self.cfg, direction) as (src, dst):
+            async with contextlib.AsyncExitStack() as stack:
+                self.live.phase = "connecting"
+                st = await self._open(stack)
+                if Check.OBJECTS in self.opts.checks:
+                    src, dst = st.objects[src_side], st.objects[dst_side]
                     source["objects"], destination["objects"] = src.name, dst.name
-                    await preflight(src, dst)
-                    t = CheckTally(Check.OBJECTS, max_examples=self.cfg.validation.examples)
-                    tallies[Check.OBJECTS] = t
                     await check_objects(src, dst, object_options(self.cfg, self.opts, self.seed),
-                                        writer.add, t)
+                                        sink, tally(Check.OBJECTS))
+                if Check.METADATA in self.opts.checks:
+                    rsrc, rdst = st.rows[src_side], st.rows[dst_side]
+                    source["rows"], destination["rows"] = rsrc.name, rdst.name
+                    await check_rows(rsrc, rdst, sink, tally(Check.METADATA))
+                for check, side in ((Check.JOIN_AZURE, "azure"), (Check.JOIN_AWS, "aws")):
+                    if check not in self.opts.checks:
+                        continue
+                    assert self.cfg.keys is not None
+                    s = self.cfg.sync
+                    await check_join(check, st.objects[side], st.rows[side],
+                                     KeySpec.from_config(self.cfg.keys),
+                                     KeyFilter(s.include, s.exclude, s.prefix), sink,
+                                     tally(check), state.directory)
             status = "done"
         except CrosswindError as exc:
             error, status = redact(str(exc)), "failed"
@@ -129,42 +213,95 @@ class Validation:
         state = StateStore(self.cfg.state_dir)
         try:
             if self.opts.repair:
-                state.lock()  # repair writes: one writer at a time, checked up front
+                _probe_lock(self.cfg)  # fail before validating, not after
             log = FindingLog(state)
             report = await self.one_pass(state, log)
-            if self.opts.repair:
+            if self.opts.repair and report["verdict"] != "error":
                 report = await self._repair_and_recheck(state, log, report)
             log.prune(self.cfg.validation.history_keep)
             return report
         finally:
             state.close()
 
+    # -- repair ------------------------------------------------------------------------
     async def _repair_and_recheck(self, state: StateStore, log: FindingLog,
                                   before: dict[str, Any]) -> dict[str, Any]:
-        counts = before["discrepancy_counts"]
-        to_fix = sum(counts.get(k.value, 0) for k in REPAIRABLE)
-        not_repaired = {k: n for k, n in counts.items() if Kind(k) not in REPAIRABLE}
-        summary: dict[str, Any] = {"validation_run_id": before["run_id"], "planned": to_fix,
-                                   "not_repairable": not_repaired}
-        if Check.OBJECTS not in self.opts.checks or to_fix == 0:
-            summary.update(copied=0, failed=0, sync_run_id=None)
-            before["repair"] = summary
-            state.finish_run(before["run_id"], "succeeded" if before["verdict"] == "pass"
-                             else "failed", before)
-            return before
         self.live.phase = "repair"
-        direction = self.opts.direction
-        keys = log.keys(before["run_id"], Check.OBJECTS, REPAIRABLE)
-        async with opened_stores(self.cfg, direction) as (src, dst):
-            result = await repair_objects(src, dst, state, keys,
-                                          options_from_config(self.cfg, direction))
-        rep = sync_report(result)
-        summary.update(sync_run_id=result.run_id, status=result.status,
-                       copied=rep["copied"]["count"], copied_bytes=rep["copied"]["bytes"],
-                       failed=rep["failed"]["count"], failures=rep["failures"][:20],
-                       vanished_at_source=rep["vanished_at_source"]["count"])
+        run_id = before["run_id"]
+        checks = before["checks"]
+
+        def count(check: Check, kinds: frozenset[Kind]) -> int:
+            d = checks.get(check.value, {}).get("discrepancies", {})
+            return sum(v["count"] for k, v in d.items() if Kind(k) in kinds)
+
+        summary: dict[str, Any] = {"validation_run_id": run_id}
+        covered: set[tuple[str, str]] = set()
+        if count(Check.OBJECTS, REPAIRABLE):
+            summary["objects"] = await self._repair_objects(log, run_id)
+            covered.update((Check.OBJECTS.value, k.value) for k in REPAIRABLE)
+        rows_kinds = frozenset({Kind.MISSING, Kind.METADATA})
+        if count(Check.METADATA, rows_kinds) or count(Check.JOIN_AWS, frozenset(
+                {Kind.ORPHAN_OBJECT})):
+            summary["metadata"] = await self._repair_rows()
+            if "skipped" not in summary["metadata"]:
+                covered.update((Check.METADATA.value, k.value) for k in rows_kinds)
+                covered.add((Check.JOIN_AWS.value, Kind.ORPHAN_OBJECT.value))
+        summary["not_repairable"] = {
+            f"{c}/{k}": v["count"] for c, d in checks.items()
+            for k, v in d["discrepancies"].items() if (c, k) not in covered}
+        summary["copied"] = (summary.get("objects", {}).get("copied", 0)
+                             + summary.get("metadata", {}).get("written", 0))
+        summary["failed"] = (summary.get("objects", {}).get("failed", 0)
+                             + summary.get("metadata", {}).get("failed", 0))
+        if "objects" not in summary and "metadata" not in summary:
+            before["repair"] = summary  # nothing to repair: this run stands
+            state.finish_run(run_id, "succeeded" if before["verdict"] == "pass" else "failed",
+                             before)
+            return before
         brief = {k: before[k] for k in ("run_id", "verdict", "totals", "discrepancy_counts")}
         return await self.one_pass(state, log, {"repair": summary, "before_repair": brief})
+
+    async def _repair_objects(self, log: FindingLog, run_id: int) -> dict[str, Any]:
+        direction = self.opts.direction
+        lock = StateStore(self.cfg.state_dir)
+        try:
+            lock.lock()
+            keys = log.keys(run_id, Check.OBJECTS, REPAIRABLE)
+            async with opened_stores(self.cfg, direction) as (src, dst):
+                result = await repair_objects(src, dst, lock, keys,
+                                              options_from_config(self.cfg, direction))
+        finally:
+            lock.close()
+        rep = sync_report(result)
+        return {"sync_run_id": result.run_id, "status": result.status,
+                "copied": rep["copied"]["count"], "copied_bytes": rep["copied"]["bytes"],
+                "failed": rep["failed"]["count"], "failures": rep["failures"][:20],
+                "vanished_at_source": rep["vanished_at_source"]["count"]}
+
+    async def _repair_rows(self) -> dict[str, Any]:
+        """Rows: the metadata engine's reconcile (source and destination merged,
+        what differs or is missing written), deletes held at zero."""
+        if self.opts.direction is Direction.AWS_TO_AZURE:
+            return {"skipped": "after cutover a row that differs on the Azure replica is a "
+                               "conflict (CW-4), resolved by policy, not overwritten here"}
+        from crosswind.metasync.context import MetaOptions
+        from crosswind.metasync.runner import sync_metadata
+
+        opts = MetaOptions.from_config(self.cfg, Direction.AZURE_TO_AWS, propagate_deletes=True,
+                                       max_delete_count=0, max_delete_percent=0.0, full=True)
+        result = await sync_metadata(self.cfg, opts, mode="scan")
+        r = result.report
+        return {"sync_run_id": r["run_id"], "status": r["status"], "written": r["written"],
+                "failed": r["failed"], "failures": r["failures"][:20],
+                "extra_rows_left": r["delete_candidates"]}
+
+
+def _probe_lock(cfg: Config) -> None:
+    probe = StateStore(cfg.state_dir)
+    try:
+        probe.lock()
+    finally:
+        probe.close()
 
 
 async def validate(cfg: Config, opts: ValidateOptions, live: Live | None = None) -> dict[str, Any]:

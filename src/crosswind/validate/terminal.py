@@ -17,6 +17,23 @@ def _mark(ok: bool) -> str:
     return "[green]ok[/]" if ok else "[bold red]MISSED[/]"
 
 
+def repair_line(rep: dict[str, Any]) -> str:
+    parts = [f"repair of run {rep['validation_run_id']}:"]
+    if "objects" in rep:
+        o = rep["objects"]
+        parts.append(f"objects {o['copied']} copied, {o['failed']} failed "
+                     f"(sync run {o['sync_run_id']});")
+    if "metadata" in rep:
+        m = rep["metadata"]
+        parts.append(f"rows not repaired: {m['skipped']};" if "skipped" in m else
+                     f"rows {m['written']} written, {m['failed']} failed "
+                     f"(metadata run {m['sync_run_id']});")
+    left = rep.get("not_repairable") or {}
+    parts.append("not repairable: " + (", ".join(f"{k} {v}" for k, v in left.items())
+                                       or "none"))
+    return " ".join(parts)
+
+
 def summary(r: dict[str, Any], report_path: str | None = None) -> RenderableType:
     verdict = r["verdict"]
     colour = {"pass": "green", "fail": "red"}.get(verdict, "yellow")
@@ -54,10 +71,7 @@ def summary(r: dict[str, Any], report_path: str | None = None) -> RenderableType
             parts.append(Text(f"{name}: {cov}", style="dim"))
     rep = r.get("repair")
     if rep:
-        parts.append(Text(
-            f"repair of run {rep['validation_run_id']}: {rep.get('copied', 0)} copied, "
-            f"{rep.get('failed', 0)} failed (sync run {rep.get('sync_run_id')}); not repairable: "
-            f"{rep.get('not_repairable') or 'none'}"))
+        parts.append(Text(repair_line(rep)))
     parts.append(Text(f"{r['duration_s']:.1f} s, {r['throughput']['items_per_s']:,} items/s"
                       + (f"; report: {report_path}" if report_path else ""), style="dim"))
     if r.get("error"):

@@ -132,8 +132,9 @@ def test_repair_recopies_what_differs_in_the_configured_direction_only(
     # After repair only the extra object is left: 20/21 = 95.238 % pass.
     assert code == 0 and r["verdict"] == "pass", r
     rep = r["repair"]
-    assert rep["planned"] == 4 and rep["copied"] == 4 and rep["failed"] == 0
-    assert rep["not_repairable"] == {"extra_on_destination": 1}
+    assert rep["objects"]["copied"] == 4 and rep["objects"]["failed"] == 0
+    assert rep["copied"] == 4 and "metadata" not in rep  # no rows configured
+    assert rep["not_repairable"] == {"objects/extra_on_destination": 1}
     assert r["before_repair"]["discrepancy_counts"] == {
         "missing_on_destination": 1, "size_mismatch": 1, "hash_mismatch": 1,
         "metadata_mismatch": 1, "extra_on_destination": 1}
