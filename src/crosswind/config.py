@@ -101,8 +101,11 @@ class StateConfig(_Section):
 class SyncConfig(_Section):
     #: objects transferred at once
     concurrency: int = Field(32, ge=1, le=1024)
-    #: objects at or above this size go in parts
-    multipart_threshold: int = Field(16 * MiB, ge=5 * MiB)
+    #: objects at or above this size go in parts. Below it one PUT: one request,
+    #: an S3 ETag that is the content MD5 (checkable by any tool), and far less
+    #: server work than parts (rclone's cutoff is 200 MiB; AWS advises parts
+    #: from about 100 MB). An object is held whole in memory while it moves.
+    multipart_threshold: int = Field(100 * MiB, ge=5 * MiB)
     part_size: int = Field(8 * MiB, ge=5 * MiB, le=4000 * MiB)
     #: parts of one object in flight at once
     part_concurrency: int = Field(4, ge=1, le=64)

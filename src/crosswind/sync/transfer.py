@@ -38,7 +38,7 @@ MiB = 1024 * 1024
 
 @dataclass(frozen=True)
 class TransferSettings:
-    multipart_threshold: int = 16 * MiB
+    multipart_threshold: int = 100 * MiB
     part_size: int = 8 * MiB
     part_concurrency: int = 4
     metadata_policy: Policy = "rename"
@@ -105,7 +105,8 @@ class Transfer:
         return (await self.src.head(meta.key)).props or ObjectProps()
 
     async def copy(self, meta: ObjectMeta) -> CopyOutcome:
-        if meta.size >= self.settings.multipart_threshold:
+        # An object larger than the whole memory budget cannot be held whole.
+        if meta.size >= min(self.settings.multipart_threshold, self.budget.total):
             return await self._copy_parts(meta)
         return await self._copy_whole(meta)
 
