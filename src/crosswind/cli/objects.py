@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -119,16 +120,13 @@ def _summary(report: dict[str, Any], path: Path) -> None:
         err.print(f"metadata names renamed: {md['keys_renamed']}, dropped: {md['keys_dropped']} "
                   f"(policy {md['policy']})")
     for f in report["failures"][:10]:
-        err.print(f"[red]failed[/] {f['key']}: {f['reason']}", markup=True)
+        err.print(f"[red]failed[/] {escape(f['key'])}: {escape(f['reason'])}", markup=True,
+                  soft_wrap=True)
     if report["failed"]["count"] > 10:
         err.print(f"… {report['failed']['count'] - 10} more failures in the report")
     if report.get("error"):
-        err.print(f"[bold red]{report['error']}[/]", markup=True)
+        err.print(f"[bold red]{escape(report['error'])}[/]", markup=True, soft_wrap=True)
     err.print(f"report: {path}")
-
-
-def exit_code(result: SyncResult) -> int:
-    return {"succeeded": 0, "failed": 1, "aborted": 4, "interrupted": 130}.get(result.status, 1)
 
 
 @sync_app.command("objects")
@@ -189,7 +187,7 @@ def sync_objects_cmd(
         print_json(report)
     else:
         _summary(report, path)
-    raise typer.Exit(exit_code(result))
+    raise typer.Exit(result.exit_code)
 
 
 def _rates(cfg_dir: Path) -> tuple[float, float, str]:

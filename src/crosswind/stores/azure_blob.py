@@ -244,9 +244,13 @@ class AzureBlobStore:
     async def check(self, *, write: bool = False) -> None:
         if self.auth.sas_token:
             check_sas(self.auth.sas_token, "rlcw" if write else "rl", self.name)
-        with azure_errors(self._where()):
-            async for _ in self.container.list_blobs(results_per_page=1).by_page():
-                break
+        try:
+            with azure_errors(self._where()):
+                async for _ in self.container.list_blobs(results_per_page=1).by_page():
+                    break
+        except NotFound:
+            raise NotFound(f"{self.name}: container {self.container_name!r} does not exist "
+                           "(create it first)") from None
 
     async def close(self) -> None:
         await self.service.close()

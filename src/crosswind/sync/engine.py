@@ -25,11 +25,12 @@ from crosswind.errors import (
     IntegrityError,
     NotFound,
     PreconditionFailed,
+    TransientError,
 )
 from crosswind.model import ObjectMeta
 from crosswind.observability.stats import SyncStats
 from crosswind.secrets import redact
-from crosswind.state import StateStore, VerifiedCopy
+from crosswind.state import RunStatus, StateStore, VerifiedCopy
 from crosswind.stores.base import ObjectStore
 from crosswind.sync.budget import ByteBudget
 from crosswind.sync.filters import KeyFilter
@@ -74,6 +75,8 @@ class SyncResult:
     error: str | None = None
     would_copy_examples: list[dict[str, Any]] = field(default_factory=list)
     would_delete_examples: list[str] = field(default_factory=list)
+    #: what the CLI exits with: 0 ok, 1 objects failed, 3 store error, 4 delete guard, ...
+    exit_code: int = 0
 
     @property
     def ok(self) -> bool:
@@ -90,7 +93,8 @@ class _Breaker:
         self.consecutive = 0
 
     def failure(self, exc: CrosswindError) -> None:
-        if isinstance(exc, (EndpointUnreachable, AuthError)):
+        # Transient errors reach us only after the SDK's own retries gave up.
+        if isinstance(exc, (EndpointUnreachable, AuthError, TransientError)):
             self.consecutive += 1
             if self.consecutive >= self.threshold and self.tripped is None:
                 self.tripped = exc
@@ -125,8 +129,10 @@ class SyncRun:
         self.opts = options
         self.stats = stats or SyncStats()
         self.budget = ByteBudget(options.memory_budget)
-        self.breaker = _Breaker(BREAKER_THRESHOLD)
+        # With few workers, fewer failures in a row already mean every worker saw it.
+        self.breaker = _Breaker(max(3, min(BREAKER_THRESHOLD, options.concurrency)))
         self.run_id = 0
+        self._in_flight: set[asyncio.Task[None]] = set()
         self.failures: list[dict[str, str]] = []
         self.would_copy: list[dict[str, Any]] = []
         self.would_delete: list[str] = []
@@ -140,7 +146,9 @@ class SyncRun:
     async def run(self) -> SyncResult:
         started = datetime.now(UTC)
         self.run_id = self.state.start_run("objects", self.opts.direction, self.opts.dry_run)
-        status, error = "succeeded", None
+        status: RunStatus = "succeeded"
+        error: str | None = None
+        exit_code = 0
         try:
             if not self.opts.dry_run:
                 await self._abort_leftover_uploads()
@@ -149,21 +157,22 @@ class SyncRun:
                 raise self.breaker.tripped
             await self._deletes()
             if self.stats.failed.count:
-                status = "failed"
+                status, exit_code = "failed", 1
         except DeleteLimitExceeded as exc:
-            status, error = "aborted", str(exc)
+            status, error, exit_code = "aborted", str(exc), exc.exit_code
         except CrosswindError as exc:
-            status, error = "failed", redact(str(exc))
+            # The run stopped early (an endpoint down, credentials refused, ...).
+            status, error, exit_code = "failed", redact(str(exc)), exc.exit_code
         except asyncio.CancelledError:
-            status, error = "interrupted", "interrupted"
+            status, error, exit_code = "interrupted", "interrupted", 130
             raise
         finally:
             result = SyncResult(
                 self.run_id, status, self.stats, self.src.name, self.dst.name, self.opts,
                 started, datetime.now(UTC), self.failures, error,
-                self.would_copy, self.would_delete,
+                self.would_copy, self.would_delete, exit_code,
             )
-            self.state.finish_run(self.run_id, status, sync_report(result))  # type: ignore[arg-type]
+            self.state.finish_run(self.run_id, status, sync_report(result))
         return result
 
     async def _abort_leftover_uploads(self) -> None:
@@ -220,7 +229,19 @@ class SyncRun:
         while (meta := await queue.get()) is not None:
             if self.breaker.tripped is not None:
                 continue  # drain without copying; the run is stopping
-            await self._copy_one(meta)
+            task = asyncio.create_task(self._copy_one(meta))
+            self._in_flight.add(task)
+            try:
+                await asyncio.wait({task})
+            finally:
+                self._in_flight.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+            if self.breaker.tripped is not None:
+                # The endpoint is down: the copies still waiting on it would only
+                # fail after their retries. Stop them now (uploads are aborted).
+                for other in self._in_flight:
+                    other.cancel()
 
     async def _copy_one(self, meta: ObjectMeta) -> None:
         attempt = 0
@@ -287,7 +308,7 @@ class SyncRun:
         self.state.record_failure(self.run_id, meta.key, kind, reason)
         if len(self.failures) < MAX_REPORTED_FAILURES:
             self.failures.append({"key": meta.key, "kind": kind, "reason": reason})
-        log.error("failed %s: %s", meta.key, reason)
+        log.info("failed %s: %s", meta.key, reason)
 
     # -- deletes ---------------------------------------------------------------
     def _check_delete_limit(self) -> None:
