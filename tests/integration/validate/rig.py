@@ -110,3 +110,12 @@ def all_findings(env: Env, run_id: int) -> set[tuple[str, str]]:
         return {(f["kind"], f["key"]) for f in FindingLog(state).findings(run_id, 100_000)}
     finally:
         state.close()
+
+
+def findings_by_check(env: Env, run_id: int) -> set[tuple[str, str, str]]:
+    state = StateStore(env.config.state_dir)
+    try:
+        return {(f["check"], f["kind"], f["key"])
+                for f in FindingLog(state).findings(run_id, 100_000)}
+    finally:
+        state.close()
