@@ -117,7 +117,10 @@ class Transfer:
             reader = await self.src.get(meta.key, if_match=meta.etag)
             chunks = [c async for c in reader.chunks()]
             data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            md5 = self._check_read(meta, data, md5_hex(data))
+            chunks.clear()  # now copied into data: do not hold the object twice
+            # hashlib releases the GIL: a big object is hashed off the event loop.
+            digest = md5_hex(data) if len(data) < MiB else await asyncio.to_thread(md5_hex, data)
+            md5 = self._check_read(meta, data, digest)
             props = await self._source_props(meta, reader.meta.props)
             dst_props, renamed, dropped = destination_props(
                 props, meta, self.dst, self.settings.metadata_policy, md5
