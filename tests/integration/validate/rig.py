@@ -4,10 +4,12 @@ crosswind, inject discrepancies behind crosswind's back, read findings."""
 from __future__ import annotations
 
 import asyncio
+import textwrap
 from typing import Any
 
 from azure.storage.blob import ContentSettings
 
+from crosswind.config import load_config
 from crosswind.model import Direction
 from crosswind.state import StateStore
 from crosswind.sync.objects import options_from_config, sync_objects
@@ -119,3 +121,18 @@ def findings_by_check(env: Env, run_id: int) -> set[tuple[str, str, str]]:
                 for f in FindingLog(state).findings(run_id, 100_000)}
     finally:
         state.close()
+
+
+def with_bucket(env: Any, moto: Any, s3_client: Any) -> Any:
+    """A metadata fixture's env (table, database, [keys]) plus the S3 bucket on moto."""
+    text = env.config_path.read_text().replace("[aws]\n", textwrap.dedent(f"""\
+        [aws]
+        endpoint_url = "{moto.endpoint}"
+        access_key_id = "test"
+        secret_access_key = "test"
+        """), 1)
+    env.config_path.write_text(text)
+    env.config = load_config(env.config_path)
+    env.s3, env.bucket = s3_client, env.config.aws.bucket
+    s3_client.create_bucket(Bucket=env.bucket)
+    return env

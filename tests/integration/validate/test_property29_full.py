@@ -14,7 +14,6 @@ the test derives (a document deleted at the destination is a missing row
 from __future__ import annotations
 
 import asyncio
-import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -23,14 +22,20 @@ from azure.storage.blob import ContentSettings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crosswind.config import load_config
 from crosswind.emulators import Moto
 from crosswind.entities import Edm, Entity, Prop, doc_id
 from crosswind.keys import KeySpec
 from crosswind.metasync.context import MetaOptions
 from crosswind.metasync.runner import sync_metadata
 from crosswind.validate.findings import Check, Kind
-from tests.integration.validate.rig import A2W, Side, findings_by_check, run_validate, sync
+from tests.integration.validate.rig import (
+    A2W,
+    Side,
+    findings_by_check,
+    run_validate,
+    sync,
+    with_bucket,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,21 +47,6 @@ FAULTS = ["none", "obj-missing", "obj-extra", "obj-size", "obj-hash", "obj-metad
 
 def name_of(i: int) -> str:
     return f"events/2026/11/{10 + i % 3}/LH{400 + i}/FRA-JFK/dep-ev{i}.json"
-
-
-def with_bucket(env: Any, moto: Moto, s3_client: Any) -> Any:
-    """The metadata fixture's config, plus the S3 bucket on moto."""
-    text = env.config_path.read_text().replace("[aws]\n", textwrap.dedent(f"""\
-        [aws]
-        endpoint_url = "{moto.endpoint}"
-        access_key_id = "test"
-        secret_access_key = "test"
-        """), 1)
-    env.config_path.write_text(text)
-    env.config = load_config(env.config_path)
-    env.s3, env.bucket = s3_client, env.config.aws.bucket
-    s3_client.create_bucket(Bucket=env.bucket)
-    return env
 
 
 def findings_of(fault: str, name: str, row: str) -> set[tuple[str, str, str]]:
