@@ -30,6 +30,8 @@ TIME = "/usr/bin/time"
 class Measured:
     wall_s: float
     peak_rss_mb: float
+    #: user + system CPU seconds of the process: less sensitive to load than wall time
+    cpu_s: float
     returncode: int
     stdout: str
     stderr: str
@@ -48,7 +50,7 @@ def run_measured(
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-        cmd = [TIME, "-f", "%M", "-o", tf.name, *argv]
+        cmd = [TIME, "-f", "%M %U %S", "-o", tf.name, *argv]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=dict(env or os.environ),
                                 cwd=cwd)
@@ -62,10 +64,12 @@ def run_measured(
         wall = time.perf_counter() - t0
         out.seek(0)
         err.seek(0)
-        stats = tf.read().strip().splitlines()
-        # "Command exited with non-zero status N" precedes the figure on failure.
-        peak_kb = int(stats[-1]) if stats and stats[-1].isdigit() else 0
-        return Measured(wall, peak_kb / 1024, proc.returncode,
+        lines = tf.read().strip().splitlines()
+        # "Command exited with non-zero status N" precedes the figures on failure.
+        fields = lines[-1].split() if lines else []
+        peak_kb, cpu = (int(fields[0]), float(fields[1]) + float(fields[2])) \
+            if len(fields) == 3 else (0, 0.0)
+        return Measured(wall, peak_kb / 1024, cpu, proc.returncode,
                         out.read().decode("utf-8", "replace"),
                         err.read().decode("utf-8", "replace"))
 

@@ -7,7 +7,9 @@ with nothing changed (incremental). The order of the tools alternates from
 round to round. crosswind runs through its real entry point, the CLI, in a
 child process; rclone runs ``copy --transfers 32 --checkers 32``. Wall time
 covers the whole process (start-up included) and peak RSS is the kernel's
-high-water mark of that process (``wait4``).
+high-water mark of that process (GNU time). CPU seconds of the tool and of
+both servers during its run are recorded too: the work a tool causes is less
+sensitive to the machine's load than its wall time.
 
 The servers' own ceilings are measured on their own: a raw concurrent PUT
 loop into moto (upload only) and a raw concurrent GET loop out of Azurite.
@@ -34,6 +36,7 @@ from typing import Any
 
 import boto3
 import obstore
+import psutil
 from aiobotocore.session import get_session
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient
@@ -235,10 +238,21 @@ def run_rclone(rc: Rclone, case: Case, bucket: str, concurrency: int) -> Measure
     return m
 
 
-def _figures(case: Case, m: Measured, copied: int) -> dict[str, Any]:
+def _figures(case: Case, m: Measured, copied: int, servers_cpu_s: float) -> dict[str, Any]:
     return {"wall_s": round(m.wall_s, 3), "peak_rss_mb": round(m.peak_rss_mb, 1),
             "objects_per_s": round(copied / m.wall_s, 1),
-            "mb_per_s": round(copied * case.size / MiB / m.wall_s, 2)}
+            "mb_per_s": round(copied * case.size / MiB / m.wall_s, 2),
+            "cpu_s": round(m.cpu_s, 2), "servers_cpu_s": round(servers_cpu_s, 2)}
+
+
+def servers_cpu(rig: Rig) -> float:
+    """CPU seconds used so far by Azurite and moto (how much work a run gave them)."""
+    total = 0.0
+    for proc in (rig.azurite.proc, rig.moto.proc):
+        if proc is not None:
+            t = psutil.Process(proc.pid).cpu_times()
+            total += t.user + t.system
+    return total
 
 
 def one_tool(rig: Rig, case: Case, tool: str, rnd: int, workdir: Path,
@@ -249,9 +263,11 @@ def one_tool(rig: Rig, case: Case, tool: str, rnd: int, workdir: Path,
     boto3_client(rig).create_bucket(Bucket=bucket)
     load_before = load_now()
     out: dict[str, Any] = {"tool": tool, "round": rnd, "load_before": load_before}
+    cpu0 = servers_cpu(rig)
     if tool == "crosswind":
         cfg = crosswind_config(rig, case, bucket, workdir, concurrency)
         full, report = run_crosswind(cfg, concurrency)
+        cpu1 = servers_cpu(rig)
         if report["copied"]["count"] != case.count:
             raise RuntimeError(f"crosswind copied {report['copied']} of {case.count}")
         out["engine_duration_s"] = report["duration_s"]
@@ -261,15 +277,17 @@ def one_tool(rig: Rig, case: Case, tool: str, rnd: int, workdir: Path,
     else:
         rc = rclone_for(rig, case)
         full = run_rclone(rc, case, bucket, concurrency)
+        cpu1 = servers_cpu(rig)
         incr = run_rclone(rc, case, bucket, concurrency)
     # Whatever a tool says, the bucket must hold the whole estate.
     n, size = bucket_contents(rig, bucket)
     if (n, size) != (case.count, case.total_bytes):
         raise RuntimeError(f"{tool}: bucket holds {n} objects / {size} bytes, expected "
                            f"{case.count} / {case.total_bytes}")
-    out["full"] = _figures(case, full, case.count)
+    out["full"] = _figures(case, full, case.count, cpu1 - cpu0)
     out["incremental"] = {"wall_s": round(incr.wall_s, 3),
                           "peak_rss_mb": round(incr.peak_rss_mb, 1),
+                          "cpu_s": round(incr.cpu_s, 2),
                           "objects_checked_per_s": round(case.count / incr.wall_s, 1)}
     out["load_after"] = load_now()
     return out
@@ -298,11 +316,19 @@ def summarize(case: Case, runs: list[dict[str, Any]], ceilings: dict[str, Any]) 
             "mb_per_s": med(tool, "full", "mb_per_s"),
             "wall_s": med(tool, "full", "wall_s"),
             "peak_rss_mb": med(tool, "full", "peak_rss_mb"),
+            "cpu_s": med(tool, "full", "cpu_s"),
+            "servers_cpu_s": med(tool, "full", "servers_cpu_s"),
             "incremental_wall_s": med(tool, "incremental", "wall_s"),
             "incremental_peak_rss_mb": med(tool, "incremental", "peak_rss_mb"),
         }
+    for tool in ("crosswind", "rclone"):
+        t = s[tool]
+        # Work per object for the whole machine (tool + both servers): the
+        # figure least sensitive to what else runs on the shared cores.
+        t["objects_per_cpu_s"] = round(case.count / (t["cpu_s"] + t["servers_cpu_s"]), 1)
     cw, rc = s["crosswind"], s["rclone"]
     s["ratio"] = {
+        "objects_per_cpu_s": round(cw["objects_per_cpu_s"] / rc["objects_per_cpu_s"], 2),
         "objects_per_s": round(cw["objects_per_s"] / rc["objects_per_s"], 2),
         "mb_per_s": round(cw["mb_per_s"] / rc["mb_per_s"], 2),
         "incremental_speedup": round(rc["incremental_wall_s"] / cw["incremental_wall_s"], 2),
@@ -322,19 +348,22 @@ def print_case(case: Case, s: dict[str, Any]) -> None:
     for tool in ("crosswind", "rclone"):
         t = s[tool]
         rows.append([tool, t["objects_per_s"], t["mb_per_s"], t["wall_s"], t["peak_rss_mb"],
-                     t["incremental_wall_s"], t["incremental_peak_rss_mb"]])
+                     t["cpu_s"], t["servers_cpu_s"], t["incremental_wall_s"],
+                     t["incremental_peak_rss_mb"]])
     r = s["ratio"]
-    rows.append(["ratio crosswind/rclone", r["objects_per_s"], r["mb_per_s"], "", "",
+    rows.append(["ratio crosswind/rclone", r["objects_per_s"], r["mb_per_s"], "", "", "", "",
                  f"{r['incremental_speedup']}x faster", ""])
     c = s["ceilings"]
     rows.append(["ceiling: moto PUT only", c["moto_put"]["best"]["objects_per_s"],
-                 c["moto_put"]["best"]["mb_per_s"], "", "", "", ""])
+                 c["moto_put"]["best"]["mb_per_s"], "", "", "", "", "", ""])
     rows.append(["ceiling: Azurite GET only", c["azurite_get"]["objects_per_s"],
-                 c["azurite_get"]["mb_per_s"], "", "", "", ""])
-    print(table(["", "objects/s", "MB/s", "wall s", "peak RSS MB", "incr. wall s",
-                 "incr. RSS MB"], rows))
+                 c["azurite_get"]["mb_per_s"], "", "", "", "", "", ""])
+    print(table(["", "objects/s", "MB/s", "wall s", "peak RSS MB", "CPU s", "servers CPU s",
+                 "incr. wall s", "incr. RSS MB"], rows))
     print(f"(crosswind engine time only, without process start-up: "
-          f"{s['crosswind']['engine_only_objects_per_s']} objects/s)")
+          f"{s['crosswind']['engine_only_objects_per_s']} objects/s; objects per CPU-second of "
+          f"tool + servers: crosswind {s['crosswind']['objects_per_cpu_s']}, rclone "
+          f"{s['rclone']['objects_per_cpu_s']}, ratio {r['objects_per_cpu_s']})")
 
 
 def run_case(rig: Rig, case: Case, rounds: int, concurrency: int, workdir: Path,
