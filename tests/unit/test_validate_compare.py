@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -123,3 +124,41 @@ def test_what_a_copy_writes_validation_accepts(md: dict[str, str], src_flavor: A
         r2 = compare_pair(src, meta(props=ObjectProps(**written.headers(), metadata=bumped)),
                           dst_flavor, policy)
         assert [f.kind for f in r2.findings] == [Kind.METADATA]
+
+
+any_values = st.text(st.characters(min_codepoint=0x09, max_codepoint=0x2FF), max_size=8)
+reserved = st.sampled_from(["crosswind-md5", "crosswind_mtime", "Crosswind-Keymap",
+                            "crosswind-keymap"])
+
+
+@given(
+    md=st.dictionaries(st.one_of(names, reserved), st.one_of(values, any_values), max_size=6),
+    keymap=st.one_of(st.none(), st.dictionaries(names, names, max_size=3)),
+    flavor=st.sampled_from(["azure", "s3", "free"]),
+    policy=st.sampled_from(["rename", "skip", "fail"]),
+)
+def test_cached_expectation_equals_map_metadata(md: dict[str, str], keymap: Any, flavor: Any,
+                                                policy: Any) -> None:
+    """The per-name-set shortcut must give exactly what ``map_metadata`` gives."""
+    import json
+
+    from crosswind.errors import MetadataMappingError
+    from crosswind.mapping import map_metadata, split_reserved
+    from crosswind.validate.objects_compare import _expected
+
+    if keymap is not None:
+        md = {**md, "crosswind-keymap": json.dumps(keymap)}
+    try:
+        direct = map_metadata(md, flavor, policy).metadata
+    except MetadataMappingError:
+        with pytest.raises(MetadataMappingError):
+            _expected(md, flavor, policy)
+        return
+    user, ours = split_reserved(direct)
+    fold = flavor == "s3"
+    want = {(k.lower() if fold else k): v for k, v in user.items()}
+    got, got_keymap = _expected(md, flavor, policy)
+    assert got == want
+    raw = ours.get("keymap")
+    assert dict(got_keymap) == ({(k.lower() if fold else k): v
+                                 for k, v in json.loads(raw).items()} if raw else {})

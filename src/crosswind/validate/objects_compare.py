@@ -23,6 +23,7 @@ content hash, then headers and user metadata after mapping.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,6 +58,11 @@ def _short(value: str | None) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
 
 
+def _headers(p: ObjectProps) -> tuple[str | None, ...]:
+    return (p.content_type, p.content_encoding, p.content_language, p.content_disposition,
+            p.cache_control)
+
+
 def _header(name: str, value: str | None) -> str | None:
     if not value:
         return None
@@ -65,20 +71,77 @@ def _header(name: str, value: str | None) -> str | None:
     return value
 
 
-def _keymap(raw: str | None, fold: bool) -> dict[str, str]:
+@functools.lru_cache(maxsize=4096)
+def _keymap(raw: str | None, fold: bool) -> frozenset[tuple[str, str]]:
     if not raw:
-        return {}
+        return frozenset()
     try:
         loaded = json.loads(raw)
     except ValueError:
-        return {"<unreadable keymap>": raw}
+        return frozenset({("<unreadable keymap>", raw)})
     if not isinstance(loaded, dict):
-        return {"<unreadable keymap>": raw}
-    return {(str(k).lower() if fold else str(k)): str(v) for k, v in loaded.items()}
+        return frozenset({("<unreadable keymap>", raw)})
+    return frozenset(((str(k).lower() if fold else str(k)), str(v)) for k, v in loaded.items())
+
+
+# An estate has few distinct sets of metadata *names* and millions of objects,
+# so what depends only on the names is worked out once per name set: which
+# names are crosswind's reserved entries, and where ``map_metadata`` puts each
+# source name on the destination (found by mapping placeholder values).
+
+
+@functools.lru_cache(maxsize=4096)
+def _reserved_of(names: tuple[str, ...]) -> tuple[str | None, ...]:
+    return tuple(next(iter(split_reserved({n: ""})[1]), None) for n in names)
+
+
+def _split(md: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``mapping.split_reserved``, with the name classification cached."""
+    names = tuple(md)
+    user: dict[str, str] = {}
+    ours: dict[str, str] = {}
+    for name, field in zip(names, _reserved_of(names), strict=True):
+        if field is None:
+            user[name] = md[name]
+        else:
+            ours[field] = md[name]
+    return user, ours
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_plan(user_names: tuple[str, ...], keymap: str | None, flavor: MetadataFlavor,
+               policy: Policy) -> tuple[tuple[tuple[str, str], ...], frozenset[tuple[str, str]]]:
+    """(source name, folded destination name) pairs and the expected keymap,
+    exactly as ``map_metadata`` decides them for these names; raises its
+    ``MetadataMappingError`` under ``policy = "fail"``."""
+    probe = {n: f"v{i}" for i, n in enumerate(user_names)}
+    if keymap is not None:
+        probe["crosswind-keymap"] = keymap
+    out_user, out_ours = _split(map_metadata(probe, flavor, policy).metadata)
+    fold = flavor == "s3"
+    pairs = tuple((user_names[int(v[1:])], k.lower() if fold else k)
+                  for k, v in out_user.items())
+    return pairs, _keymap(out_ours.get("keymap"), fold)
+
+
+def _expected(src_md: Mapping[str, str], flavor: MetadataFlavor, policy: Policy
+              ) -> tuple[dict[str, str], frozenset[tuple[str, str]]]:
+    """The destination's user metadata (names folded on S3) and keymap that a
+    copy of ``src_md`` writes."""
+    user, ours = _split(src_md)
+    values = "".join(user.values())
+    # isprintable() on ASCII text is exactly mapping.py's rule: 0x20-0x7e.
+    if flavor == "free" or (values.isascii() and values.isprintable()):
+        pairs, keymap = _name_plan(tuple(user), ours.get("keymap"), flavor, policy)
+        return {stored: user[name] for name, stored in pairs}, keymap
+    # Values the destination cannot hold change what is dropped: no shortcut.
+    fold = flavor == "s3"
+    exp_user, exp_ours = _split(map_metadata(src_md, flavor, policy).metadata)
+    return _folded(exp_user, fold), _keymap(exp_ours.get("keymap"), fold)
 
 
 def _folded(md: Mapping[str, str], fold: bool) -> dict[str, str]:
-    return {(k.lower() if fold else k): v for k, v in md.items()}
+    return {(k.lower() if fold else k): v for k, v in md.items()} if fold else dict(md)
 
 
 def props_differences(
@@ -86,23 +149,24 @@ def props_differences(
 ) -> list[str]:
     """What differs between the destination's props and the source's, mapped."""
     diffs: list[str] = []
-    for name in HEADER_FIELDS:
-        a, b = _header(name, getattr(src, name)), _header(name, getattr(dst, name))
-        if a != b:
-            diffs.append(f"{name} {_short(a)} at source, {_short(b)} at destination")
+    if _headers(src) != _headers(dst):  # exact equality first: the common case
+        for name in HEADER_FIELDS:
+            a, b = _header(name, getattr(src, name)), _header(name, getattr(dst, name))
+            if a != b:
+                diffs.append(f"{name} {_short(a)} at source, {_short(b)} at destination")
     try:
-        expected = map_metadata(src.metadata, dst_flavor, policy).metadata
+        want, want_keymap = _expected(src.metadata, dst_flavor, policy)
     except MetadataMappingError as exc:
         return [*diffs, f"source metadata cannot be mapped: {exc}"]
     fold = dst_flavor == "s3"
-    exp_user, exp_ours = split_reserved(expected)
-    act_user, act_ours = split_reserved(dst.metadata)
-    want, got = _folded(exp_user, fold), _folded(act_user, fold)
-    for name in sorted(want.keys() | got.keys()):
-        if want.get(name) != got.get(name):
-            diffs.append(f"metadata {name!r} {_short(want.get(name))} expected, "
-                         f"{_short(got.get(name))} at destination")
-    if _keymap(exp_ours.get("keymap"), fold) != _keymap(act_ours.get("keymap"), fold):
+    act_user, act_ours = _split(dst.metadata)
+    got = _folded(act_user, fold)
+    if want != got:
+        for name in sorted(want.keys() | got.keys()):
+            if want.get(name) != got.get(name):
+                diffs.append(f"metadata {name!r} {_short(want.get(name))} expected, "
+                             f"{_short(got.get(name))} at destination")
+    if want_keymap != _keymap(act_ours.get("keymap"), fold):
         diffs.append("metadata name map (keymap) differs")
     return diffs
 
