@@ -26,7 +26,7 @@ from azure.storage.blob import BlobBlock, ContentSettings
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient, ExponentialRetry
 from obstore.store import AzureStore
 
-from crosswind.errors import NotFound, PreconditionFailed
+from crosswind.errors import InvalidKey, NotFound, PreconditionFailed
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt, strip_etag
 from crosswind.ordering import utf16_to_codepoint
 from crosswind.stores.azure_common import (
@@ -199,6 +199,7 @@ class AzureBlobStore:
         mode: PutMode = PutMode.OVERWRITE,
         if_match: str | None = None,
     ) -> WriteReceipt:
+        self._writable(key)
         with azure_errors(self._where(key)):
             r = await self.container.get_blob_client(key).upload_blob(
                 data, length=len(data), metadata=dict(props.metadata),
@@ -218,7 +219,19 @@ class AzureBlobStore:
         mode: PutMode = PutMode.OVERWRITE,
         if_match: str | None = None,
     ) -> AzureUpload:
+        self._writable(key)
         return AzureUpload(self, key, props, mode, if_match, secrets.token_hex(6))
+
+    def _writable(self, key: str) -> None:
+        """Refuse names the service would store under another name."""
+        if "\\" in key:
+            raise InvalidKey(
+                f"{self._where(key)}: Azure Blob Storage stores '\\' in a blob name as '/', "
+                f"so this object would land at {key.replace(chr(92), '/')!r}"
+            )
+        if len(key) > 1024:
+            raise InvalidKey(f"{self._where(key)[:120]}…: blob names are at most 1,024 "
+                             f"characters; this one has {len(key)}")
 
     async def abort_upload(self, key: str, upload_id: str) -> None:
         # Uncommitted blocks are never visible and Azure discards them after a week.

@@ -80,6 +80,11 @@ def translate(exc: BaseException, where: str) -> StoreError:
     return TransientError(f"{where}: {s}")
 
 
+def is_invalid_path(exc: BaseException) -> bool:
+    """obstore's listing stops at the first key its Path cannot hold."""
+    return "invalid path" in str(exc).lower()
+
+
 @contextlib.contextmanager
 def obstore_errors(where: str) -> Iterator[None]:
     try:

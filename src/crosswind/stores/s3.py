@@ -48,6 +48,8 @@ from crosswind.stores.common import hex_to_b64, multipart_etag, require_md5
 from crosswind.stores.obstore_common import (
     FIELD_TO_ATTR,
     ObstoreReader,
+    is_invalid_path,
+    obstore_can_address,
     obstore_errors,
     props_from_attributes,
 )
@@ -130,6 +132,25 @@ def _obstore_attributes(props: ObjectProps) -> dict[str, str] | None:
     if not all(t.isascii() for item in attrs.items() for t in item):
         return None
     return attrs
+
+
+class _KeyOutsideObstore(Exception):
+    """obstore cannot list or address a key; the SDK takes over."""
+
+
+@dataclass
+class _SdkReader:
+    meta: ObjectMeta
+    body: Any
+    where: str
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            with s3_errors(self.where):
+                async for chunk in self.body.iter_chunks(8 * 1024 * 1024):
+                    yield chunk
+        finally:
+            self.body.close()
 
 
 class _NotForObstore(Exception):
@@ -234,19 +255,51 @@ class S3ObjectStore:
 
     # -- reading -------------------------------------------------------------
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectMeta]:
+        last: str | None = None
+        try:
+            async for m in self._fast_list(prefix):
+                last = m.key
+                yield m
+            return
+        except _KeyOutsideObstore:
+            pass
+        # A key obstore cannot hold ("a//b", "dir/") ended its listing: go on
+        # from the last key it yielded with the SDK, which lists every key.
+        async for m in self._sdk_list(prefix, start_after=last):
+            yield m
+
+    async def _fast_list(self, prefix: str) -> AsyncIterator[ObjectMeta]:
         # obstore's prefix is a whole path ("k/a" lists only "k/a/..."); the
         # contract's is a string prefix, so list from its last "/" and filter.
         parent = prefix.rpartition("/")[0]
-        with obstore_errors(self._where()):
-            stream = obstore.list(self.fast, prefix=parent or None, chunk_size=1000)
-            async for chunk in stream:
-                for m in chunk:
-                    if not m["path"].startswith(prefix):
-                        if m["path"] > prefix:
-                            return  # sorted: nothing further can match
-                        continue
-                    etag = strip_etag(m.get("e_tag"))
-                    yield ObjectMeta(m["path"], int(m["size"]), etag, m.get("last_modified"),
+        if not obstore_can_address(prefix) and prefix:
+            raise _KeyOutsideObstore(prefix)
+        try:
+            with obstore_errors(self._where()):
+                stream = obstore.list(self.fast, prefix=parent or None, chunk_size=1000)
+                async for chunk in stream:
+                    for m in chunk:
+                        if not m["path"].startswith(prefix):
+                            if m["path"] > prefix:
+                                return  # sorted: nothing further can match
+                            continue
+                        etag = strip_etag(m.get("e_tag"))
+                        yield ObjectMeta(m["path"], int(m["size"]), etag,
+                                         m.get("last_modified"), self._md5_of_etag(etag))
+        except StoreError as exc:
+            if is_invalid_path(exc):
+                raise _KeyOutsideObstore(str(exc)) from None
+            raise
+
+    async def _sdk_list(self, prefix: str, start_after: str | None) -> AsyncIterator[ObjectMeta]:
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if start_after is not None:
+            kw["StartAfter"] = start_after
+        with s3_errors(self._where()):
+            async for page in self.client.get_paginator("list_objects_v2").paginate(**kw):
+                for o in page.get("Contents", []):
+                    etag = strip_etag(o.get("ETag"))
+                    yield ObjectMeta(o["Key"], int(o["Size"]), etag, o.get("LastModified"),
                                      self._md5_of_etag(etag))
 
     async def head(self, key: str) -> ObjectMeta:
@@ -265,10 +318,29 @@ class S3ObjectStore:
             opts["if_match"] = f'"{if_match}"'
         if byte_range:
             opts["range"] = byte_range
+        if not obstore_can_address(key):
+            return await self._sdk_get(key, if_match, byte_range)
         with obstore_errors(self._where(key)):
             result = await obstore.get_async(self.fast, key, options=opts or None)  # type: ignore[arg-type]
         return ObstoreReader(result, key, self._where(key),
                              props=props_from_attributes(result.attributes))
+
+    async def _sdk_get(
+        self, key: str, if_match: str | None, byte_range: tuple[int, int] | None
+    ) -> ObjectReader:
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if if_match:
+            kw["IfMatch"] = f'"{if_match}"'
+        if byte_range:
+            kw["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
+        with s3_errors(self._where(key)):
+            r = await self.client.get_object(**kw)
+        etag = strip_etag(r.get("ETag"))
+        size = int(r["ContentRange"].rsplit("/", 1)[1]) if byte_range else int(
+            r["ContentLength"])
+        meta = ObjectMeta(key, size, etag, r.get("LastModified"), self._md5_of_etag(etag),
+                          _head_props(r))
+        return _SdkReader(meta, r["Body"], self._where(key))
 
     # -- writing -------------------------------------------------------------
     @staticmethod
@@ -295,7 +367,7 @@ class S3ObjectStore:
         if_match: str | None = None,
     ) -> WriteReceipt:
         attrs = _obstore_attributes(props)
-        if attrs is not None:
+        if attrs is not None and obstore_can_address(key):
             try:
                 etag, version = await self._fast_put(key, data, attrs, mode, if_match)
             except _NotForObstore:
