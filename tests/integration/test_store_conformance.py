@@ -62,15 +62,6 @@ def test_contract_azure_blob(check_name: str, azure_factory: StoreFactory) -> No
     run_check(azure_factory, CHECKS[check_name])
 
 
-# Known bug, reported, not yet fixed: S3ObjectStore.list goes through obstore,
-# whose Path drops a leading/trailing "/" ("dir/" is listed as "dir") and fails
-# the whole listing on an empty segment ("a//b").
-S3_KNOWN = {
-    "unusual_keys_are_refused_or_kept_exactly":
-        "S3 listing via obstore renames 'dir/' and '/lead' and fails on 'a//b'",
-}
-
-
-@parametrize_checks(S3_KNOWN)
+@parametrize_checks()
 def test_contract_s3(check_name: str, s3_factory: StoreFactory) -> None:
     run_check(s3_factory, CHECKS[check_name])
