@@ -232,6 +232,11 @@ class AzureBlobStore:
         if len(key) > 1024:
             raise InvalidKey(f"{self._where(key)[:120]}…: blob names are at most 1,024 "
                              f"characters; this one has {len(key)}")
+        if any(part in (".", "..") for part in key.split("/")):
+            # The HTTP client resolves dot segments in the URL, so the signed
+            # path differs from the sent one and Azure answers 403 (AuthError).
+            raise InvalidKey(f"{self._where(key)}: a '.' or '..' path segment cannot be "
+                             "addressed in an Azure blob URL")
 
     async def abort_upload(self, key: str, upload_id: str) -> None:
         # Uncommitted blocks are never visible and Azure discards them after a week.
