@@ -197,9 +197,10 @@ async def check_listing_props_follow_capabilities(store: ObjectStore) -> None:
         assert_props(store, m.props, props, "listing")
 
 
-# Keys S3 and Azure hold but path libraries normalise: a console "folder"
-# marker, an empty segment, a leading slash.
-UNUSUAL_KEYS = ["dir/", "a//b", "/lead"]
+# Keys the services hold but path libraries normalise or refuse: a console
+# "folder" marker, an empty segment, a leading slash, a "." segment, a tab, a
+# backslash (Azure turns it into "/").
+UNUSUAL_KEYS = ["dir/", "a//b", "/lead", "x/./y", "tab\tx", "back\\slash"]
 
 
 @check
