@@ -177,6 +177,22 @@ async def check_list_prefix(store: ObjectStore) -> None:
 
 
 @check
+async def check_listing_spans_pages(store: ObjectStore) -> None:
+    """More keys than one S3 listing page (1,000), written concurrently."""
+    names = [f"p/{i:05d}" for i in range(1050)] + ["p/\U0001f600", "p/\uffee"]
+    gate = asyncio.Semaphore(16)
+
+    async def one(key: str) -> None:
+        async with gate:
+            await put(store, key, key.encode())
+
+    await asyncio.gather(*(one(k) for k in names))
+    got = await listing(store, "p/")
+    assert [m.key for m in got] == sorted(names)
+    assert all(m.size == len(m.key.encode()) for m in got)
+
+
+@check
 async def check_list_entries_carry_size_etag_and_md5(store: ObjectStore) -> None:
     data = b"0123456789" * 7
     receipt = await put(store, "sized", data)
