@@ -466,4 +466,5 @@ async def check_delete_if_match(store: ObjectStore) -> None:
 @check
 async def check_store_probe(store: ObjectStore) -> None:
     await store.check()
+    await store.check(write=True)  # full credentials: writes are allowed
     assert store.name
