@@ -119,8 +119,15 @@ class ObjectValidator:
 
     async def run(self) -> CheckTally:
         keep = self.opts.filter
-        src = _counted(self.src.list(keep.prefix), keep, self.tally, "source")
-        dst = _counted(self.dst.list(keep.prefix), keep, self.tally, "destination")
+        # Without a filter every listed entry reaches the march and is counted
+        # there; a filter needs a wrapper that counts what it drops too.
+        counted_here = keep.selects_all
+        src: AsyncIterable[ObjectMeta] = self.src.list(keep.prefix)
+        dst: AsyncIterable[ObjectMeta] = self.dst.list(keep.prefix)
+        if not counted_here:
+            src = _counted(src, keep, self.tally, "source")
+            dst = _counted(dst, keep, self.tally, "destination")
+        n_src = n_dst = 0
         full = self.opts.sample is None
         reservoir: Reservoir[_Pair] = Reservoir(self.opts.sample or 0, self.opts.seed)
         queue: asyncio.Queue[_Pair | None] = asyncio.Queue(self.opts.concurrency * 4)
@@ -130,6 +137,9 @@ class ObjectValidator:
         try:
             async for m in march(src, dst):
                 s, d = m.src, m.dst
+                if counted_here:
+                    n_src += s is not None
+                    n_dst += d is not None
                 if d is None:
                     assert s is not None
                     self._record(True, False, (missing(s),))
@@ -149,6 +159,9 @@ class ObjectValidator:
                     if dropped is not None:
                         self._record_pair(dropped.quick)
         finally:
+            if counted_here:
+                self.tally.listed["source"] += n_src
+                self.tally.listed["destination"] += n_dst
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)

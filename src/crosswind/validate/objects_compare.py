@@ -26,8 +26,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from crosswind.errors import MetadataMappingError
 from crosswind.mapping import Policy, map_metadata, split_reserved
@@ -91,18 +90,23 @@ def _keymap(raw: str | None, fold: bool) -> frozenset[tuple[str, str]]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _reserved_of(names: tuple[str, ...]) -> tuple[str | None, ...]:
-    return tuple(next(iter(split_reserved({n: ""})[1]), None) for n in names)
+def _classify(names: tuple[str, ...], fold: bool) -> tuple[tuple[str | None, str], ...]:
+    """Per name: crosswind's reserved field it is (or None), and the name as
+    compared (lower-cased where the destination folds case)."""
+    return tuple((next(iter(split_reserved({n: ""})[1]), None), n.lower() if fold else n)
+                 for n in names)
 
 
-def _split(md: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """``mapping.split_reserved``, with the name classification cached."""
+def _split(md: Mapping[str, str], fold: bool = False
+           ) -> tuple[dict[str, str], dict[str, str]]:
+    """``mapping.split_reserved`` (user names folded if ``fold``), with the
+    classification of each name set cached."""
     names = tuple(md)
     user: dict[str, str] = {}
     ours: dict[str, str] = {}
-    for name, field in zip(names, _reserved_of(names), strict=True):
+    for name, (field, as_compared) in zip(names, _classify(names, fold), strict=True):
         if field is None:
-            user[name] = md[name]
+            user[as_compared] = md[name]
         else:
             ours[field] = md[name]
     return user, ours
@@ -136,12 +140,8 @@ def _expected(src_md: Mapping[str, str], flavor: MetadataFlavor, policy: Policy
         return {stored: user[name] for name, stored in pairs}, keymap
     # Values the destination cannot hold change what is dropped: no shortcut.
     fold = flavor == "s3"
-    exp_user, exp_ours = _split(map_metadata(src_md, flavor, policy).metadata)
-    return _folded(exp_user, fold), _keymap(exp_ours.get("keymap"), fold)
-
-
-def _folded(md: Mapping[str, str], fold: bool) -> dict[str, str]:
-    return {(k.lower() if fold else k): v for k, v in md.items()} if fold else dict(md)
+    exp_user, exp_ours = _split(map_metadata(src_md, flavor, policy).metadata, fold)
+    return exp_user, _keymap(exp_ours.get("keymap"), fold)
 
 
 def props_differences(
@@ -159,8 +159,7 @@ def props_differences(
     except MetadataMappingError as exc:
         return [*diffs, f"source metadata cannot be mapped: {exc}"]
     fold = dst_flavor == "s3"
-    act_user, act_ours = _split(dst.metadata)
-    got = _folded(act_user, fold)
+    got, act_ours = _split(dst.metadata, fold)
     if want != got:
         for name in sorted(want.keys() | got.keys()):
             if want.get(name) != got.get(name):
@@ -171,8 +170,9 @@ def props_differences(
     return diffs
 
 
-@dataclass(frozen=True, slots=True)
-class PairResult:
+class PairResult(NamedTuple):
+    """The outcome for one key both sides hold (a tuple: made a million times)."""
+
     findings: tuple[Finding, ...]
     hash: Outcome
     metadata: Outcome
