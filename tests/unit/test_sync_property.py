@@ -210,7 +210,9 @@ async def _scenario(sc: Scenario, tmp: Path) -> list[str]:
         state.close()
         state = StateStore(tmp / "fresh-state")
     for k in sorted(sc.stale_records):
-        state.record_verified(DIRECTION, VerifiedCopy(k, "stale", 1, "0" * 32, "stale"))
+        # A record of an older version: same size if the key exists, other etags.
+        size = len(src.objects[k].data) if k in src.objects else 1
+        state.record_verified(DIRECTION, VerifiedCopy(k, "stale", size, "0" * 32, "stale"))
 
     src_before = _snapshot(src)
     dst_before = _snapshot(dst)
