@@ -105,12 +105,15 @@ class _Breaker:
 async def _filtered(
     items: AsyncIterable[ObjectMeta], keep: KeyFilter, stats: SyncStats, side: str
 ) -> AsyncIterator[ObjectMeta]:
+    # Per-key work here is paid on every key of both listings: keep it minimal.
+    everything = keep.selects_all
+    source = side == "source"
     async for m in items:
-        if side == "source":
+        if source:
             stats.listed_source += 1
         else:
             stats.listed_destination += 1
-        if keep(m.key):
+        if everything or keep(m.key):
             yield m
 
 
