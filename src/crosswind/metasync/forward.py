@@ -206,7 +206,10 @@ class ForwardSync:
                             doomed.append(m.key)
                     continue
                 self._seen(m.src)
-                if isinstance(m.dst, Entity) and m.src.same_content(m.dst):
+                # In step: same content, and the document says it came from this very
+                # version (its _cw.etag), so its sync fields are current too.
+                if (isinstance(m.dst, Entity) and m.src.same_content(m.dst)
+                        and m.src.etag == m.dst.etag):
                     in_step.append(m.src)
                     if len(in_step) >= self.opts.batch_size:
                         self._baseline(in_step)

@@ -338,8 +338,9 @@ class DocumentDBStore:
             else:
                 flt: dict[str, Any] = {"_id": doc["_id"]}
                 if e.timestamp is not None:
-                    flt["$or"] = [{"_cw.ts": {"$lte": e.timestamp.iso}},
-                                  {"_cw.ts": {"$exists": False}}]
+                    # "not newer" (a missing _cw.ts matches too). Not an $or: with one,
+                    # SecantusDB stops using the _id index and scans (30 vs 3,000/s).
+                    flt["_cw.ts"] = {"$not": {"$gt": e.timestamp.iso}}
                 ops.append(ReplaceOne(flt, doc, upsert=True))
             where.append(i)
         errors: dict[int, Mapping[str, Any]] = {}

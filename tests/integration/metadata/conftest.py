@@ -56,6 +56,20 @@ class MetaEnv:
         for e in entities:
             self.table.upsert_entity(to_sdk(e), mode="replace")
 
+    def put_many(self, entities: list[Entity]) -> None:
+        """Bulk arrange: transactions of 100 rows of one partition."""
+        by_pk: dict[str, list[Entity]] = {}
+        for e in entities:
+            by_pk.setdefault(e.partition_key, []).append(e)
+        for rows in by_pk.values():
+            for i in range(0, len(rows), 100):
+                self.table.submit_transaction(
+                    [("upsert", to_sdk(e), {"mode": "replace"}) for e in rows[i : i + 100]])
+
+    def delete_rows(self, *keys: tuple[str, str]) -> None:
+        for pk, rk in keys:
+            self.table.delete_entity(pk, rk)
+
     def azure_rows(self) -> dict[tuple[str, str], Entity]:
         return {(e.partition_key, e.row_key): e
                 for e in (from_sdk(r) for r in self.table.list_entities())}
@@ -104,10 +118,17 @@ def meta_config(azurite: Azurite, mongo_uri: str, name: str, metadata: str = "",
         dir = "state-{name}"
 
         [metadata]
-        batch_size = 50
-        idle_timeout_s = 0.5
-        flush_interval_s = 0.2
-        """) + textwrap.dedent(metadata) + keys
+        """) + _with_defaults(textwrap.dedent(metadata)) + keys
+
+
+# Small batches and short waits keep tests quick; a test's own settings win.
+_TEST_DEFAULTS = {"batch_size": "50", "idle_timeout_s": "0.5", "flush_interval_s": "0.2"}
+
+
+def _with_defaults(metadata: str) -> str:
+    given = {line.split("=")[0].strip() for line in metadata.splitlines() if "=" in line}
+    extra = "".join(f"{k} = {v}\n" for k, v in _TEST_DEFAULTS.items() if k not in given)
+    return extra + metadata
 
 
 @pytest.fixture
