@@ -82,6 +82,8 @@ class SyntheticSide:
         src = self.source
         # Props are built per flight once (as few distinct values as a real
         # schema has); per object only what is per object: key, size, hash.
+        # The content MD5 is in the entry itself (as Content-MD5 or an MD5
+        # ETag), so the destination's props carry no per-object md5 entry.
         headers = {"content_type": "application/json", "cache_control": "max-age=60"}
         flights = [f"LH{f:04d}" for f in range(97)]
         src_props = [ObjectProps(**headers, metadata={"FlightId": f, "Origin": "FRA"})
@@ -89,6 +91,7 @@ class SyntheticSide:
         dst_md = [{"flightid": f, "origin": "FRA",
                    "crosswind-mtime": "2026-02-01T00:00:00+00:00", "crosswind-keymap": KEYMAP}
                   for f in flights]
+        dst_props = [ObjectProps(**headers, metadata=md) for md in dst_md]
         for i in range(self.n):
             fault = FAULTS.get(i % 1000)
             if (fault == "missing_on_destination" and not src) or (
@@ -98,14 +101,13 @@ class SyntheticSide:
             if src:
                 props = src_props[i % 97]
             else:
+                props = dst_props[i % 97]
                 if fault == "size_mismatch":
                     size = 4097
                 elif fault == "hash_mismatch":
                     digest = md5(i + 1)
-                md = {**dst_md[i % 97], "crosswind-md5": digest}
-                if fault == "metadata_mismatch":
-                    md["origin"] = "JFK"
-                props = ObjectProps(**headers, metadata=md)
+                elif fault == "metadata_mismatch":
+                    props = ObjectProps(**headers, metadata={**dst_md[i % 97], "origin": "JFK"})
             yield ObjectMeta(key(i), size, f"e{i}", WHEN, digest, props)
             if i % 1000 == 0:
                 await asyncio.sleep(0)  # a real listing yields to the loop between pages

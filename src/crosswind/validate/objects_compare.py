@@ -89,27 +89,35 @@ def _keymap(raw: str | None, fold: bool) -> frozenset[tuple[str, str]]:
 # source name on the destination (found by mapping placeholder values).
 
 
+class _Layout(NamedTuple):
+    #: (name, name as compared) of the user entries
+    user: tuple[tuple[str, str], ...]
+    #: (name, reserved field) of crosswind's own entries
+    ours: tuple[tuple[str, str], ...]
+    user_names: tuple[str, ...]
+
+
 @functools.lru_cache(maxsize=4096)
-def _classify(names: tuple[str, ...], fold: bool) -> tuple[tuple[str | None, str], ...]:
-    """Per name: crosswind's reserved field it is (or None), and the name as
-    compared (lower-cased where the destination folds case)."""
-    return tuple((next(iter(split_reserved({n: ""})[1]), None), n.lower() if fold else n)
-                 for n in names)
+def _layout(names: tuple[str, ...], fold: bool) -> _Layout:
+    """Which names are crosswind's reserved entries (as ``split_reserved``
+    says) and how user names compare (lower-cased where the destination folds)."""
+    user: list[tuple[str, str]] = []
+    ours: list[tuple[str, str]] = []
+    for n in names:
+        field = next(iter(split_reserved({n: ""})[1]), None)
+        if field is None:
+            user.append((n, n.lower() if fold else n))
+        else:
+            ours.append((n, field))
+    return _Layout(tuple(user), tuple(ours), tuple(n for n, _ in user))
 
 
 def _split(md: Mapping[str, str], fold: bool = False
            ) -> tuple[dict[str, str], dict[str, str]]:
-    """``mapping.split_reserved`` (user names folded if ``fold``), with the
-    classification of each name set cached."""
-    names = tuple(md)
-    user: dict[str, str] = {}
-    ours: dict[str, str] = {}
-    for name, (field, as_compared) in zip(names, _classify(names, fold), strict=True):
-        if field is None:
-            user[as_compared] = md[name]
-        else:
-            ours[field] = md[name]
-    return user, ours
+    """``mapping.split_reserved`` (user names folded if ``fold``), the layout
+    of each name set cached."""
+    lay = _layout(tuple(md), fold)
+    return {out: md[n] for n, out in lay.user}, {f: md[n] for n, f in lay.ours}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -132,12 +140,14 @@ def _expected(src_md: Mapping[str, str], flavor: MetadataFlavor, policy: Policy
               ) -> tuple[dict[str, str], frozenset[tuple[str, str]]]:
     """The destination's user metadata (names folded on S3) and keymap that a
     copy of ``src_md`` writes."""
-    user, ours = _split(src_md)
-    values = "".join(user.values())
-    # isprintable() on ASCII text is exactly mapping.py's rule: 0x20-0x7e.
+    values = "".join(src_md.values())
+    # isprintable() on ASCII text is exactly mapping.py's rule (0x20-0x7e); the
+    # reserved entries' values are included, which can only cost the shortcut.
     if flavor == "free" or (values.isascii() and values.isprintable()):
-        pairs, keymap = _name_plan(tuple(user), ours.get("keymap"), flavor, policy)
-        return {stored: user[name] for name, stored in pairs}, keymap
+        lay = _layout(tuple(src_md), False)
+        keymap = next((src_md[n] for n, f in reversed(lay.ours) if f == "keymap"), None)
+        pairs, want_keymap = _name_plan(lay.user_names, keymap, flavor, policy)
+        return {stored: src_md[name] for name, stored in pairs}, want_keymap
     # Values the destination cannot hold change what is dropped: no shortcut.
     fold = flavor == "s3"
     exp_user, exp_ours = _split(map_metadata(src_md, flavor, policy).metadata, fold)
