@@ -387,10 +387,10 @@ def entity_to_document(e: Entity) -> dict[str, Any]:
 
 def _bson_type(v: object) -> str:
     if isinstance(v, dict):
-        return "embedded document"
+        return "an embedded document"
     if isinstance(v, list):
-        return "array"
-    return type(v).__name__
+        return "an array"
+    return f"a value of type {type(v).__name__}"
 
 
 def _from_bson(where: str, name: str, v: Any, exact: Mapping[str, Any]) -> Prop | None:
@@ -432,7 +432,7 @@ def _from_bson(where: str, name: str, v: Any, exact: Mapping[str, Any]) -> Prop 
                                  f"{v.subtype}, which has no EDM type")
     if isinstance(v, bytes):
         return Prop(Edm.BINARY, v)
-    raise EntityMappingError("unmappable", f"{where}: field {name!r} holds a {_bson_type(v)}, "
+    raise EntityMappingError("unmappable", f"{where}: field {name!r} holds {_bson_type(v)}, "
                              "which Azure Tables cannot hold")
 
 

@@ -1,0 +1,266 @@
+"""DocumentDB → Azure Table from the change stream, on the real servers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from pymongo import MongoClient
+
+from crosswind.entities import CODEC_OPTIONS, Edm, Entity, Prop, entity_to_document
+from crosswind.metasync.context import MetaOptions, scope_of
+from crosswind.metasync.ledger import Ledger
+from crosswind.metasync.repair import replay, resolve_conflict
+from crosswind.metasync.runner import MetaResult, sync_metadata
+from crosswind.model import Direction
+from crosswind.state import StateStore
+from tests.integration.metadata.conftest import MetaEnv, arun
+
+pytestmark = pytest.mark.integration
+
+
+def reverse(env: MetaEnv, **overrides: Any) -> MetaResult:
+    opts = MetaOptions.from_config(env.config, Direction.AWS_TO_AZURE, **overrides)
+    return arun(sync_metadata(env.config, opts))
+
+
+def forward(env: MetaEnv) -> MetaResult:
+    return arun(sync_metadata(env.config, MetaOptions.from_config(env.config,
+                                                                  Direction.AZURE_TO_AWS)))
+
+
+def row(pk: str, rk: str, **props: Prop) -> Entity:
+    return Entity(pk, rk, MappingProxyType(props))
+
+
+def doc(pk: str, rk: str, **fields: Any) -> dict[str, Any]:
+    return {"_id": f"{pk}/{rk}", "PartitionKey": pk, "RowKey": rk, **fields}
+
+
+def contents(rows: dict[tuple[str, str], Entity]) -> dict[tuple[str, str], Any]:
+    return {k: dict(e.properties) for k, e in rows.items()}
+
+
+def ledger_of(env: MetaEnv) -> tuple[StateStore, Ledger]:
+    state = StateStore(env.config.state_dir)
+    return state, Ledger(state, scope_of(env.config))
+
+
+def test_change_stream_resumes_across_runs(make_meta_env: Callable[..., MetaEnv]) -> None:
+    env = make_meta_env()
+    env.put_many([row("p", f"r{i}", v=Prop(Edm.INT32, i)) for i in range(5)])
+    assert forward(env).report["written"] == 5
+    first = reverse(env)
+    assert first.report["change_stream"] == {"resumed_from_token": False, "reconciles": [
+        "no resume token (first run)"]}
+    assert first.report["unchanged"] == 5 and first.report["written"] == 0
+    # while crosswind is not running, the application writes on the AWS side
+    env.coll.update_one({"_id": "p/r1"}, {"$set": {"v": 100, "note": "edited on AWS"}})
+    env.coll.insert_one(doc("p", "new", v=7))
+    app_id = ObjectId()
+    env.coll.insert_one({"_id": app_id, "PartitionKey": "q", "RowKey": "app", "n": 1})
+    env.coll.delete_one({"_id": "p/r2"})
+    second = reverse(env)
+    assert second.report["change_stream"] == {"resumed_from_token": True, "reconciles": []}
+    assert second.report["changes"]["read"] == 4
+    assert second.report["written"] == 3 and second.report["deleted"] == 1
+    assert contents(env.azure_rows()) == contents(env.documents())
+    third = reverse(env)
+    assert third.report["changes"]["read"] == 0 and third.report["written"] == 0
+    # a document whose _id is not PartitionKey/RowKey: its delete is found by _id
+    env.coll.delete_one({"_id": app_id})
+    assert reverse(env).report["deleted"] == 1
+    assert ("q", "app") not in env.azure_rows()
+    assert contents(env.azure_rows()) == contents(env.documents())
+
+
+def test_own_writes_coming_back_are_not_applied_again(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    env = make_meta_env()
+    reverse(env)  # establishes the change-stream position on an empty collection
+    env.put_many([row("p", f"r{i}", s=Prop(Edm.STRING, "x")) for i in range(30)])
+    forward(env)  # these writes show up in the change stream
+    r = reverse(env)
+    assert r.report["changes"]["read"] == 30
+    assert r.report["changes"]["echoes_skipped"] == 30
+    assert r.report["written"] == 0 and r.report["conflicts"] == 0
+
+
+def test_history_lost_falls_back_to_reconcile(
+    make_meta_env: Callable[..., MetaEnv], short_history_secantus: str,
+) -> None:
+    client: MongoClient[dict[str, Any]] = MongoClient(short_history_secantus,
+                                                      uuidRepresentation="standard")
+    try:
+        env = make_meta_env("max_delete_percent = 50\n", mongo_uri=short_history_secantus,
+                            client=client)
+        env.coll.insert_many([doc("p", f"r{i}", v=i) for i in range(10)])
+        first = reverse(env)
+        assert first.report["written"] == 10
+        env.coll.delete_one({"_id": "p/r0"})
+        env.coll.update_one({"_id": "p/r1"}, {"$set": {"v": -1}})
+        # more than the 50 entries the server keeps, and past its 1,000-write prune
+        env.coll.insert_many([doc("bulk", f"{i:04d}") for i in range(1100)])
+        second = reverse(env)
+        reasons = second.report["change_stream"]["reconciles"]
+        assert len(reasons) == 1 and "resume token no longer valid" in reasons[0]
+        assert second.report["written"] == 1101 and second.report["deleted"] == 1
+        assert contents(env.azure_rows()) == contents(env.documents())
+        env.coll.update_one({"_id": "p/r3"}, {"$set": {"v": 33}})
+        third = reverse(env)  # back on the stream from the position taken before the reconcile
+        assert third.report["change_stream"]["reconciles"] == []
+        assert env.azure_rows()[("p", "r3")].properties["v"].value == 33
+    finally:
+        client.close()
+
+
+def test_replica_side_writes_are_conflicts_never_overwritten(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    env = make_meta_env()
+    env.put_many([row("p", k, v=Prop(Edm.STRING, "synced")) for k in ("k1", "k2", "k3", "k4")])
+    forward(env)
+    reverse(env)
+    # Someone writes on the replica (Azure) side…
+    env.put_rows(row("p", "k1", v=Prop(Edm.STRING, "edited on Azure")))
+    env.delete_rows(("p", "k3"))
+    env.put_rows(row("p", "k4", v=Prop(Edm.STRING, "edited on Azure")))
+    # …and the primary (AWS) changes the same rows.
+    env.coll.update_one({"_id": "p/k1"}, {"$set": {"v": "edited on AWS"}})
+    env.coll.update_one({"_id": "p/k2"}, {"$set": {"v": "edited on AWS"}})
+    env.coll.update_one({"_id": "p/k3"}, {"$set": {"v": "edited on AWS"}})
+    env.coll.delete_one({"_id": "p/k4"})
+    r = reverse(env)
+    assert r.report["conflicts"] == 3 and r.report["written"] == 1
+    az = env.azure_rows()
+    assert az[("p", "k1")].properties["v"].value == "edited on Azure"  # not overwritten
+    assert az[("p", "k2")].properties["v"].value == "edited on AWS"
+    assert ("p", "k3") not in az and az[("p", "k4")].properties["v"].value == "edited on Azure"
+    state, ledger = ledger_of(env)
+    try:
+        found = {c.rk: c for c in ledger.conflicts()}
+    finally:
+        state.close()
+    assert set(found) == {"k1", "k3", "k4"}
+    k1 = found["k1"]
+    assert k1.azure_version and k1.aws_version
+    assert k1.azure_version["properties"]["v"]["value"] == "edited on Azure"
+    assert k1.aws_version["properties"]["v"]["value"] == "edited on AWS"
+    assert k1.recorded_etag and k1.azure_etag and k1.recorded_etag != k1.azure_etag
+    assert found["k3"].azure_version is None  # deleted on Azure
+    assert found["k4"].aws_version is None  # deleted on AWS
+    # seen again, the same conflict is not recorded twice
+    env.coll.update_one({"_id": "p/k1"}, {"$set": {"v": "edited on AWS again"}})
+    assert reverse(env).report["conflicts"] == 1
+    state, ledger = ledger_of(env)
+    try:
+        assert ledger.conflict_count() == 3
+    finally:
+        state.close()
+    # resolving: keep AWS for k1, Azure for k4
+    arun(resolve_conflict(env.config, k1.id, "aws"))
+    arun(resolve_conflict(env.config, found["k4"].id, "azure"))
+    az, docs = env.azure_rows(), env.documents()
+    assert az[("p", "k1")].properties["v"].value == "edited on AWS again"
+    assert docs[("p", "k4")].properties["v"].value == "edited on Azure"
+    later = reverse(env)
+    assert later.report["conflicts"] == 0
+    env.coll.update_one({"_id": "p/k1"}, {"$set": {"v": "after resolve"}})
+    assert reverse(env).report["written"] == 1  # the baseline moved with the resolution
+
+
+def test_overwrite_policy_records_then_writes(make_meta_env: Callable[..., MetaEnv]) -> None:
+    env = make_meta_env('conflict_policy = "overwrite"\n')
+    env.put_rows(row("p", "k", v=Prop(Edm.STRING, "synced")))
+    forward(env)
+    reverse(env)
+    env.put_rows(row("p", "k", v=Prop(Edm.STRING, "edited on Azure")))
+    env.coll.update_one({"_id": "p/k"}, {"$set": {"v": "edited on AWS"}})
+    r = reverse(env)
+    assert r.report["conflicts"] == 1
+    assert env.azure_rows()[("p", "k")].properties["v"].value == "edited on AWS"
+
+
+def test_transactions_stay_within_100_per_partition(make_meta_env: Callable[..., MetaEnv]
+                                                    ) -> None:
+    env = make_meta_env("batch_size = 1000\nflush_interval_s = 1.0\n")
+    reverse(env)
+    env.coll.insert_many([doc("big", f"{i:03d}", n=i) for i in range(250)]
+                         + [doc("small", f"{i:03d}") for i in range(30)])
+    r = reverse(env)
+    assert r.report["written"] == 280
+    assert r.report["batches"] >= 4  # 250 rows of one partition need three transactions
+    assert contents(env.azure_rows()) == contents(env.documents())
+
+
+def test_poison_documents_go_to_the_dlq_and_replay_after_the_fix(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    env = make_meta_env()
+    reverse(env)
+    env.coll.insert_many([
+        doc("p", "ok", v=1),
+        doc("p", "array", tags=["a", "b"]),
+        doc("p", "nested", where={"lat": 1.0}),
+        doc("p", "long-string", text="x" * 40_000),  # 80,000 bytes as UTF-16
+        doc("p", "huge", **{f"f{i}": "y" * 30_000 for i in range(20)}),  # > 1 MiB entity
+        doc("p", "oid", ref=ObjectId()),
+    ])
+    r = reverse(env)
+    assert r.status == "failed" and r.report["written"] == 1
+    assert r.report["failed_by_kind"] == {"unmappable": 3, "oversize": 2}
+    assert set(env.azure_rows()) == {("p", "ok")}
+    state, ledger = ledger_of(env)
+    try:
+        reasons = {i.item: i.reason for i in ledger.dlq_list()}
+    finally:
+        state.close()
+    assert "field 'tags' holds an array" in reasons["p/array"]
+    assert "per property" in reasons["p/long-string"] and "per entity" in reasons["p/huge"]
+    # fix them on the AWS side, then replay
+    env.coll.update_one({"_id": "p/array"}, {"$set": {"tags": "a,b"}})
+    env.coll.update_one({"_id": "p/nested"}, {"$unset": {"where": ""}})
+    env.coll.update_one({"_id": "p/long-string"}, {"$set": {"text": "short"}})
+    env.coll.update_one({"_id": "p/oid"}, {"$set": {"ref": str(ObjectId())}})
+    result = arun(replay(env.config, every=True))
+    assert len(result.resolved) == 4
+    assert [s["item"] for s in result.still_open] == ["p/huge"]
+    az = env.azure_rows()
+    assert az[("p", "array")].properties["tags"].value == "a,b"
+    assert ("p", "huge") not in az
+    # the fixed documents' own change events later are echoes, not conflicts
+    assert reverse(env).report["conflicts"] == 0
+
+
+def test_dry_run_writes_nothing_and_keeps_no_token(make_meta_env: Callable[..., MetaEnv]
+                                                   ) -> None:
+    env = make_meta_env()
+    env.coll.insert_many([doc("p", f"r{i}") for i in range(5)])
+    r = reverse(env, dry_run=True)
+    assert r.report["would_write"]["count"] == 5 and env.azure_rows() == {}
+    state, ledger = ledger_of(env)
+    try:
+        assert ledger.resume_token() is None
+    finally:
+        state.close()
+
+
+def test_reverse_writes_every_edm_type_exactly(make_meta_env: Callable[..., MetaEnv]) -> None:
+    from crosswind.entities import EdmDateTime
+
+    env = make_meta_env()
+    reverse(env)
+    e = row("p", "types", s=Prop(Edm.STRING, "é😀"), i=Prop(Edm.INT32, -(2**31)),
+            l=Prop(Edm.INT64, 2**63 - 1), small=Prop(Edm.INT64, 1),
+            d=Prop(Edm.DOUBLE, float("nan")), inf=Prop(Edm.DOUBLE, float("-inf")),
+            b=Prop(Edm.BOOLEAN, False),
+            t=Prop(Edm.DATETIME, EdmDateTime.from_iso("2026-11-26T10:00:00.1234567Z")),
+            g=Prop(Edm.GUID, uuid.uuid4()), bin=Prop(Edm.BINARY, b"\x00\xff"))
+    env.coll.with_options(codec_options=CODEC_OPTIONS).insert_one(entity_to_document(e))
+    reverse(env)
+    assert env.azure_rows()[("p", "types")].properties == e.properties
