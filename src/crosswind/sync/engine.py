@@ -135,6 +135,8 @@ class SyncRun:
         # With few workers, fewer failures in a row already mean every worker saw it.
         self.breaker = _Breaker(max(3, min(BREAKER_THRESHOLD, options.concurrency)))
         self.run_id = 0
+        #: destination entries inside the prefix and filters: the delete guard's base
+        self._dst_in_scope = 0
         self._in_flight: set[asyncio.Task[None]] = set()
         self.failures: list[dict[str, str]] = []
         self.would_copy: list[dict[str, Any]] = []
@@ -197,6 +199,8 @@ class SyncRun:
             async for m in march(src, dst, records):
                 if self.breaker.tripped is not None:
                     break
+                if m.dst is not None:
+                    self._dst_in_scope += 1
                 d = decide(m, delete=self.opts.delete)
                 if d.action is Action.COPY:
                     assert m.src is not None
@@ -316,13 +320,15 @@ class SyncRun:
     # -- deletes ---------------------------------------------------------------
     def _check_delete_limit(self) -> None:
         n = self.stats.to_delete.count
-        total = max(self.stats.listed_destination, 1)
+        # Of the objects this run may touch (prefix and filters), not of the whole
+        # destination: a broken source listing must not wipe a small filtered set.
+        total = max(self._dst_in_scope, 1)
         pct = 100.0 * n / total
         if n > self.opts.max_delete_count or pct > self.opts.max_delete_percent:
             raise DeleteLimitExceeded(
-                f"refusing to delete {n} objects ({pct:.1f}% of {self.stats.listed_destination} "
-                f"at the destination): limits are {self.opts.max_delete_count} objects and "
-                f"{self.opts.max_delete_percent:g}%; nothing was deleted"
+                f"refusing to delete {n} objects ({pct:.1f}% of the {self._dst_in_scope} in "
+                f"scope at the destination): limits are {self.opts.max_delete_count} objects "
+                f"and {self.opts.max_delete_percent:g}%; nothing was deleted"
             )
 
     async def _deletes(self) -> None:
