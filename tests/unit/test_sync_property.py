@@ -237,9 +237,9 @@ async def _scenario(sc: Scenario, tmp: Path) -> list[str]:
             assert after.get(k) == dst_before.get(k), f"{k!r} is outside the filter"
 
     extras = sorted(k for k in dst_before if keep(k) and k not in src.objects)
-    listed = sum(1 for k in dst_before if k.startswith(keep.prefix))
+    in_scope = sum(1 for k in dst_before if keep(k))
     too_many = len(extras) > sc.max_delete_count or (
-        100.0 * len(extras) / max(listed, 1) > sc.max_delete_percent
+        100.0 * len(extras) / max(in_scope, 1) > sc.max_delete_percent
     )
     gone = [k for k in extras if k not in after]
     deletes = "off" if not sc.delete else "none" if not extras else (
