@@ -70,7 +70,10 @@ class LocalStore:
         return path
 
     def _sidecar(self, key: str) -> Path:
-        return self.root / META_DIR / (key + ".json")
+        # Directories get ".d", files ".json", so no key's sidecar file is another
+        # key's sidecar directory ("a" -> a.json, "a.json/x" -> a.json.d/x.json).
+        *dirs, name = key.split("/")
+        return self.root / META_DIR / Path(*(d + ".d" for d in dirs)) / (name + ".json")
 
     # -- reading -------------------------------------------------------------
     def _walk(self, directory: Path, rel: str) -> Iterator[tuple[str, os.stat_result]]:
