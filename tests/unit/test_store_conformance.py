@@ -124,3 +124,23 @@ def test_local_store_key_under_an_existing_file_is_an_invalid_key(tmp_path: Path
         assert [m.key async for m in store.list()] == ["a", "d/e"]
 
     asyncio.run(go())
+
+
+def test_local_store_sidecars_of_different_keys_never_collide(tmp_path: Path) -> None:
+    """Key "a" and key "a.json/x" are distinct files; so must their metadata be."""
+    store = LocalStore(tmp_path / "root")
+    p1 = ObjectProps(content_type="text/a", metadata={"k": "1"})
+    p2 = ObjectProps(content_type="text/b", metadata={"k": "2"})
+
+    async def go() -> None:
+        for first, second in (("a", "a.json/x"), ("b.json/x", "b")):
+            await store.put(first, b"1", p1, md5=md5_hex(b"1"))
+            await store.put(second, b"22", p2, md5=md5_hex(b"22"))
+            assert (await store.head(first)).props == p1
+            assert (await store.head(second)).props == p2
+            assert (await store.head(second)).content_md5 == md5_hex(b"22")
+            await store.delete(first)
+            assert (await store.head(second)).props == p2
+        assert [m.key async for m in store.list()] == ["a.json/x", "b"]
+
+    asyncio.run(go())
