@@ -63,8 +63,8 @@ def parse_since(text: str) -> EdmDateTime:
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not an ISO 8601 date or time "
-                                 "(e.g. 2026-11-26 or 2026-11-26T10:00:00Z)") from None
+        raise ConfigError(f"--since {text!r} is not an ISO 8601 date or time "
+                          "(e.g. 2026-11-26 or 2026-11-26T10:00:00Z)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return EdmDateTime.from_datetime(dt.astimezone(UTC))
@@ -177,9 +177,9 @@ def sync_metadata_cmd(
 ) -> None:
     """Sync metadata rows: Azure Table ⇄ DocumentDB."""
     if mode not in ("scan", "objects"):
-        raise typer.BadParameter("--mode must be scan or objects")
+        raise ConfigError("--mode must be scan or objects")
     if objects_from not in ("synced", "listing"):
-        raise typer.BadParameter("--objects must be synced or listing")
+        raise ConfigError("--objects must be synced or listing")
     cfg = load(config)
     opts = MetaOptions.from_config(
         cfg, direction, dry_run=dry_run, full=full or None,
@@ -268,7 +268,7 @@ def keys_check_cmd(
 ) -> None:
     """Parse real object names from a store and report those that do not fit."""
     if side not in ("azure", "aws"):
-        raise typer.BadParameter("--side must be azure or aws")
+        raise ConfigError("--side must be azure or aws")
     cfg = load(config)
     if cfg.keys is None:
         raise ConfigError(f"{config}: has no [keys] section (pattern, partition_key, row_key)")
@@ -336,7 +336,7 @@ def dlq_list_cmd(
 ) -> None:
     """DLQ entries with their reasons."""
     if status not in ("open", "resolved", "all"):
-        raise typer.BadParameter("--status must be open, resolved or all")
+        raise ConfigError("--status must be open, resolved or all")
     cfg = load(config)
     with _ledger(cfg) as (_, ledger):
         items = ledger.dlq_list(status=None if status == "all" else status,
@@ -449,7 +449,7 @@ def conflicts_list_cmd(
 ) -> None:
     """Rows written on the replica side since the last sync (left alone, recorded)."""
     if status not in ("open", "resolved", "all"):
-        raise typer.BadParameter("--status must be open, resolved or all")
+        raise ConfigError("--status must be open, resolved or all")
     cfg = load(config)
     with _ledger(cfg) as (_, ledger):
         items = ledger.conflicts(status=None if status == "all" else status, limit=limit)
@@ -494,7 +494,7 @@ def conflicts_resolve_cmd(
 ) -> None:
     """Give both sides one side's current version and mark the conflict resolved."""
     if keep not in ("aws", "azure"):
-        raise typer.BadParameter("--keep must be aws or azure")
+        raise ConfigError("--keep must be aws or azure")
     cfg = load(config)
     out = run(resolve_conflict(cfg, conflict_id, keep))  # type: ignore[arg-type]
     if as_json:

@@ -294,10 +294,14 @@ class AzureTableStore:
     async def check(self) -> None:
         if self.auth.sas_token:
             check_sas(self.auth.sas_token, "raud" if self.writable else "r", self.name)
-        with azure_errors(self.name):
-            async for _ in self.client.query_entities("PartitionKey eq ''",
-                                                      results_per_page=1):
-                break
+        try:
+            with azure_errors(self.name):
+                async for _ in self.client.query_entities("PartitionKey eq ''",
+                                                          results_per_page=1):
+                    break
+        except NotFound:
+            raise NotFound(f"{self.name}: the table {self.table_name!r} does not exist "
+                           "(check [azure].table, or create it)") from None
 
     async def create(self) -> None:
         """Create the table if it does not exist (demo, tests, a fresh replica)."""

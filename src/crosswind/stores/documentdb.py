@@ -270,9 +270,15 @@ class DocumentDBStore:
     def open(cls, cfg: AwsConfig, *, page_size: int = 1000, max_batch: int = 1000
              ) -> DocumentDBStore:
         uri = resolve_uri(cfg)
+        # Fail in seconds when the server is unreachable, unless the URI says otherwise.
+        given = {k.lower() for k in uri_parser.parse_uri(uri, validate=False, warn=False)
+                 .get("options", {})}
+        timeouts: dict[str, Any] = {k: 10_000 for k in ("serverSelectionTimeoutMS",
+                                                        "connectTimeoutMS")
+                    if k.lower() not in given}
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             uri, uuidRepresentation="standard", tz_aware=True, tzinfo=UTC, retryWrites=False,
-            serverSelectionTimeoutMS=10_000, connectTimeoutMS=10_000,
+            **timeouts,
         )
         return cls(client, cfg.database, cfg.collection, _host_label(uri),
                    page_size=page_size, max_batch=max_batch)
