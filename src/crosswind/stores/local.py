@@ -26,6 +26,8 @@ from crosswind.stores.common import BytesReader, md5_hex, require_md5
 
 META_DIR = ".cwmeta"
 TMP_MARK = ".cwtmp-"
+# File names hold 255 bytes; a segment also becomes ".<name>.json.cwtmp-<8 hex>".
+MAX_SEGMENT_BYTES = 255 - len(".") - len(".json") - len(TMP_MARK) - 8
 
 
 def _props_to_json(props: ObjectProps, md5: str, size: int) -> str:
@@ -62,6 +64,7 @@ class LocalStore:
             or any(p in ("", ".", "..") for p in parts)
             or parts[0] == META_DIR
             or any(TMP_MARK in p for p in parts)
+            or any(len(p.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES for p in parts)
         ):
             raise InvalidKey(f"{self.name}: key {key!r} cannot be stored as a file under the root")
         path = self.root.joinpath(*parts)
