@@ -47,8 +47,8 @@ def test_every_backend_implements_the_protocol(tmp_path: Path) -> None:
         assert isinstance(store, ObjectStore)
 
 
-# -- LocalStore: keys that would escape the root ------------------------------------
-ESCAPING_KEYS = [
+# -- LocalStore: keys that would escape the root or cannot be file names -----------
+REFUSED_KEYS = [
     "",
     "/etc/passwd",
     "../outside",
@@ -60,11 +60,13 @@ ESCAPING_KEYS = [
     "a/",
     "a\x00b",
     ".cwmeta/a.json",  # the sidecar folder is not an object
+    "d/" + "x" * 235,  # with its sidecar and temporary names, longer than a file name
+    "é" * 118,
 ]
 
 
-@pytest.mark.parametrize("key", ESCAPING_KEYS)
-def test_local_store_refuses_keys_that_escape_its_root(key: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", REFUSED_KEYS)
+def test_local_store_refuses_keys_it_cannot_hold_under_its_root(key: str, tmp_path: Path) -> None:
     root = tmp_path / "root"
     store = LocalStore(root)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
