@@ -191,3 +191,17 @@ def test_help_shows_no_secrets() -> None:
                                              f"AccountKey={FAKE_KEY}"})
     assert p.returncode == 0 and "--direction" in p.stdout
     assert FAKE_KEY not in p.stdout + p.stderr
+
+
+def test_no_aws_credentials_anywhere(
+    azurite: Azurite, moto: Moto, blob_service: Any, s3_client: Any, tmp_path: Path
+) -> None:
+    aws = f'bucket = "b"\nendpoint_url = "{moto.endpoint}"\nemulator = true\n'
+    cfg = estate(azurite, moto, blob_service, s3_client, tmp_path, aws=aws)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"CW_TEST_AZ": azurite.connection_string, "AWS_CONFIG_FILE": "/nonexistent",
+                "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"})
+    p = subprocess.run([sys.executable, "-m", "crosswind", "sync", "objects", "--config",
+                        str(cfg), "--direction", "azure-to-aws"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert_clean_error(p, 3, "no AWS credentials")

@@ -227,7 +227,14 @@ class S3ObjectStore:
             import boto3  # type: ignore[import-untyped]
             from obstore.auth.boto3 import Boto3CredentialProvider
 
-            kw["credential_provider"] = Boto3CredentialProvider(boto3.Session())
+            session = boto3.Session(region_name=cfg.region)
+            if session.get_credentials() is None:
+                raise AuthError(
+                    f"s3://{cfg.bucket}: no AWS credentials: none in the config "
+                    "([aws].access_key_id/secret_access_key) and none in the default chain "
+                    "(environment, profile, SSO, instance role)"
+                )
+            kw["credential_provider"] = Boto3CredentialProvider(session)
         if cfg.endpoint_url:
             kw["endpoint"] = cfg.endpoint_url
             kw["virtual_hosted_style_request"] = False
