@@ -11,11 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crosswind.model import ObjectMeta, ObjectProps
+from crosswind.props_compare import props_differences
 from crosswind.stores.common import md5_hex
 from crosswind.stores.memory import MemoryStore
 from crosswind.sync.transfer import destination_props
 from crosswind.validate.findings import Kind
-from crosswind.validate.objects_compare import claimed_md5, compare_pair, props_differences
+from crosswind.validate.objects_compare import claimed_md5, compare_pair
 
 MD5_A = md5_hex(b"a")
 MD5_B = md5_hex(b"b")
@@ -144,7 +145,7 @@ def test_cached_expectation_equals_map_metadata(md: dict[str, str], keymap: Any,
 
     from crosswind.errors import MetadataMappingError
     from crosswind.mapping import map_metadata, split_reserved
-    from crosswind.validate.objects_compare import _expected
+    from crosswind.props_compare import _expected
 
     if keymap is not None:
         md = {**md, "crosswind-keymap": json.dumps(keymap)}
