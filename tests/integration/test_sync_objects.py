@@ -221,3 +221,30 @@ def test_filters_limit_copies_and_deletes(make_env: Any) -> None:
                   filter=KeyFilter(include=("events/*",), exclude=("*.tmp",)))
     assert report["copied"]["count"] == 1
     assert set(s3_objects(env)) == {"events/a.json", "other/keep-me"}
+
+
+def test_destination_seeded_by_another_tool(make_env: Any) -> None:
+    """Equal bytes without a verified record: metadata is compared, not assumed."""
+    env = make_env()
+    s3: Any = env.s3
+    # Lower-case names map to S3 unchanged (no keymap entry is needed).
+    put_blob(env, "same-meta.json", b"{}", metadata={"flightno": "BA117"},
+             content_settings=ContentSettings(content_type="application/json"))
+    put_blob(env, "lost-meta.json", b"[]", metadata={"FlightNo": "BA118"},
+             content_settings=ContentSettings(content_type="application/json"))
+    # As rclone would have copied them: same bytes; one without the metadata.
+    s3.put_object(Bucket=env.bucket, Key="same-meta.json", Body=b"{}",
+                  ContentType="application/json", Metadata={"flightno": "BA117"})
+    s3.put_object(Bucket=env.bucket, Key="lost-meta.json", Body=b"[]",
+                  ContentType="application/json")
+    dry = sync(env, dry_run=True)
+    assert dry["would_copy"]["count"] == 1
+    assert dry["would_copy"]["examples"][0]["key"] == "lost-meta.json"
+    report = sync(env)
+    assert report["copy_reasons"] == {"metadata differs": 1}
+    assert report["copied"]["count"] == 1 and report["skipped"]["count"] == 1
+    h = s3.head_object(Bucket=env.bucket, Key="lost-meta.json")
+    assert h["Metadata"]["flightno"] == "BA118"
+    # The checked pair is now a verified copy: the next run skips both without a HEAD.
+    again = sync(env)
+    assert again["copied"]["count"] == 0 and again["skipped"]["count"] == 2

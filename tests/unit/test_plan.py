@@ -49,16 +49,17 @@ def test_decide(m: Match, delete: bool) -> None:
         # Only destination-only keys are ever deleted, and only when asked.
         assert d.action is (Action.DELETE if delete else Action.EXTRA)
         return
-    assert d.action in (Action.COPY, Action.SKIP)
+    assert d.action in (Action.COPY, Action.SKIP, Action.CHECK)
     if t is None:
         assert d.action is Action.COPY
         return
     if d.action is Action.SKIP:
-        # Never skip without proof the destination holds the source's bytes.
-        assert s.size == t.size
-        assert _record_proves_equal(m) or (
-            s.content_md5 is not None and s.content_md5 == t.content_md5
-        )
+        # Never skip without a verified record vouching for bytes and metadata.
+        assert s.size == t.size and _record_proves_equal(m)
+    if d.action is Action.CHECK:
+        # Equal bytes without a record: metadata is compared before any skip.
+        assert s.size == t.size and s.content_md5 is not None
+        assert s.content_md5 == t.content_md5 and not _record_proves_equal(m)
     if s.size != t.size:
         assert d.action is Action.COPY
     elif _record_proves_equal(m):
@@ -67,7 +68,7 @@ def test_decide(m: Match, delete: bool) -> None:
         # Metadata-only changes move the etag but not the MD5: still copied.
         assert d.action is Action.COPY
     elif s.content_md5 and t.content_md5:
-        assert d.action is (Action.SKIP if s.content_md5 == t.content_md5 else Action.COPY)
+        assert d.action is (Action.CHECK if s.content_md5 == t.content_md5 else Action.COPY)
     else:
         assert d.action is Action.COPY, "nothing proves them equal"
 

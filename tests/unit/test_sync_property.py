@@ -127,9 +127,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     lose_state = draw(st.integers(1, 3)) == 1
     src_rewrite = {k: (draw(payloads()), draw(props_for(src_flavor)))
                    for k in some(src_keys) + draw(st.lists(keys, max_size=2))}
-    # Metadata-only changes are detected by the verified record (the source etag
-    # moved); without a record the engine compares MD5s only, see test_sync.
-    src_relabel = {} if lose_state else {
+    # Metadata-only changes: the verified record shows the source etag moved;
+    # without a record (lost state) equal bytes get their metadata compared.
+    src_relabel = {
         k: draw(props_for(src_flavor)) for k in some(src_keys, 2) if k not in src_rewrite
     }
     return Scenario(
@@ -286,11 +286,8 @@ async def _scenario(sc: Scenario, tmp: Path) -> list[str]:
 @settings(max_examples=60, deadline=None)
 @given(scenarios())
 def test_sync(sc: Scenario) -> None:
-    """Not covered on purpose, because the planner does not claim it: when no
-    verified record exists (first run, lost state), equal bytes with other
-    metadata count as in sync (plan rule 5 compares MD5s only), so a
-    destination seeded by another tool keeps its metadata. Scenarios therefore
-    change metadata without bytes only while the state is kept."""
+    """Metadata-only drift is covered with and without the state store: equal
+    bytes without a verified record get their headers and metadata compared."""
     with tempfile.TemporaryDirectory() as tmp:
         for label in asyncio.run(_scenario(sc, Path(tmp))):
             event(label)

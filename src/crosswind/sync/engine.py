@@ -27,14 +27,15 @@ from crosswind.errors import (
     PreconditionFailed,
     TransientError,
 )
-from crosswind.model import ObjectMeta
+from crosswind.model import ObjectMeta, ObjectProps
 from crosswind.observability.stats import SyncStats
+from crosswind.props_compare import props_differences
 from crosswind.secrets import redact
 from crosswind.state import RunStatus, StateStore, VerifiedCopy
 from crosswind.stores.base import ObjectStore
 from crosswind.sync.budget import ByteBudget
 from crosswind.sync.filters import KeyFilter
-from crosswind.sync.march import march
+from crosswind.sync.march import Match, march
 from crosswind.sync.plan import Action, decide
 from crosswind.sync.report import sync_report
 from crosswind.sync.transfer import Transfer, TransferSettings
@@ -193,7 +194,8 @@ class SyncRun:
         src = _filtered(self.src.list(prefix), keep, self.stats, "source")
         dst = _filtered(self.dst.list(prefix), keep, self.stats, "destination")
         records = self.state.iter_verified(self.opts.direction, prefix)
-        queue: asyncio.Queue[ObjectMeta | None] = asyncio.Queue(self.opts.concurrency * 4)
+        queue: asyncio.Queue[tuple[Action, Match] | None] = asyncio.Queue(
+            self.opts.concurrency * 4)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.opts.concurrency)]
         try:
             async for m in march(src, dst, records):
@@ -211,7 +213,9 @@ class SyncRun:
                             self.would_copy.append({"key": m.key, "size": m.src.size,
                                                     "reason": d.reason})
                     else:
-                        await queue.put(m.src)
+                        await queue.put((Action.COPY, m))
+                elif d.action is Action.CHECK:
+                    await queue.put((Action.CHECK, m))  # read-only, so dry runs check too
                 elif d.action is Action.SKIP:
                     assert m.src is not None
                     self.stats.skipped.add(m.src.size)
@@ -232,11 +236,18 @@ class SyncRun:
                 await queue.put(None)
             await asyncio.gather(*workers)
 
-    async def _worker(self, queue: asyncio.Queue[ObjectMeta | None]) -> None:
-        while (meta := await queue.get()) is not None:
+    async def _worker(self, queue: asyncio.Queue[tuple[Action, Match] | None]) -> None:
+        while (item := await queue.get()) is not None:
             if self.breaker.tripped is not None:
                 continue  # drain without copying; the run is stopping
-            task = asyncio.create_task(self._copy_one(meta))
+            action, m = item
+            assert m.src is not None
+            if action is Action.CHECK:
+                assert m.dst is not None
+                job = self._check_one(m.src, m.dst)
+            else:
+                job = self._copy_one(m.src)
+            task = asyncio.create_task(job)
             self._in_flight.add(task)
             try:
                 await asyncio.wait({task})
@@ -249,6 +260,43 @@ class SyncRun:
                 # fail after their retries. Stop them now (uploads are aborted).
                 for other in self._in_flight:
                     other.cancel()
+
+    async def _check_one(self, s: ObjectMeta, d: ObjectMeta) -> None:
+        """Equal bytes: compare headers and metadata; record the pair as verified
+        when they agree, copy when they do not."""
+        try:
+            src = s if s.props is not None else await self.src.head(s.key)
+            dst = d if d.props is not None else await self.dst.head(d.key)
+        except NotFound:
+            await self._copy_one(s)  # one side went away; the copy path sorts it out
+            return
+        except CrosswindError as exc:
+            self._failed(s, type(exc).__name__, str(exc))
+            self.breaker.failure(exc)
+            return
+        if (src.etag, src.size, dst.etag) != (s.etag, s.size, d.etag):
+            await self._copy_one(s)  # changed since listed
+            return
+        diffs = props_differences(src.props or ObjectProps(), dst.props or ObjectProps(),
+                                  self.dst.capabilities.metadata_flavor,
+                                  self.opts.transfer.metadata_policy)
+        if diffs:
+            reason = "metadata differs"
+            self.stats.planned.add(s.size)
+            self.stats.copy_reasons[reason] += 1
+            if self.opts.dry_run:
+                if len(self.would_copy) < 100:
+                    self.would_copy.append({"key": s.key, "size": s.size, "reason": reason})
+                return
+            await self._copy_one(s)
+            return
+        if not self.opts.dry_run:
+            assert s.content_md5 is not None
+            self.state.record_verified(
+                self.opts.direction, VerifiedCopy(s.key, s.etag, s.size, s.content_md5, d.etag),
+                self.run_id)
+        self.breaker.success()
+        self.stats.skipped.add(s.size)
 
     async def _copy_one(self, meta: ObjectMeta) -> None:
         attempt = 0

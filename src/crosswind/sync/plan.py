@@ -7,7 +7,10 @@ Change detection, in order:
 3. a verified copy is recorded and neither side's etag moved since → skip;
 4. the source's etag moved since the recorded copy → copy (content or
    metadata changed; Azure and S3 both change the etag on either);
-5. both sides know the content MD5: equal → skip, different → copy;
+5. both sides know the content MD5: different → copy; equal → check the
+   headers and metadata (HEAD where a listing lacks them) before skipping, since
+   no verified copy vouches for them (another tool made the copy, the state was
+   lost, or someone touched the destination);
 6. nothing proves them equal → copy.
 
 Destination-only keys are deleted only with ``delete=True``; otherwise they
@@ -27,6 +30,7 @@ class Action(StrEnum):
     SKIP = "skip"
     DELETE = "delete"
     EXTRA = "extra"
+    CHECK = "check"  # bytes equal: compare headers and metadata, then skip or copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,7 @@ NEW = Decision(Action.COPY, "missing at destination")
 SIZE = Decision(Action.COPY, "size differs")
 UNCHANGED = Decision(Action.SKIP, "unchanged since verified copy")
 SOURCE_CHANGED = Decision(Action.COPY, "source changed since verified copy")
-SAME_HASH = Decision(Action.SKIP, "same content MD5")
+SAME_HASH = Decision(Action.CHECK, "same content MD5, metadata not yet compared")
 OTHER_HASH = Decision(Action.COPY, "content MD5 differs")
 UNPROVEN = Decision(Action.COPY, "not known to be equal")
 DELETE = Decision(Action.DELETE, "not at source")
