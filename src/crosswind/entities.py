@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import math
 import re
 import struct
@@ -212,13 +211,18 @@ class Entity:
         return self.key == other.key and dict(self.properties) == dict(other.properties)
 
     def content_hash(self) -> str:
-        """SHA-256 of keys and properties (not etag/Timestamp), stable across processes."""
-        body = json.dumps(
-            [self.partition_key, self.row_key,
-             sorted((n, p.edm.value, p.canonical()) for n, p in self.properties.items())],
-            ensure_ascii=True, separators=(",", ":"),
-        )
-        return hashlib.sha256(body.encode()).hexdigest()
+        """SHA-256 of keys and properties (not etag/Timestamp), stable across processes.
+
+        Values enter by ``repr``, which is exact for every value type here (floats
+        round-trip, -0.0 differs from 0.0); it runs once per synced row, so it is
+        kept cheap."""
+        h = hashlib.sha256(repr((self.partition_key, self.row_key)).encode(
+            "utf-8", "surrogatepass"))
+        for name in sorted(self.properties):
+            p = self.properties[name]
+            h.update(f"\x00{name}\x00{p.edm.value}\x00{p.value!r}".encode(
+                "utf-8", "surrogatepass"))
+        return h.hexdigest()
 
 
 def sort_key(pk: str, rk: str) -> str:
@@ -314,6 +318,9 @@ def check_document_size(doc: Mapping[str, Any], limit: int = MAX_DOCUMENT_BYTES)
 # -- entity → document ---------------------------------------------------------------
 
 
+_RESERVED_FIELDS = SYSTEM_FIELDS | AZURE_SYSTEM
+
+
 def _check_field_name(e: Entity, name: str) -> None:
     if name in SYSTEM_FIELDS or name in AZURE_SYSTEM:
         raise EntityMappingError("unmappable", f"{_where(e)}: property {name!r} clashes with a "
@@ -324,6 +331,17 @@ def _check_field_name(e: Entity, name: str) -> None:
 
 
 def _to_bson(e: Entity, name: str, p: Prop, exact: dict[str, str]) -> Any:
+    # Plain values first (most properties): one type check each.
+    if _PLAIN.get(p.edm) is type(p.value):
+        return p.value
+    return _to_bson_typed(e, name, p, exact)
+
+
+#: EDM types whose Python value is already the BSON value
+_PLAIN: dict[Edm, type] = {Edm.STRING: str, Edm.DOUBLE: float, Edm.BOOLEAN: bool}
+
+
+def _to_bson_typed(e: Entity, name: str, p: Prop, exact: dict[str, str]) -> Any:
     v = p.value
     ok: bool
     if p.edm is Edm.STRING:
@@ -364,9 +382,14 @@ def entity_to_document(e: Entity) -> dict[str, Any]:
     doc: dict[str, Any] = {"_id": doc_id(e.partition_key, e.row_key),
                            "PartitionKey": e.partition_key, "RowKey": e.row_key}
     exact: dict[str, str] = {}
+    text_bytes = 0  # an upper bound of the bytes strings and binaries take in BSON
     for name, p in e.properties.items():
-        _check_field_name(e, name)
+        if name in _RESERVED_FIELDS or name[:1] == "$" or "." in name or not name or (
+                "\x00" in name):
+            _check_field_name(e, name)
         doc[name] = _to_bson(e, name, p, exact)
+        if p.edm is Edm.STRING or p.edm is Edm.BINARY:
+            text_bytes += 4 * len(p.value)  # type: ignore[arg-type]
     cw: dict[str, Any] = {"v": MAPPING_VERSION}
     if e.etag is not None:
         cw["etag"] = e.etag
@@ -375,9 +398,9 @@ def entity_to_document(e: Entity) -> dict[str, Any]:
     if exact:
         cw["dt"] = exact
     doc["_cw"] = cw
-    # A valid entity is at most ~1 MiB of UTF-16, far below 16 MiB of BSON;
-    # only something unusually large is worth encoding twice to check.
-    if entity_size(e) > MAX_DOCUMENT_BYTES // 4:
+    # pymongo refuses a whole bulk write for one document over the limit, so an
+    # oversize one must be caught here; only a large one is worth encoding twice.
+    if text_bytes + 64 * len(e.properties) > MAX_DOCUMENT_BYTES // 2:
         check_document_size(doc)
     return doc
 

@@ -11,8 +11,10 @@ Three ways in, one way out:
 
 All of them hand batches of entities to ``write_rows``: rows already synced at
 their current etag are skipped, the rest go out as one unordered bulk upsert
-per batch with ``concurrency`` batches in flight. A row that fails is a result,
-not an exception: it lands in the DLQ with its reason and the batch goes on.
+per batch with ``concurrency`` batches in flight. Rows read one by one (objects,
+replays) may race each other, so their upserts never replace a newer version.
+A row that fails is a result, not an exception: it lands in the DLQ with its
+reason and the batch goes on.
 The watermark moves only after a scan finished, so a crash repeats work (the
 upserts are idempotent) and never skips it.
 """
@@ -94,10 +96,11 @@ class ForwardSync:
         self._names: dict[tuple[str, str], list[str]] = {}
 
     # -- the one way out -----------------------------------------------------------
-    async def write_rows(self, entities: list[Entity], *, force: bool = False
-                         ) -> set[tuple[str, str]]:
+    async def write_rows(self, entities: list[Entity], *, force: bool = False,
+                         newer_only: bool = False) -> set[tuple[str, str]]:
         """Upsert what changed (everything if ``force``); returns the keys now in
-        step at the destination."""
+        step at the destination. ``newer_only``: for rows read one by one, which
+        may race each other (never over a newer version)."""
         full = force or self.opts.full
         recs = {} if full else self.ledger.rows(e.key for e in entities)
         todo = [e for e in entities if needs_write(e, recs.get(e.key), full=full)]
@@ -110,7 +113,7 @@ class ForwardSync:
                 self.ctx.example(self.ctx.would_write, doc_id(*e.key))
             self.stats.written += len(todo)
             return done | {e.key for e in todo}
-        writes = [RecordWrite("upsert", e) for e in todo]
+        writes = [RecordWrite("upsert", e, newer_only=newer_only) for e in todo]
         results = await self.ctx.retrying(lambda: self.dst.write_batch(writes))
         self.stats.batches += 1
         synced: list[RowRecord] = []
@@ -325,7 +328,7 @@ class ForwardSync:
         return entities
 
     async def _write_objects(self, batch: list[Entity]) -> None:
-        ok = await self.write_rows(batch)
+        ok = await self.write_rows(batch, newer_only=True)
         names = [n for k in ok for n in self._names.pop(k, [])]
         for e in batch:
             self._names.pop(e.key, None)

@@ -126,7 +126,7 @@ async def _replay_forward(cfg: Config, fwd: ForwardSync, table: AzureTableStore,
         except EntityMappingError as exc:
             fwd.ctx.dlq("row", i.item, pk=key[0], rk=key[1], error=exc)
     if rows:
-        await fwd.write_rows(rows, force=True)
+        await fwd.write_rows(rows, force=True, newer_only=True)
 
 
 async def _replay_reverse(rev: ReverseSync, docs: DocumentDBStore, items: list[DlqItem]

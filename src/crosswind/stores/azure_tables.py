@@ -16,14 +16,26 @@ turns them into the code-point order of the ``RecordStore`` contract.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote
 
 from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    map_error,
+)
 from azure.data.tables import EdmType, EntityProperty, TableTransactionError, UpdateMode
+from azure.data.tables._generated.operations._operations import (
+    build_table_query_entities_request,
+)
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from crosswind.entities import (
@@ -115,11 +127,60 @@ def _prop(pk: str, rk: str, name: str, v: Any) -> Prop:
                              f"a value of type {type(v).__name__}, which has no EDM type")
 
 
+def from_json(raw: dict[str, Any]) -> Entity:
+    """``Entity`` from one entity of a query response (``odata=minimalmetadata``),
+    by the SDK's own rules: a value without ``@odata.type`` is Int32 (Int64 out
+    of its range), Double, Boolean or String by its JSON type."""
+    types: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name, v in raw.items():
+        if name.endswith("@odata.type"):
+            types[name[:-11]] = v
+        elif not name.startswith("odata."):
+            values[name] = v
+    pk, rk = values.pop("PartitionKey"), values.pop("RowKey")
+    stamp = values.pop("Timestamp", None)
+    props: dict[str, Prop] = {}
+    for name, v in values.items():
+        t = types.get(name)
+        if t is None:
+            if isinstance(v, bool):
+                props[name] = Prop(Edm.BOOLEAN, v)
+            elif isinstance(v, int):
+                props[name] = Prop(Edm.INT32 if -(2**31) <= v < 2**31 else Edm.INT64, v)
+            elif isinstance(v, float):
+                props[name] = Prop(Edm.DOUBLE, v)
+            elif isinstance(v, str):
+                props[name] = Prop(Edm.STRING, v)
+            else:
+                raise EntityMappingError("unmappable", f"row ({pk!r}, {rk!r}): property "
+                                         f"{name!r} has a JSON value of no EDM type")
+        else:
+            edm, convert = _FROM_TEXT[t]
+            props[name] = Prop(edm, convert(v))
+    ts = EdmDateTime.from_iso(stamp) if isinstance(stamp, str) else None
+    etag = raw.get("odata.etag")
+    if etag is None and isinstance(stamp, str):
+        etag = "W/\"datetime'" + quote(stamp) + "'\""
+    return Entity(pk, rk, MappingProxyType(props), etag, ts)
+
+
+def _bool(v: Any) -> bool:
+    return v if isinstance(v, bool) else str(v).lower() == "true"
+
+
+_FROM_TEXT: dict[str, tuple[Edm, Any]] = {e.value: (e, f) for e, f in {
+    Edm.STRING: str, Edm.INT32: int, Edm.INT64: int, Edm.DOUBLE: float, Edm.BOOLEAN: _bool,
+    Edm.DATETIME: EdmDateTime.from_iso, Edm.GUID: uuid.UUID, Edm.BINARY: base64.b64decode,
+}.items()}
+
+
 def _odata_quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
 _INDEX = re.compile(r"^(\d+):")
+_ERROR_MAP: dict[int, Any] = {401: ClientAuthenticationError, 404: ResourceNotFoundError}
 
 
 class AzureTableStore:
@@ -156,6 +217,8 @@ class AzureTableStore:
                 cred = DefaultAzureCredential()
             self.service = TableServiceClient(url, credential=cred, **kw)
         self.client: TableClient = self.service.get_table_client(table)
+        #: list by reading JSON pages directly (False: the SDK's pager; same rows)
+        self.fast_listing = True
 
     def _where(self, pk: str | None = None, rk: str | None = None) -> str:
         if pk is None:
@@ -170,6 +233,11 @@ class AzureTableStore:
             clauses.append(f"PartitionKey eq {_odata_quote(partition)}")
         if since is not None:
             clauses.append(f"Timestamp ge datetime'{since.iso}'")
+        query = " and ".join(clauses) or None
+        if self.fast_listing:
+            async for item in self._fast_pages(query):
+                yield item
+            return
         with azure_errors(self.name):
             if clauses:
                 pager = self.client.query_entities(" and ".join(clauses),
@@ -184,6 +252,37 @@ class AzureTableStore:
                         "unmappable", f"{self._where(raw['PartitionKey'], raw['RowKey'])}: {exc}")
                     yield BadRecord(raw["PartitionKey"], raw["RowKey"],
                                     f"{raw['PartitionKey']}/{raw['RowKey']}", err, repr(dict(raw)))
+
+    async def _fast_pages(self, query: str | None) -> AsyncIterator[Entity | BadRecord]:
+        """The query through the SDK's own pipeline (auth, retries, timeouts), with
+        each JSON page read straight into entities: the SDK's generic deserializer
+        costs more per row than the rest of a sync together (see README)."""
+        gen = self.client._client  # the generated REST client under TableClient
+        next_pk: str | None = None
+        next_rk: str | None = None
+        while True:
+            req = build_table_query_entities_request(
+                table=self.table_name, top=self.page_size, filter=query,
+                next_partition_key=next_pk, next_row_key=next_rk,
+                version=gen._config.version)
+            req.url = gen._client.format_url(req.url, url=gen._config.url)
+            with azure_errors(self.name):
+                response = (await gen._client._pipeline.run(req, stream=False)).http_response
+                if response.status_code != 200:
+                    map_error(response.status_code, response, _ERROR_MAP)
+                    raise HttpResponseError(response=response)
+            for raw in json.loads(response.body()).get("value", []):
+                try:
+                    yield from_json(raw)
+                except (EntityMappingError, ValueError, TypeError, KeyError) as exc:
+                    pk, rk = raw.get("PartitionKey"), raw.get("RowKey")
+                    err = exc if isinstance(exc, EntityMappingError) else EntityMappingError(
+                        "unmappable", f"{self._where(pk, rk)}: {exc}")
+                    yield BadRecord(pk, rk, f"{pk}/{rk}", err, json.dumps(raw)[:65536])
+            next_pk = response.headers.get("x-ms-continuation-NextPartitionKey")
+            next_rk = response.headers.get("x-ms-continuation-NextRowKey")
+            if not next_pk:
+                return
 
     def list(self, *, partition: str | None = None, since: EdmDateTime | None = None
              ) -> AsyncIterator[Entity | BadRecord]:

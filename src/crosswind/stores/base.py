@@ -169,11 +169,15 @@ class RecordWrite:
     ``upsert`` replaces the whole row (creating it if absent); ``create`` only
     if absent; ``delete`` removes it (only the keys of ``entity`` matter).
     ``if_match``: only if the row's current etag is this one.
+    ``newer_only`` (upserts): not over a stored row whose source Timestamp is
+    newer than ``entity.timestamp``; the result is then ``stale``. For reads that
+    can race each other (one per object); a table scan reads each row once.
     """
 
     op: RecordOp
     entity: Entity
     if_match: str | None = None
+    newer_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
