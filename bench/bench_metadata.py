@@ -11,8 +11,9 @@ Both run against their own Azurite and SecantusDB (started here, loopback):
   listing pages from Azurite, mapping every row, bulk upserts with the
   stale-row guard, recording each synced etag in the state store.
 
-Rounds alternate ceiling and crosswind on fresh collections; medians are
-compared. Target: crosswind ≥ 80 % of the ceiling. Results: .bench/metadata.json.
+Rounds alternate ceiling and crosswind on fresh collections; the figure is
+the median over rounds of crosswind / that round's better ceiling (load from
+other work drifts between rounds). Target: ≥ 0.80. Results: .bench/metadata.json.
 
     python bench/bench_metadata.py [--rows 20000] [--rounds 3] [--batch 500] [--concurrency 4]
 """
@@ -73,14 +74,19 @@ async def seed(store: AzureTableStore, entities: list[Entity]) -> float:
             results = await store.write_batch(batch)
             assert all(r.status == "ok" for r in results)
 
-    await asyncio.gather(*(one(b) for b in by_partition(
-        (RecordWrite("upsert", e) for e in entities), MAX_TRANSACTION)))
+    try:
+        await asyncio.gather(*(one(b) for b in by_partition(
+            (RecordWrite("upsert", e) for e in entities), MAX_TRANSACTION)))
+    finally:
+        await store.close()
     return time.perf_counter() - t
 
 
 async def source_documents(store: AzureTableStore) -> list[dict[str, Any]]:
-    return [entity_to_document(e) async for e in store.list()
-            if isinstance(e, Entity)]
+    try:
+        return [entity_to_document(e) async for e in store.list() if isinstance(e, Entity)]
+    finally:
+        await store.close()
 
 
 async def ceiling(uri: str, docs: list[dict[str, Any]], db: str, batch: int,
@@ -182,14 +188,19 @@ def main() -> int:
                   f"({ceil_one[-1]:,.0f} with one batch in flight), crosswind {rate:,.0f} rows/s",
                   flush=True)
         best_ceiling = max(median(ceil_par), median(ceil_one))
-        ratio = median(ours) / best_ceiling
+        # Other work on the machine drifts between rounds: each round's own ratio
+        # (against that round's better ceiling) is the robust figure.
+        per_round = [o / max(a, b) for o, a, b in zip(ours, ceil_par, ceil_one, strict=True)]
+        ratio = median(per_round)
         result = {
             "rows": args.rows, "rounds": args.rounds, "batch_size": args.batch,
             "concurrency": args.concurrency,
             "ceiling_rows_per_s": {"concurrent": ceil_par, "one_in_flight": ceil_one,
                                    "median_best": best_ceiling},
             "crosswind_rows_per_s": ours, "crosswind_median": median(ours),
-            "ratio": round(ratio, 3), "target": 0.8, "meets_target": ratio >= 0.8,
+            "ratio_per_round": [round(r, 3) for r in per_round],
+            "ratio": round(ratio, 3), "ratio_of_medians": round(median(ours) / best_ceiling, 3),
+            "target": 0.8, "meets_target": ratio >= 0.8,
             "seed_s": seed_s, "load_start": load_start, "load_end": load_now(),
             "machine": machine(), "last_report": reports[-1],
         }
@@ -197,7 +208,8 @@ def main() -> int:
         print(table(["", "rows/s (median)"], [
             ["DocumentDB bulk-upsert ceiling (raw pymongo)", f"{best_ceiling:,.0f}"],
             ["crosswind Azure Table → DocumentDB", f"{median(ours):,.0f}"],
-            ["ratio (target ≥ 0.80)", f"{ratio:.2f}"],
+            ["ratio, median of rounds (target ≥ 0.80)", f"{ratio:.2f}"],
+            ["ratio of the medians", f"{median(ours) / best_ceiling:.2f}"],
         ]))
         print(f"load average at start {load_start}, at end {result['load_end']}")
         return 0 if ratio >= 0.8 else 1

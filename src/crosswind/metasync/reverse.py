@@ -218,8 +218,24 @@ class ReverseSync:
                 results = await self.ctx.retrying(functools.partial(self.table.write_batch,
                                                                     batch))
             self.stats.batches += 1
+            synced: list[RowRecord] = []
+            gone: list[tuple[str, str]] = []
             for r in results:
-                await self._outcome(r, by_key[r.write.entity.key])
+                p = by_key[r.write.entity.key]
+                if r.status in ("ok", "missing"):  # the common case, recorded in one go
+                    e = r.write.entity
+                    if r.write.op == "delete":
+                        gone.append(e.key)
+                        self.stats.deleted += r.status == "ok"
+                    else:
+                        synced.append(RowRecord(e.partition_key, e.row_key, r.etag, p.doc_hash,
+                                                p.doc_id))
+                        self.stats.written += 1
+                else:
+                    await self._outcome(r, p)
+            self.ledger.record_rows(synced)
+            self.ledger.forget_rows(gone)
+            self._resolve_dlq([doc_id(*k) for k in gone] + [s.doc_id or "" for s in synced])
 
         await asyncio.gather(*(one(b) for b in batches))
 
