@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable
 from types import MappingProxyType
@@ -11,7 +16,14 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 
-from crosswind.entities import CODEC_OPTIONS, Edm, Entity, Prop, entity_to_document
+from crosswind.entities import (
+    CODEC_OPTIONS,
+    Edm,
+    EdmDateTime,
+    Entity,
+    Prop,
+    entity_to_document,
+)
 from crosswind.metasync.context import MetaOptions, scope_of
 from crosswind.metasync.ledger import Ledger
 from crosswind.metasync.repair import replay, resolve_conflict
@@ -251,8 +263,6 @@ def test_dry_run_writes_nothing_and_keeps_no_token(make_meta_env: Callable[..., 
 
 
 def test_reverse_writes_every_edm_type_exactly(make_meta_env: Callable[..., MetaEnv]) -> None:
-    from crosswind.entities import EdmDateTime
-
     env = make_meta_env()
     reverse(env)
     e = row("p", "types", s=Prop(Edm.STRING, "é😀"), i=Prop(Edm.INT32, -(2**31)),
@@ -264,3 +274,31 @@ def test_reverse_writes_every_edm_type_exactly(make_meta_env: Callable[..., Meta
     env.coll.with_options(codec_options=CODEC_OPTIONS).insert_one(entity_to_document(e))
     reverse(env)
     assert env.azure_rows()[("p", "types")].properties == e.properties
+
+
+def test_a_killed_follower_loses_nothing(make_meta_env: Callable[..., MetaEnv]) -> None:
+    env = make_meta_env("batch_size = 20\n")
+    reverse(env)  # the stream position exists: the follower reads changes, not a reconcile
+    cmd = [sys.executable, "-m", "crosswind", "sync", "metadata", "--config",
+           str(env.config_path), "--direction", "aws-to-azure", "--follow", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=env.tmp, start_new_session=True)
+    try:
+        for i in range(60):  # an application writing while crosswind follows
+            env.coll.insert_one(doc("p", f"r{i:03d}", n=i))
+            if i % 10 == 9:
+                env.coll.update_one({"_id": f"p/r{i - 5:03d}"}, {"$set": {"n": -i}})
+            time.sleep(0.02)
+        deadline = time.monotonic() + 60
+        while len(env.azure_rows()) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    applied = len(env.azure_rows())
+    assert applied >= 20, "the follower should have applied changes before the kill"
+    env.coll.delete_one({"_id": "p/r000"})
+    after = reverse(env)
+    assert after.report["change_stream"]["resumed_from_token"] is True
+    assert after.report["conflicts"] == 0
+    assert contents(env.azure_rows()) == contents(env.documents())
