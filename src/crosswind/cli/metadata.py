@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -315,7 +315,7 @@ def keys_check_cmd(
 
 
 @contextlib.contextmanager
-def _ledger(cfg: Config) -> Any:
+def _ledger(cfg: Config) -> Iterator[tuple[StateStore, Ledger]]:
     state = StateStore(cfg.state_dir)
     try:
         yield state, Ledger(state, scope_of(cfg))

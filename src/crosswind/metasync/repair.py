@@ -10,7 +10,7 @@ new failure updates its reason and counts an attempt.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,7 +46,7 @@ class ReplayResult:
 
 
 @contextlib.contextmanager
-def _state(cfg: Config) -> Any:
+def _state(cfg: Config) -> Iterator[tuple[StateStore, Ledger]]:
     state = StateStore(cfg.state_dir)
     try:
         state.lock()
