@@ -131,7 +131,9 @@ def _summary(report: dict[str, Any], path: Path) -> None:
     err.print(f"{report['duration_s']:.1f}s, {report['throughput']['rows_per_s']:,.0f} rows/s; "
               f"DLQ open: {report['dlq']['open']:,}, conflicts open: {report['conflicts_open']:,}")
     for f in report["failures"][:10]:
-        err.print(f"[red]{f['kind']}[/] {f['item']}: {f['reason']}", markup=True)
+        # A name error already starts with the name; others get the item in front.
+        where = "" if f["reason"].startswith(repr(f["item"])[:20]) else f"{f['item']}: "
+        err.print(f"[red]{f['kind']}[/] {where}{f['reason']}", markup=True)
     if report["failed"] > 10:
         err.print(f"… {report['failed'] - 10} more in the report; see `crosswind dlq list`")
     for c in report["conflict_examples"][:10]:
