@@ -195,9 +195,16 @@ class Ledger:
     def dlq_list(self, *, status: str | None = "open", direction: str | None = None,
                  kind: str | None = None, ids: Iterable[int] | None = None,
                  limit: int | None = 100) -> list[DlqItem]:
-        sql = f"SELECT {_DLQ_COLS} FROM meta_dlq WHERE scope=?"
+        rows = self._select(f"SELECT {_DLQ_COLS} FROM meta_dlq",
+                            {"status": status, "direction": direction, "kind": kind}, ids, limit)
+        return [DlqItem(*r) for r in rows]
+
+    def _select(self, head: str, equal: dict[str, str | None], ids: Iterable[int] | None,
+                limit: int | None) -> list[tuple[Any, ...]]:
+        """``head`` WHERE scope and the given columns (None: any) and ids, by id."""
+        sql = head + " WHERE scope=?"
         args: list[Any] = [self.scope]
-        for col, val in (("status", status), ("direction", direction), ("kind", kind)):
+        for col, val in equal.items():
             if val:
                 sql += f" AND {col}=?"
                 args.append(val)
@@ -209,7 +216,7 @@ class Ledger:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [DlqItem(*r) for r in self.db.execute(sql, args).fetchall()]
+        return list(self.db.execute(sql, args).fetchall())
 
     def dlq_get(self, item_id: int) -> DlqItem | None:
         found = self.dlq_list(status=None, ids=[item_id], limit=1)
@@ -305,21 +312,9 @@ class Ledger:
 
     def conflicts(self, *, status: str | None = "open", limit: int | None = 100,
                   ids: Iterable[int] | None = None) -> list[Conflict]:
-        sql = f"SELECT {_CONFLICT_COLS} FROM meta_conflicts WHERE scope=?"
-        args: list[Any] = [self.scope]
-        if status:
-            sql += " AND status=?"
-            args.append(status)
-        if ids is not None:
-            id_list = [int(i) for i in ids]
-            sql += f" AND id IN ({','.join('?' * len(id_list)) or 'NULL'})"
-            args += id_list
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
         out = []
-        for r in self.db.execute(sql, args).fetchall():
+        for r in self._select(f"SELECT {_CONFLICT_COLS} FROM meta_conflicts",
+                              {"status": status}, ids, limit):
             vals = list(r)
             vals[6] = _maybe_json(vals[6])
             vals[7] = _maybe_json(vals[7])
