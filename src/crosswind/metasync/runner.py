@@ -105,6 +105,9 @@ async def sync_metadata(
     there is no valid resume token."""
     direction = opts.direction
     if direction is Direction.AWS_TO_AZURE:
+        if opts.since is not None:
+            raise ConfigError("--since is for azure-to-aws table scans; aws-to-azure resumes "
+                              "from its saved change-stream position")
         if mode == "objects":
             raise ConfigError("aws-to-azure follows the DocumentDB change stream; --mode "
                               "objects is for azure-to-aws")

@@ -133,6 +133,8 @@ def test_bad_input_is_one_clear_line(make_meta_env: Callable[..., MetaEnv], azur
                            "yesterday"), 2, "--since 'yesterday' is not an ISO 8601")
     assert_clean_error(cli("sync", "metadata", "-c", c, "-d", "aws-to-azure", "--mode",
                            "objects"), 2, "--mode objects is for azure-to-aws")
+    assert_clean_error(cli("sync", "metadata", "-c", c, "-d", "aws-to-azure", "--since",
+                           "2026-01-01"), 2, "--since is for azure-to-aws")
     assert_clean_error(cli("dlq", "show", "-c", c, "999"), 2, "no DLQ entry with id 999")
     assert_clean_error(cli("keys", "parse", "x"), 2, "give --config")
     no_table = tmp_path / "no-table.toml"
