@@ -131,6 +131,8 @@ class StateStore:
             self._lock_file.close()
             self._lock_file = None
 
+    # Single statements run in autocommit mode: each is its own transaction,
+    # atomic and durable on return, without a BEGIN/COMMIT round of its own.
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         self.db.execute("BEGIN IMMEDIATE")
@@ -156,11 +158,10 @@ class StateStore:
             return int(cur.lastrowid or 0)
 
     def finish_run(self, run_id: int, status: RunStatus, report: dict[str, Any]) -> None:
-        with self.tx() as db:
-            db.execute(
-                "UPDATE runs SET finished_at=?, status=?, report=? WHERE id=?",
-                (now_iso(), status, json.dumps(report, default=str), run_id),
-            )
+        self.db.execute(
+            "UPDATE runs SET finished_at=?, status=?, report=? WHERE id=?",
+            (now_iso(), status, json.dumps(report, default=str), run_id),
+        )
 
     def runs(self, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         sql = "SELECT id, kind, direction, started_at, finished_at, status, dry_run FROM runs"
@@ -181,18 +182,16 @@ class StateStore:
     def record_verified(
         self, direction: str, copy: VerifiedCopy, run_id: int | None = None
     ) -> None:
-        with self.tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO verified"
-                "(direction, key, src_etag, src_size, md5, dst_etag, run_id, verified_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (direction, copy.key, copy.src_etag, copy.src_size, copy.md5, copy.dst_etag,
-                 run_id, now_iso()),
-            )
+        self.db.execute(
+            "INSERT OR REPLACE INTO verified"
+            "(direction, key, src_etag, src_size, md5, dst_etag, run_id, verified_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (direction, copy.key, copy.src_etag, copy.src_size, copy.md5, copy.dst_etag,
+             run_id, now_iso()),
+        )
 
     def forget_verified(self, direction: str, key: str) -> None:
-        with self.tx() as db:
-            db.execute("DELETE FROM verified WHERE direction=? AND key=?", (direction, key))
+        self.db.execute("DELETE FROM verified WHERE direction=? AND key=?", (direction, key))
 
     def get_verified(self, direction: str, key: str) -> VerifiedCopy | None:
         row = self.db.execute(
@@ -225,11 +224,10 @@ class StateStore:
 
     # -- failures ------------------------------------------------------------
     def record_failure(self, run_id: int, key: str, kind: str, reason: str) -> None:
-        with self.tx() as db:
-            db.execute(
-                "INSERT INTO failures(run_id, key, kind, reason, at) VALUES (?, ?, ?, ?, ?)",
-                (run_id, key, kind, reason, now_iso()),
-            )
+        self.db.execute(
+            "INSERT INTO failures(run_id, key, kind, reason, at) VALUES (?, ?, ?, ?, ?)",
+            (run_id, key, kind, reason, now_iso()),
+        )
 
     def failures(self, run_id: int) -> list[dict[str, str]]:
         rows = self.db.execute(
@@ -239,19 +237,17 @@ class StateStore:
 
     # -- multipart uploads in flight -----------------------------------------
     def upload_started(self, store: str, key: str, upload_id: str) -> None:
-        with self.tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO uploads(store, key, upload_id, started_at)"
-                " VALUES (?, ?, ?, ?)",
-                (store, key, upload_id, now_iso()),
-            )
+        self.db.execute(
+            "INSERT OR REPLACE INTO uploads(store, key, upload_id, started_at)"
+            " VALUES (?, ?, ?, ?)",
+            (store, key, upload_id, now_iso()),
+        )
 
     def upload_ended(self, store: str, key: str, upload_id: str) -> None:
-        with self.tx() as db:
-            db.execute(
-                "DELETE FROM uploads WHERE store=? AND key=? AND upload_id=?",
-                (store, key, upload_id),
-            )
+        self.db.execute(
+            "DELETE FROM uploads WHERE store=? AND key=? AND upload_id=?",
+            (store, key, upload_id),
+        )
 
     def open_uploads(self, store: str) -> list[tuple[str, str]]:
         rows = self.db.execute(
@@ -261,12 +257,11 @@ class StateStore:
 
     # -- deletes, held back until the max-delete guard has passed ------------
     def add_pending_delete(self, run_id: int, key: str, etag: str | None, size: int) -> None:
-        with self.tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO pending_deletes(run_id, key, etag, size)"
-                " VALUES (?, ?, ?, ?)",
-                (run_id, key, etag, size),
-            )
+        self.db.execute(
+            "INSERT OR REPLACE INTO pending_deletes(run_id, key, etag, size)"
+            " VALUES (?, ?, ?, ?)",
+            (run_id, key, etag, size),
+        )
 
     def pending_deletes(self, run_id: int) -> Iterator[tuple[str, str | None, int]]:
         reader = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
@@ -281,8 +276,7 @@ class StateStore:
             reader.close()
 
     def clear_pending_deletes(self, run_id: int) -> None:
-        with self.tx() as db:
-            db.execute("DELETE FROM pending_deletes WHERE run_id=?", (run_id,))
+        self.db.execute("DELETE FROM pending_deletes WHERE run_id=?", (run_id,))
 
 
 # -- metadata rows (issue 3): read and written through crosswind.metasync.ledger -------
