@@ -35,6 +35,7 @@ from crosswind.stores.azure_common import (
     check_sas,
     client_kwargs,
 )
+from crosswind.stores.azure_listing import fast_list
 from crosswind.stores.base import Capabilities, ObjectReader
 from crosswind.stores.common import b64_to_hex, hex_to_b64, require_md5
 from crosswind.stores.obstore_common import ObstoreReader, obstore_can_address, obstore_errors
@@ -106,6 +107,8 @@ class AzureBlobStore:
                                              **kw)
         self.container: ContainerClient = self.service.get_container_client(container)
         self.fast = self._obstore()
+        #: listings parsed from the XML directly (see azure_listing.py); False = SDK pager
+        self.fast_listing = True
 
     def _obstore(self) -> AzureStore | None:
         """obstore for reads, when it can use the same credential."""
@@ -133,6 +136,11 @@ class AzureBlobStore:
 
     # -- reading -------------------------------------------------------------
     async def _native_list(self, prefix: str) -> AsyncIterator[ObjectMeta]:
+        if self.fast_listing:
+            with azure_errors(self._where()):
+                async for entry in fast_list(self.container, prefix):
+                    yield entry
+            return
         with azure_errors(self._where()):
             pages = self.container.list_blobs(
                 name_starts_with=prefix or None, include=["metadata"], results_per_page=5000
