@@ -248,3 +248,21 @@ def test_destination_seeded_by_another_tool(make_env: Any) -> None:
     # The checked pair is now a verified copy: the next run skips both without a HEAD.
     again = sync(env)
     assert again["copied"]["count"] == 0 and again["skipped"]["count"] == 2
+
+
+def test_buckets_without_md5_etags(make_env: Any) -> None:
+    """SSE-KMS buckets: ETags are not MD5s, so writes carry Content-MD5 and change
+    detection rests on verified records, never on ETags."""
+    env = make_env(extra="")
+    cfg = env.config.model_copy(update={"aws": env.config.aws.model_copy(
+        update={"etag_is_md5": False})})
+    env.config = cfg
+    for i in range(5):
+        put_blob(env, f"k{i}", os.urandom(100))
+    first = sync(env)
+    assert first["copied"]["count"] == 5 and first["status"] == "succeeded"
+    again = sync(env)
+    assert again["copied"]["count"] == 0 and again["skipped"]["count"] == 5
+    put_blob(env, "k0", b"new")
+    assert sync(env)["copied"]["count"] == 1
+    assert s3_objects(env)["k0"] == b"new"

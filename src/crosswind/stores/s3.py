@@ -3,15 +3,17 @@
 Listings, reads and single-request writes go through obstore (Rust: cheap per
 request, and listing XML is parsed outside the interpreter; a PUT costs about a
 fifth of the CPU of an aiobotocore one, which decides the small-object rate on
-a busy machine). obstore sends ``x-amz-checksum-sha256`` of the body, which S3
-checks. Multipart uploads, HEAD, deletes and the writes obstore cannot express
-exactly (keys it cannot parse, e.g. with ``..`` segments; metadata it would
-take for a header or send unencoded) go through aiobotocore, which sends
-``Content-MD5`` on every request: S3 rejects a body that does not match it
-(``BadDigest``). Where the ETag is an MD5 (single-part objects without SSE-KMS,
-which is the default), the ETag S3 returns is compared too; for multipart
-objects the expected ETag is the MD5 of the part MD5s plus ``-N``. Servers that
-check neither header (moto) are caught by that comparison.
+a busy machine). obstore's writes are unsigned-payload (TLS protects the wire;
+no second hash of the body) and are verified end to end by the ETag S3 returns,
+which for single-part objects is the MD5 of the bytes it stored and must equal
+the MD5 of the bytes crosswind read. Where ETags are not MD5s (SSE-KMS buckets,
+``etag_is_md5 = false``) and for what obstore cannot express exactly (keys it
+cannot parse, e.g. with ``..`` segments; metadata it would take for a header
+or send unencoded), writes go through aiobotocore with ``Content-MD5`` of the
+bytes read: S3 rejects a body that does not match it (``BadDigest``).
+Multipart uploads, HEAD and deletes go through aiobotocore too; for multipart
+objects the expected ETag is the MD5 of the part MD5s plus ``-N``. Servers
+that check no header (moto) are caught by the ETag comparison.
 """
 
 from __future__ import annotations
@@ -247,8 +249,7 @@ class S3ObjectStore:
             retry_config={"max_retries": 3, "retry_timeout": timedelta(seconds=60),
                           "backoff": {"init_backoff": timedelta(milliseconds=100),
                                       "max_backoff": timedelta(seconds=8), "base": 2}},
-            # Writes carry the body's SHA-256; S3 rejects a body that differs.
-            checksum_algorithm="sha256",
+            unsigned_payload=True,
             **kw,
         )
 
@@ -374,7 +375,8 @@ class S3ObjectStore:
         if_match: str | None = None,
     ) -> WriteReceipt:
         attrs = _obstore_attributes(props)
-        if attrs is not None and obstore_can_address(key):
+        # Without MD5 ETags only Content-MD5 (aiobotocore) verifies a write.
+        if attrs is not None and obstore_can_address(key) and self.etag_is_md5:
             try:
                 etag, version = await self._fast_put(key, data, attrs, mode, if_match)
             except _NotForObstore:
