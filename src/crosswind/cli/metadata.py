@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -33,11 +33,12 @@ from crosswind.errors import ConfigError, NameParseError
 from crosswind.keys import KeySpec, fields_json
 from crosswind.metasync.context import MetaOptions, scope_of
 from crosswind.metasync.ledger import Ledger
-from crosswind.metasync.repair import replay, resolve_conflict
-from crosswind.metasync.runner import MetaResult, sync_metadata
 from crosswind.metasync.stats import MetaStats
 from crosswind.model import Direction
 from crosswind.state import StateStore, now_iso
+
+if TYPE_CHECKING:
+    from crosswind.metasync.runner import MetaResult
 
 keys_app = typer.Typer(help="Object names → PartitionKey / RowKey (the \\[keys] pattern).",
                        no_args_is_help=True)
@@ -187,6 +188,8 @@ def sync_metadata_cmd(
         cfg, direction, dry_run=dry_run, full=full or None,
         since=parse_since(since) if since else None, propagate_deletes=delete, follow=follow)
     stats = MetaStats()
+
+    from crosswind.metasync.runner import sync_metadata  # engines load on use (start-up)
 
     async def go() -> MetaResult:
         async with live_rows(stats, enabled=not as_json):
@@ -393,6 +396,8 @@ def dlq_replay_cmd(
 ) -> None:
     """Try entries again from their current source version (exit 1 if some still fail)."""
     cfg = load(config)
+    from crosswind.metasync.repair import replay
+
     result = run(replay(cfg, ids, every=every, direction=direction.value if direction else None,
                         kind=kind))
     report = result.report()
@@ -498,6 +503,8 @@ def conflicts_resolve_cmd(
     if keep not in ("aws", "azure"):
         raise ConfigError("--keep must be aws or azure")
     cfg = load(config)
+    from crosswind.metasync.repair import resolve_conflict
+
     out = run(resolve_conflict(cfg, conflict_id, keep))  # type: ignore[arg-type]
     if as_json:
         print_json(out)
