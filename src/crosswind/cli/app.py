@@ -4,18 +4,20 @@ one-line errors with exit codes, the console."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from crosswind.config import Config, load_config
 from crosswind.errors import CrosswindError
@@ -97,6 +99,37 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def load(path: Path) -> Config:
     return load_config(path)
+
+
+def spinner(*, transient: bool = False) -> Progress:
+    """A one-line spinner with a description and the elapsed time, on stderr."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    console=err, transient=transient)
+
+
+@contextlib.asynccontextmanager
+async def ticking(progress: Progress, refresh: Callable[[], None], enabled: bool
+                  ) -> AsyncIterator[None]:
+    """Show ``progress`` and call ``refresh`` (which only reads a run's counters)
+    five times a second while the body runs; nothing at all off a terminal."""
+    if not enabled or not err.is_terminal:
+        yield
+        return
+
+    async def ticker() -> None:
+        while True:
+            refresh()
+            await asyncio.sleep(0.2)
+
+    with progress:
+        task = asyncio.create_task(ticker())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            refresh()
 
 
 def write_report(report: dict[str, Any], path: Path) -> Path:

@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from crosswind.cli.app import (
@@ -24,7 +22,9 @@ from crosswind.cli.app import (
     load,
     print_json,
     run,
+    spinner,
     sync_app,
+    ticking,
     write_report,
 )
 from crosswind.config import Config, KeysConfig
@@ -71,14 +71,9 @@ def parse_since(text: str) -> EdmDateTime:
     return EdmDateTime.from_datetime(dt.astimezone(UTC))
 
 
-@contextlib.asynccontextmanager
-async def live_rows(stats: MetaStats, enabled: bool) -> AsyncIterator[None]:
+def live_rows(stats: MetaStats, enabled: bool) -> contextlib.AbstractAsyncContextManager[None]:
     """A spinner with the run's counters (it only reads them)."""
-    if not enabled or not err.is_terminal:
-        yield
-        return
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                        console=err, transient=False)
+    progress = spinner()
     task = progress.add_task("starting")
 
     def refresh() -> None:
@@ -89,20 +84,7 @@ async def live_rows(stats: MetaStats, enabled: bool) -> AsyncIterator[None]:
             + (f" · changes {stats.changes:,}" if stats.changes else "")
             + f" · {rate:,.0f} rows/s"))
 
-    async def ticker() -> None:
-        while True:
-            refresh()
-            await asyncio.sleep(0.2)
-
-    with progress:
-        t = asyncio.create_task(ticker())
-        try:
-            yield
-        finally:
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-            refresh()
+    return ticking(progress, refresh, enabled)
 
 
 def _summary(report: dict[str, Any], path: Path) -> None:

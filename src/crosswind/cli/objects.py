@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +29,7 @@ from crosswind.cli.app import (
     print_json,
     run,
     sync_app,
+    ticking,
     write_report,
 )
 from crosswind.inventory import human_bytes, take_inventory
@@ -49,12 +48,8 @@ DirectionOpt = Annotated[
 ]
 
 
-@contextlib.asynccontextmanager
-async def live_progress(stats: SyncStats, enabled: bool) -> AsyncIterator[None]:
+def live_progress(stats: SyncStats, enabled: bool) -> contextlib.AbstractAsyncContextManager[None]:
     """A rich progress bar fed from the run's counters (it only reads them)."""
-    if not enabled or not err.is_terminal:
-        yield
-        return
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -79,20 +74,7 @@ async def live_progress(stats: SyncStats, enabled: bool) -> AsyncIterator[None]:
             objects=f"{done}/{stats.planned.count} objects, {stats.skipped.count} unchanged",
         )
 
-    async def ticker() -> None:
-        while True:
-            refresh()
-            await asyncio.sleep(0.2)
-
-    with progress:
-        t = asyncio.create_task(ticker())
-        try:
-            yield
-        finally:
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-            refresh()
+    return ticking(progress, refresh, enabled)
 
 
 def _summary(report: dict[str, Any], path: Path) -> None:

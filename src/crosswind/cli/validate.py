@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from crosswind.cli.app import JsonOpt, app, err, guarded, load, print_json, run, write_report
+from crosswind.cli.app import (
+    JsonOpt,
+    app,
+    err,
+    guarded,
+    load,
+    print_json,
+    run,
+    spinner,
+    ticking,
+    write_report,
+)
 from crosswind.errors import ConfigError
 from crosswind.model import Direction
 from crosswind.state import StateStore
@@ -42,14 +50,9 @@ OptionalConfig = Annotated[
 EXIT_TARGET_MISSED = 1
 
 
-@contextlib.asynccontextmanager
-async def live_progress(live: Live, enabled: bool) -> AsyncIterator[None]:
+def live_progress(live: Live, enabled: bool) -> contextlib.AbstractAsyncContextManager[None]:
     """A one-line spinner on stderr fed from the run's tallies (read only)."""
-    if not enabled or not err.is_terminal:
-        yield
-        return
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                        console=err, transient=True)
+    progress = spinner(transient=True)
     task = progress.add_task("starting")
 
     def refresh() -> None:
@@ -60,19 +63,7 @@ async def live_progress(live: Live, enabled: bool) -> AsyncIterator[None]:
                          + (f" (listed {listed})" if listed else ""))
         progress.update(task, description=f"[bold]{live.phase}[/] " + "; ".join(parts))
 
-    async def ticker() -> None:
-        while True:
-            refresh()
-            await asyncio.sleep(0.2)
-
-    with progress:
-        t = asyncio.create_task(ticker())
-        try:
-            yield
-        finally:
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+    return ticking(progress, refresh, enabled)
 
 
 def write_html(report: dict[str, Any], path: Path) -> Path:
