@@ -24,6 +24,8 @@ from pathlib import Path
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient
 
+from crosswind.config import load_config
+from crosswind.demo_rows import BAD_OBJECT_NAMES, seed_demo_rows
 from crosswind.emulators import REPO_ROOT, Rig, running_rig
 
 WORK = REPO_ROOT / ".demo"
@@ -31,9 +33,11 @@ CONTAINER = "flight-events"
 BUCKET = "nxop-flight-events"
 N_OBJECTS = int(os.environ.get("DEMO_OBJECTS", "3000"))
 MiB = 1024 * 1024
+# Flight numbers are zero-padded to four digits in the names (AA0042), so the
+# field is `int:4`; `{event_id:uuid}` keeps event types with '_' unambiguous.
 KEY_PATTERN = (
-    "events/{date:%Y/%m/%d}/{carrier:[A-Z0-9]{2}}{flight:int}/"
-    "{origin:[A-Z]{3}}-{dest:[A-Z]{3}}/{event_type}-{event_id}.json"
+    "events/{date:%Y/%m/%d}/{carrier:[A-Z0-9]{2}}{flight:int:4}/"
+    "{origin:[A-Z]{3}}-{dest:[A-Z]{3}}/{event_type}-{event_id:uuid}.json"
 )
 
 CARRIERS = ["AA", "UA", "DL", "LH", "BA", "NH", "AF", "QF"]
@@ -100,6 +104,8 @@ async def seed(rig: Rig, items: list[tuple[str, bytes, dict[str, str]]]) -> int:
                                                      cache_control="max-age=300"))
 
         await asyncio.gather(*(put(k, b, m) for k, b, m in items))
+        # A few objects whose names do not follow the key pattern.
+        await asyncio.gather(*(put(k, b'{"bad": "name"}', {}) for k in BAD_OBJECT_NAMES))
         total = sum(len(b) for _, b, _ in items)
         # One archive above 64 MiB: it goes in parallel parts.
         big = os.urandom(70 * MiB)
@@ -171,18 +177,49 @@ def main() -> int:
         print(f"seeded {total / MiB:.1f} MiB in {time.monotonic() - t:.1f}s")
         cfg = str(write_config(rig))
 
-        banner("capacity report of the Azure side")
-        crosswind("inventory", "--config", cfg, "--side", "azure", env=env)
-        banner("sync objects Azure -> AWS (verified copies)")
-        rc = crosswind("sync", "objects", "--config", cfg, "--direction", "azure-to-aws", env=env)
-        banner("the same sync again: nothing has changed, nothing is copied")
-        rc2 = crosswind("sync", "objects", "--config", cfg, "--direction", "azure-to-aws",
-                        env=env)
-        banner("recent runs")
-        crosswind("runs", "--config", cfg, env=env)
+        banner("seeding the metadata rows into Azure Table Storage")
+        os.environ.update({k: env[k] for k in ("AZURE_STORAGE_CONNECTION_STRING",
+                                               "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                               "DOCDB_URI")})
+        rows = asyncio.run(seed_demo_rows(load_config(cfg), [k for k, _, _ in items]))
+        print(f"{rows.rows:,} rows, {len(rows.orphan_rows)} of them without an object; "
+              f"{len(BAD_OBJECT_NAMES)} objects named against the key pattern")
+
+        checks: list[tuple[str, int, frozenset[int]]] = []
+        may_report = frozenset({0, 1})  # exit 1: the run found (expected) problems
+
+        def step(title: str, *args: str, ok: frozenset[int] = frozenset({0})) -> None:
+            banner(title)
+            checks.append((title, crosswind(*args, "--config", cfg, env=env), ok))
+
+        step("capacity report of the Azure side", "inventory", "--side", "azure")
+        step("parse a sample of real names with the key pattern", "keys", "check",
+             "--side", "azure", "--limit", "500", ok=may_report)
+        step("sync objects Azure -> AWS (verified copies)",
+             "sync", "objects", "--direction", "azure-to-aws")
+        step("the same sync again: nothing has changed, nothing is copied",
+             "sync", "objects", "--direction", "azure-to-aws")
+        # The badly named objects have no row: they land in the DLQ (exit 1).
+        step("metadata rows for the synced objects: Azure Table -> DocumentDB",
+             "sync", "metadata", "--direction", "azure-to-aws", "--mode", "objects",
+             ok=may_report)
+        step("table scan: rows without objects too", "sync", "metadata",
+             "--direction", "azure-to-aws")
+        step("what failed, and why", "dlq", "list")
+        step("validate both sides: objects, rows and the join", "validate",
+             "--direction", "azure-to-aws", "--full",
+             "--html", str(WORK / "validation.html"), ok=may_report)
+        step("after cutover the direction flips: DocumentDB -> Azure Table",
+             "sync", "metadata", "--direction", "aws-to-azure")
+        step("recent runs", "runs")
         banner("stopping the servers")
-    ok = rc == 0 and rc2 == 0
-    print("\ndemo finished" + ("" if ok else " WITH ERRORS"))
+    failed = [(t, rc) for t, rc, allowed in checks if rc not in allowed]
+    ok = not failed
+    for title, rc in failed:
+        print(f"step failed (exit {rc}): {title}")
+    print(f"\nreports: {WORK / 'state' / 'reports'}, HTML validation report: "
+          f"{WORK / 'validation.html'}")
+    print("demo finished" + ("" if ok else " WITH ERRORS"))
     return 0 if ok else 1
 
 
