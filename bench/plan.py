@@ -65,6 +65,10 @@ def md5(i: int) -> str:
     return f"{i:032x}"
 
 
+def _props(i: int) -> ObjectProps:
+    return ObjectProps(content_type="application/json", metadata={"flightid": f"LH{i % 97:04d}"})
+
+
 class SyntheticListing:
     """A store whose listing is generated; the engine's dry run only lists."""
 
@@ -75,6 +79,12 @@ class SyntheticListing:
         self.capabilities = Capabilities(listing_has_props=side == "source",
                                          late_metadata=False, metadata_flavor="free")
 
+    async def head(self, k: str) -> ObjectMeta:
+        """Only the destination is asked: for equal-hash pairs without a record
+        the engine compares metadata (the same here)."""
+        i = int(k.rsplit("/", 1)[1].split("-", 1)[0])
+        return ObjectMeta(k, 4096, md5(i), WHEN, md5(i), _props(i))
+
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectMeta]:
         src = self.side == "source"
         for i in range(self.n):
@@ -84,9 +94,7 @@ class SyntheticListing:
             etag = f"0x8D{i:012X}" if src else f"{md5(i)}"
             if src and k == "changed":
                 etag += "-v2"
-            props = (ObjectProps(content_type="application/json",
-                                 metadata={"flightid": f"LH{i % 97:04d}"}) if src else None)
-            yield ObjectMeta(key(i), 4096, etag, WHEN, md5(i), props)
+            yield ObjectMeta(key(i), 4096, etag, WHEN, md5(i), _props(i) if src else None)
             if i % 1000 == 0:
                 # A real listing yields to the loop between pages.
                 await asyncio.sleep(0)

@@ -253,8 +253,11 @@ class SyncRun:
                 await asyncio.wait({task})
             finally:
                 self._in_flight.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                # A bug of ours must not stop the workers: the march would then
+                # wait forever on a full queue. The object fails, with the error.
+                log.error("internal error on %s", m.key, exc_info=exc)
+                self._failed(m.src, "InternalError", f"{type(exc).__name__}: {exc}")
             if self.breaker.tripped is not None:
                 # The endpoint is down: the copies still waiting on it would only
                 # fail after their retries. Stop them now (uploads are aborted).
