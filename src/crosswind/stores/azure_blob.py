@@ -293,6 +293,10 @@ class _SdkReader:
             async for chunk in self.downloader.chunks():
                 yield bytes(chunk)
 
+    async def read_all(self) -> bytes:
+        with azure_errors(self.where):
+            return bytes(await self.downloader.readall())
+
 
 @dataclass
 class AzureUpload:

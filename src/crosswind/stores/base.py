@@ -54,6 +54,10 @@ class ObjectReader(Protocol):
 
     def chunks(self) -> AsyncIterator[bytes]: ...
 
+    async def read_all(self) -> bytes:
+        """All the bytes at once, with as few copies as the backend allows."""
+        ...
+
 
 class Upload(Protocol):
     """A multipart upload in progress. Nothing is visible until ``complete``."""

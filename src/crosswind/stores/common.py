@@ -51,3 +51,6 @@ class BytesReader:
     async def chunks(self) -> AsyncIterator[bytes]:
         for i in range(0, len(self.data), self.chunk_size):
             yield self.data[i : i + self.chunk_size]
+
+    async def read_all(self) -> bytes:
+        return self.data

@@ -121,3 +121,9 @@ class ObstoreReader:
         with obstore_errors(self.where):
             async for chunk in self.result.stream(min_chunk_size=self.chunk_size):
                 yield bytes(chunk)
+
+    async def read_all(self) -> bytes:
+        # One buffer filled in Rust, one copy into Python: half the copies of
+        # joining streamed chunks, which matters at tens of MiB per object.
+        with obstore_errors(self.where):
+            return bytes(await self.result.bytes_async())

@@ -154,6 +154,13 @@ class _SdkReader:
         finally:
             self.body.close()
 
+    async def read_all(self) -> bytes:
+        try:
+            with s3_errors(self.where):
+                return bytes(await self.body.read())
+        finally:
+            self.body.close()
+
 
 class _NotForObstore(Exception):
     """obstore cannot express this key; the write goes through aiobotocore."""

@@ -115,9 +115,7 @@ class Transfer:
         held = await self.budget.acquire(max(meta.size, 1))
         try:
             reader = await self.src.get(meta.key, if_match=meta.etag)
-            chunks = [c async for c in reader.chunks()]
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            chunks.clear()  # now copied into data: do not hold the object twice
+            data = await reader.read_all()
             # hashlib releases the GIL: a big object is hashed off the event loop.
             digest = md5_hex(data) if len(data) < MiB else await asyncio.to_thread(md5_hex, data)
             md5 = self._check_read(meta, data, digest)
@@ -170,7 +168,7 @@ class Transfer:
             start = i * ps
             end = min(size, start + ps)
             reader = await self.src.get(meta.key, if_match=meta.etag, byte_range=(start, end))
-            data = b"".join([c async for c in reader.chunks()])
+            data = await reader.read_all()
             if len(data) != end - start:
                 raise IntegrityError(
                     f"{meta.key}: part {i + 1} read {len(data)} bytes, expected {end - start}"
