@@ -73,6 +73,8 @@ def translate(exc: BaseException, where: str) -> StoreError:
     low = str(exc).lower()
     if "error sending request" in low or "connect" in low or "dns" in low:
         return EndpointUnreachable(f"{where}: cannot reach the endpoint: {s}")
+    if "status code: 404" in low or "nosuchbucket" in low:
+        return NotFound(f"{where}: not found")
     if "403" in low or "forbidden" in low or "signaturedoesnotmatch" in low:
         return AuthError(f"{where}: credentials rejected: {s}")
     if "412" in low or "precondition" in low:

@@ -18,6 +18,7 @@ that check no header (moto) are caught by the ETag comparison.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -26,9 +27,7 @@ from datetime import timedelta
 from typing import Any
 
 import obstore
-from aiobotocore.session import get_session
 from botocore import exceptions as bx
-from botocore.config import Config as BotoConfig
 from obstore import exceptions as ox
 from obstore.store import S3Store as ObS3Store
 
@@ -180,13 +179,16 @@ def _head_props(r: Mapping[str, Any]) -> ObjectProps:
 class S3ObjectStore:
     """Create with ``await S3ObjectStore.open(cfg)``; ``close()`` when done."""
 
-    def __init__(self, cfg: AwsConfig, client: Any, exit_stack: contextlib.AsyncExitStack,
-                 fast: ObS3Store, etag_is_md5: bool = True) -> None:
+    def __init__(self, cfg: AwsConfig, creds: dict[str, str], pool: int, fast: ObS3Store,
+                 etag_is_md5: bool = True) -> None:
         self.cfg = cfg
         self.bucket = cfg.bucket
         self.name = f"s3://{cfg.bucket}"
-        self.client = client
-        self._stack = exit_stack
+        self._creds = creds
+        self._pool = pool
+        self._client: Any = None
+        self._client_lock = asyncio.Lock()
+        self._stack = contextlib.AsyncExitStack()
         self.fast = fast
         self.etag_is_md5 = etag_is_md5
         self.capabilities = Capabilities(
@@ -210,19 +212,28 @@ class S3ObjectStore:
                 creds["aws_session_token"] = resolve(
                     cfg.session_token, where="[aws].session_token", allow_literal=cfg.emulator
                 ).get_secret_value()
-        boto_cfg = BotoConfig(
-            region_name=cfg.region,
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=10, read_timeout=120, max_pool_connections=pool,
-            s3={"addressing_style": "path" if cfg.endpoint_url else "auto"},
-        )
-        stack = contextlib.AsyncExitStack()
-        client = await stack.enter_async_context(
-            get_session().create_client("s3", endpoint_url=cfg.endpoint_url, config=boto_cfg,
-                                        **creds)
-        )
-        fast = cls._obstore(cfg, creds)
-        return cls(cfg, client, stack, fast, cfg.etag_is_md5)
+        return cls(cfg, creds, pool, cls._obstore(cfg, creds), cfg.etag_is_md5)
+
+    async def client(self) -> Any:
+        """The aiobotocore client, created on first use: a run that only lists,
+        reads and writes single objects (obstore) never pays for importing and
+        building it (about 0.2 s of every start-up)."""
+        async with self._client_lock:
+            if self._client is None:
+                from aiobotocore.session import get_session
+                from botocore.config import Config as BotoConfig
+
+                cfg = self.cfg
+                boto_cfg = BotoConfig(
+                    region_name=cfg.region,
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    connect_timeout=10, read_timeout=120, max_pool_connections=self._pool,
+                    s3={"addressing_style": "path" if cfg.endpoint_url else "auto"},
+                )
+                self._client = await self._stack.enter_async_context(
+                    get_session().create_client("s3", endpoint_url=cfg.endpoint_url,
+                                                config=boto_cfg, **self._creds))
+            return self._client
 
     @staticmethod
     def _obstore(cfg: AwsConfig, creds: dict[str, str]) -> ObS3Store:
@@ -311,7 +322,8 @@ class S3ObjectStore:
         if start_after is not None:
             kw["StartAfter"] = start_after
         with s3_errors(self._where()):
-            async for page in self.client.get_paginator("list_objects_v2").paginate(**kw):
+            client = await self.client()
+            async for page in client.get_paginator("list_objects_v2").paginate(**kw):
                 for o in page.get("Contents", []):
                     etag = strip_etag(o.get("ETag"))
                     yield ObjectMeta(o["Key"], int(o["Size"]), etag, o.get("LastModified"),
@@ -319,7 +331,8 @@ class S3ObjectStore:
 
     async def head(self, key: str) -> ObjectMeta:
         with s3_errors(self._where(key)):
-            r = await self.client.head_object(Bucket=self.bucket, Key=key)
+            client = await self.client()
+            r = await client.head_object(Bucket=self.bucket, Key=key)
         etag = strip_etag(r.get("ETag"))
         md5 = self._md5_of_etag(etag) or (r.get("Metadata") or {}).get("crosswind-md5")
         return ObjectMeta(key, int(r["ContentLength"]), etag, r.get("LastModified"), md5,
@@ -349,7 +362,8 @@ class S3ObjectStore:
         if byte_range:
             kw["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
         with s3_errors(self._where(key)):
-            r = await self.client.get_object(**kw)
+            client = await self.client()
+            r = await client.get_object(**kw)
         etag = strip_etag(r.get("ETag"))
         size = int(r["ContentRange"].rsplit("/", 1)[1]) if byte_range else int(
             r["ContentLength"])
@@ -369,7 +383,8 @@ class S3ObjectStore:
     async def _discard(self, key: str, etag: str | None) -> None:
         """Remove an object that failed verification: no object beats a corrupt one."""
         with contextlib.suppress(StoreError), s3_errors(self._where(key)):
-            await self.client.delete_object(Bucket=self.bucket, Key=key)
+            client = await self.client()
+            await client.delete_object(Bucket=self.bucket, Key=key)
 
     async def put(
         self,
@@ -418,7 +433,8 @@ class S3ObjectStore:
     ) -> tuple[str | None, str | None]:
         try:
             with s3_errors(self._where(key)):
-                r = await self.client.put_object(
+                client = await self.client()
+                r = await client.put_object(
                     Bucket=self.bucket, Key=key, Body=data, ContentMD5=hex_to_b64(md5),
                     **_header_args(props), **self._conditions(mode, if_match),
                 )
@@ -453,26 +469,36 @@ class S3ObjectStore:
         if_match: str | None = None,
     ) -> S3Upload:
         with s3_errors(self._where(key)):
-            r = await self.client.create_multipart_upload(
+            client = await self.client()
+            r = await client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, **_header_args(props)
             )
         return S3Upload(self, key, mode, if_match, r["UploadId"])
 
     async def abort_upload(self, key: str, upload_id: str) -> None:
         with contextlib.suppress(NotFound), s3_errors(self._where(key)):
-            await self.client.abort_multipart_upload(Bucket=self.bucket, Key=key,
+            client = await self.client()
+            await client.abort_multipart_upload(Bucket=self.bucket, Key=key,
                                                      UploadId=upload_id)
 
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
         kw = {"IfMatch": f'"{if_match}"'} if if_match else {}
         with contextlib.suppress(NotFound), s3_errors(self._where(key)):
-            await self.client.delete_object(Bucket=self.bucket, Key=key, **kw)
+            client = await self.client()
+            await client.delete_object(Bucket=self.bucket, Key=key, **kw)
 
     async def check(self, *, write: bool = False) -> None:
         try:
-            with s3_errors(self._where()):
-                await self.client.head_bucket(Bucket=self.bucket)
-        except NotFound:
+            # One listed key proves the bucket exists and the credentials work,
+            # without building the aiobotocore client.
+            with obstore_errors(self._where()):
+                async for _ in obstore.list(self.fast, chunk_size=1):
+                    break
+        except StoreError as exc:
+            if is_invalid_path(exc):
+                return  # a key obstore cannot hold was listed: the bucket answers
+            if not isinstance(exc, NotFound):
+                raise
             raise NotFound(f"{self.name}: bucket {self.bucket!r} does not exist "
                            "(create it first)") from None
 
@@ -492,7 +518,8 @@ class S3Upload:
     async def put_part(self, number: int, data: bytes, md5: str) -> None:
         s = self.store
         with s3_errors(s._where(self.key)):
-            r = await s.client.upload_part(
+            client = await s.client()
+            r = await client.upload_part(
                 Bucket=s.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number,
                 Body=data, ContentMD5=hex_to_b64(md5),
             )
@@ -508,7 +535,8 @@ class S3Upload:
         parts = [{"ETag": f'"{self.etags[n]}"', "PartNumber": n} for n in sorted(self.etags)]
         try:
             with s3_errors(s._where(self.key)):
-                r = await s.client.complete_multipart_upload(
+                client = await s.client()
+                r = await client.complete_multipart_upload(
                     Bucket=s.bucket, Key=self.key, UploadId=self.upload_id,
                     MultipartUpload={"Parts": parts},
                     **S3ObjectStore._conditions(self.mode, self.if_match),
