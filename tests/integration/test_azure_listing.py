@@ -24,7 +24,9 @@ def test_fast_listing_equals_the_sdk_pager(make_env: Any) -> None:
     for i, name in enumerate(NAMES):
         env.container.upload_blob(
             name, f"data {i}".encode() * (i + 1),
-            metadata={"FlightNo": f"AA{i}", "lower": "x"} if i % 2 else None,
+            # "Blob" and "Name" as metadata names: elements inside <Metadata>.
+            metadata={"FlightNo": f"AA{i}", "lower": "x", "Blob": "b", "Name": "n"}
+            if i % 2 else None,
             content_settings=ContentSettings(
                 content_type="application/json" if i % 3 else None,
                 cache_control="no-cache" if i % 4 == 0 else None,

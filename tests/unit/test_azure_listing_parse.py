@@ -56,3 +56,17 @@ def test_last_page_has_no_marker() -> None:
     body = b"<EnumerationResults><Blobs /><NextMarker /></EnumerationResults>"
     entries, marker = parse_page(body)
     assert entries == [] and marker is None
+
+
+def test_metadata_named_blob_is_not_a_listing_entry() -> None:
+    # "Blob" (and "Name", "Properties") are valid metadata names; their elements
+    # sit inside <Metadata>, not under <Blobs>, and must not become entries.
+    body = b"""<EnumerationResults><Blobs>
+      <Blob><Name>a</Name><Properties><Content-Length>1</Content-Length></Properties>
+        <Metadata><Blob>x</Blob><Name>y</Name></Metadata></Blob>
+      <Blob><Name>b</Name><Properties><Content-Length>2</Content-Length></Properties></Blob>
+    </Blobs><NextMarker /></EnumerationResults>"""
+    entries, _ = parse_page(body)
+    assert [e.key for e in entries] == ["a", "b"]
+    assert entries[0].props is not None
+    assert dict(entries[0].props.metadata) == {"Blob": "x", "Name": "y"}

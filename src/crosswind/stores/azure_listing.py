@@ -51,7 +51,8 @@ def parse_page(body: bytes) -> tuple[list[ObjectMeta], str | None]:
     root = ET.fromstring(body)  # noqa: S314  (the storage service's own response)
     out: list[ObjectMeta] = []
     blobs = root.find("Blobs")
-    for blob in blobs.iter("Blob") if blobs is not None else ():
+    # Direct children only: a metadata entry named "Blob" is an element too.
+    for blob in blobs.findall("Blob") if blobs is not None else ():
         name_el = blob.find("Name")
         name = name_el.text or "" if name_el is not None else ""
         if name_el is not None and name_el.get("Encoded") == "true":
