@@ -6,12 +6,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from crosswind.errors import EndpointUnreachable
 from crosswind.model import ObjectProps
 from crosswind.state import StateStore
 from crosswind.stores.base import ObjectReader
 from crosswind.stores.common import md5_hex
 from crosswind.stores.memory import MemoryStore
 from crosswind.sync.engine import SyncOptions, SyncRun
+from crosswind.sync.transfer import TransferSettings
 
 
 class BuggyStore(MemoryStore):
@@ -39,3 +41,44 @@ def test_unexpected_exception_fails_only_that_object(tmp_path: Path) -> None:
     assert result.stats.failed.count == 67 and result.stats.copied.count == 133
     assert {f["kind"] for f in result.failures} == {"InternalError"}
     assert "RuntimeError: boom on bug0" in {f["reason"] for f in result.failures}
+
+
+class UnreachableDuringUpload(MemoryStore):
+    """Parts and aborts fail (the endpoint went away mid-upload)."""
+
+    async def start_upload(self, key: str, props: ObjectProps, **kw: Any) -> Any:
+        up = await super().start_upload(key, props, **kw)
+
+        async def put_part(number: int, data: bytes, md5: str) -> None:
+            raise EndpointUnreachable(f"{self.name}/{key}: cannot reach the endpoint")
+
+        async def abort() -> None:
+            raise EndpointUnreachable(f"{self.name}/{key}: cannot reach the endpoint")
+
+        up.put_part = put_part  # type: ignore[method-assign]
+        up.abort = abort  # type: ignore[method-assign]
+        return up
+
+
+def test_upload_whose_abort_failed_stays_recorded_for_the_next_run(tmp_path: Path) -> None:
+    async def go() -> tuple[list[tuple[str, str]], list[str]]:
+        src, dst = MemoryStore("src"), UnreachableDuringUpload("dst")
+        await src.put("big", b"x" * 100, ObjectProps(), md5=md5_hex(b"x" * 100))
+        state = StateStore(tmp_path)
+        try:
+            opts = SyncOptions(direction="azure-to-aws", concurrency=1, attempts=1,
+                               transfer=TransferSettings(multipart_threshold=10, part_size=10))
+            result = await SyncRun(src, dst, state, opts).run()
+            assert result.stats.failed.count == 1
+            recorded, still_open = state.open_uploads(dst.name), list(dst.uploads)
+            await SyncRun(src, dst, state, opts).run()  # aborts the leftover first
+            assert not set(still_open) & set(dst.uploads)
+            return recorded, still_open
+        finally:
+            state.close()
+
+    recorded, still_open = asyncio.run(go())
+    # The upload is still open on the destination: the state must remember it so
+    # the next run aborts it, instead of forgetting it because the abort failed.
+    assert still_open
+    assert [u for _, u in recorded] == still_open

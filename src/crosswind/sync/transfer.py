@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import math
 from collections import deque
 from collections.abc import Callable
@@ -29,11 +30,13 @@ from crosswind.mapping import (
 )
 from crosswind.model import ObjectMeta, ObjectProps, WriteReceipt
 from crosswind.observability.stats import SyncStats
+from crosswind.secrets import redact
 from crosswind.stores.base import ObjectStore
 from crosswind.stores.common import md5_hex
 from crosswind.sync.budget import ByteBudget
 
 MiB = 1024 * 1024
+log = logging.getLogger("crosswind.sync")
 
 
 @dataclass(frozen=True)
@@ -236,9 +239,14 @@ class Transfer:
                 put_task.cancel()
                 with contextlib.suppress(BaseException):
                     await put_task
-            with contextlib.suppress(Exception):
+            try:
                 await upload.abort()
-            self.on_upload_end(meta.key, upload.upload_id)
+            except Exception as exc:
+                # Still open: it stays recorded and the next run aborts it.
+                log.warning("could not abort the upload of %s: %s", meta.key,
+                            redact(str(exc)))
+            else:
+                self.on_upload_end(meta.key, upload.upload_id)
             raise
         self.on_upload_end(meta.key, upload.upload_id)
         return CopyOutcome(receipt, renamed, dropped)
