@@ -179,6 +179,11 @@ class ForwardSync:
         if self.opts.dry_run or self.max_ts is None:
             return
         before = self.watermark_before or self.ledger.watermark("scan")
+        # A scan from a later --since than the incremental start (or with no
+        # watermark yet) did not read the rows in between: keep the mark.
+        start = scan_since(before, self.opts.overlap_s)
+        if self.since is not None and (start is None or self.since > start):
+            return
         if before and EdmDateTime.from_iso(before) >= self.max_ts:
             return
         self.ledger.set_watermark("scan", self.max_ts.iso)
