@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS verified(
     dst_etag TEXT,
     run_id INTEGER,
     verified_at TEXT NOT NULL,
+    src_mtime INTEGER,
     PRIMARY KEY(direction, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS failures(
@@ -84,6 +85,9 @@ class VerifiedCopy:
     src_size: int
     md5: str
     dst_etag: str | None
+    #: the source's last-modified time (whole seconds since the epoch): S3 keeps
+    #: an object's ETag (the MD5 of its bytes) when only its metadata changes
+    src_mtime: int | None = None
 
 
 class StateLocked(CrosswindError):
@@ -100,6 +104,9 @@ class StateStore:
         self._lock_file: IO[str] | None = None
         self.db = self._connect()
         self.db.executescript(SCHEMA)
+        cols = {row[1] for row in self.db.execute("PRAGMA table_info(verified)")}
+        if "src_mtime" not in cols:  # a state file from before the column existed
+            self.db.execute("ALTER TABLE verified ADD COLUMN src_mtime INTEGER")
         self.db.commit()
 
     def _connect(self) -> sqlite3.Connection:
@@ -184,10 +191,10 @@ class StateStore:
     ) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO verified"
-            "(direction, key, src_etag, src_size, md5, dst_etag, run_id, verified_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "(direction, key, src_etag, src_size, md5, dst_etag, run_id, verified_at,"
+            " src_mtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (direction, copy.key, copy.src_etag, copy.src_size, copy.md5, copy.dst_etag,
-             run_id, now_iso()),
+             run_id, now_iso(), copy.src_mtime),
         )
 
     def forget_verified(self, direction: str, key: str) -> None:
@@ -195,7 +202,7 @@ class StateStore:
 
     def get_verified(self, direction: str, key: str) -> VerifiedCopy | None:
         row = self.db.execute(
-            "SELECT key, src_etag, src_size, md5, dst_etag FROM verified"
+            "SELECT key, src_etag, src_size, md5, dst_etag, src_mtime FROM verified"
             " WHERE direction=? AND key=?",
             (direction, key),
         ).fetchone()
@@ -210,7 +217,7 @@ class StateStore:
         reader = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         try:
             cur = reader.execute(
-                "SELECT key, src_etag, src_size, md5, dst_etag FROM verified"
+                "SELECT key, src_etag, src_size, md5, dst_etag, src_mtime FROM verified"
                 " WHERE direction=? AND key >= ? ORDER BY key",
                 (direction, prefix),
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from typing import Any
 
 import pytest
@@ -266,3 +267,26 @@ def test_buckets_without_md5_etags(make_env: Any) -> None:
     put_blob(env, "k0", b"new")
     assert sync(env)["copied"]["count"] == 1
     assert s3_objects(env)["k0"] == b"new"
+
+
+def test_metadata_only_change_at_an_s3_source_is_copied(make_env: Any) -> None:
+    # S3's ETag is the MD5 of the bytes: rewriting an object with the same bytes
+    # and other metadata (or CopyObject with REPLACE) keeps its ETag.
+    env = make_env()
+    s3: Any = env.s3
+    s3.put_object(Bucket=env.bucket, Key="k.json", Body=b"{}", Metadata={"origin": "DFW"},
+                  ContentType="application/json")
+    first = sync(env, W2A)
+    assert first["status"] == "succeeded" and first["copied"]["count"] == 1, first
+    etag = s3.head_object(Bucket=env.bucket, Key="k.json")["ETag"]
+
+    time.sleep(1.1)  # S3 times are whole seconds: the change must land in another one
+    s3.copy_object(Bucket=env.bucket, Key="k.json", CopySource={"Bucket": env.bucket,
+                   "Key": "k.json"}, Metadata={"origin": "LAX"}, MetadataDirective="REPLACE",
+                   ContentType="text/plain")
+    assert s3.head_object(Bucket=env.bucket, Key="k.json")["ETag"] == etag
+    second = sync(env, W2A)
+    assert second["status"] == "succeeded", second
+    p = env.container.get_blob_client("k.json").get_blob_properties()
+    assert p.metadata["origin"] == "LAX"
+    assert p.content_settings.content_type == "text/plain"

@@ -3,27 +3,33 @@ that etags, sizes and hashes collide often."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from crosswind.model import ObjectMeta
 from crosswind.state import VerifiedCopy
 from crosswind.sync.march import Match
-from crosswind.sync.plan import Action, decide
+from crosswind.sync.plan import Action, decide, mtime_of
 
 etags = st.sampled_from(["e1", "e2", "e3"])
 sizes = st.sampled_from([0, 1, 2])
 md5s = st.sampled_from([None, "a" * 32, "b" * 32])
+T1, T2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+times = st.sampled_from([None, T1, T2])
+mtimes = st.sampled_from([None, int(T1.timestamp()), int(T2.timestamp())])
 
 
 @st.composite
 def metas(draw: st.DrawFn) -> ObjectMeta:
-    return ObjectMeta("k", draw(sizes), draw(st.one_of(st.none(), etags)), None, draw(md5s))
+    return ObjectMeta("k", draw(sizes), draw(st.one_of(st.none(), etags)), draw(times),
+                      draw(md5s))
 
 
 @st.composite
 def records(draw: st.DrawFn) -> VerifiedCopy:
-    return VerifiedCopy("k", draw(etags), draw(sizes), "c" * 32, draw(etags))
+    return VerifiedCopy("k", draw(etags), draw(sizes), "c" * 32, draw(etags), draw(mtimes))
 
 
 matches = st.builds(
@@ -32,12 +38,18 @@ matches = st.builds(
 ).filter(lambda m: m.src is not None or m.dst is not None)
 
 
+def _same_mtime(m: Match) -> bool:
+    s, r = m.src, m.record
+    assert s is not None and r is not None
+    return r.src_mtime is None or s.last_modified is None or r.src_mtime == mtime_of(s)
+
+
 def _record_proves_equal(m: Match) -> bool:
     s, d, r = m.src, m.dst, m.record
     assert s is not None and d is not None
     return (
         r is not None and r.src_size == s.size and r.src_etag == s.etag
-        and r.dst_etag == d.etag
+        and r.dst_etag == d.etag and _same_mtime(m)
     )
 
 
@@ -64,8 +76,10 @@ def test_decide(m: Match, delete: bool) -> None:
         assert d.action is Action.COPY
     elif _record_proves_equal(m):
         assert d.action is Action.SKIP, "a verified, unchanged pair is not copied again"
-    elif r is not None and r.src_size == s.size and r.src_etag != s.etag:
-        # Metadata-only changes move the etag but not the MD5: still copied.
+    elif r is not None and r.src_size == s.size and (r.src_etag != s.etag
+                                                      or not _same_mtime(m)):
+        # Metadata-only changes move the etag (Azure) or only the last-modified
+        # time (S3, whose ETag is the MD5), not the MD5: still copied.
         assert d.action is Action.COPY
     elif s.content_md5 and t.content_md5:
         assert d.action is (Action.CHECK if s.content_md5 == t.content_md5 else Action.COPY)
@@ -77,3 +91,12 @@ def test_decide(m: Match, delete: bool) -> None:
 def test_delete_flag_never_touches_keys_the_source_has(s: ObjectMeta, delete: bool) -> None:
     for dst in (None, s):
         assert decide(Match("k", s, dst, None), delete=delete).action is not Action.DELETE
+
+
+def test_s3_metadata_change_keeps_the_etag_but_moves_the_mtime() -> None:
+    s = ObjectMeta("k", 2, "a" * 32, T2, "a" * 32)
+    d = ObjectMeta("k", 2, "d1", T1, "a" * 32)
+    r = VerifiedCopy("k", "a" * 32, 2, "a" * 32, "d1", int(T1.timestamp()))
+    assert decide(Match("k", s, d, r), delete=False).action is Action.COPY
+    legacy = VerifiedCopy("k", "a" * 32, 2, "a" * 32, "d1")  # recorded before src_mtime
+    assert decide(Match("k", s, d, legacy), delete=False).action is Action.SKIP

@@ -91,3 +91,23 @@ def test_inventory_histogram_classes() -> None:
     prefixes = {p["prefix"]: p["objects"] for p in rep["top_prefixes"]}
     assert prefixes == {"events/2026/": 2, "events/2025/": 1, "(top level)": 1}
     assert rep["largest"] == {"key": "top", "size": 70 * 1024 * 1024}
+
+
+def test_state_from_before_src_mtime_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute("CREATE TABLE verified(direction TEXT NOT NULL, key TEXT NOT NULL, "
+               "src_etag TEXT, src_size INTEGER NOT NULL, md5 TEXT NOT NULL, dst_etag TEXT, "
+               "run_id INTEGER, verified_at TEXT NOT NULL, PRIMARY KEY(direction, key)) "
+               "WITHOUT ROWID")
+    db.execute("INSERT INTO verified VALUES ('d', 'old', 'e', 1, 'm', 'f', 1, 'now')")
+    db.commit()
+    db.close()
+    s = StateStore(tmp_path)
+    try:
+        s.record_verified("d", VerifiedCopy("new", "e", 1, "m", "f", 1700000000))
+        assert list(s.iter_verified("d")) == [VerifiedCopy("new", "e", 1, "m", "f", 1700000000),
+                                              VerifiedCopy("old", "e", 1, "m", "f", None)]
+    finally:
+        s.close()

@@ -36,7 +36,7 @@ from crosswind.stores.base import ObjectStore
 from crosswind.sync.budget import ByteBudget
 from crosswind.sync.filters import KeyFilter
 from crosswind.sync.march import Match, march
-from crosswind.sync.plan import Action, decide
+from crosswind.sync.plan import Action, decide, mtime_of
 from crosswind.sync.report import sync_report
 from crosswind.sync.transfer import Transfer, TransferSettings
 
@@ -296,7 +296,8 @@ class SyncRun:
         if not self.opts.dry_run:
             assert s.content_md5 is not None
             self.state.record_verified(
-                self.opts.direction, VerifiedCopy(s.key, s.etag, s.size, s.content_md5, d.etag),
+                self.opts.direction, VerifiedCopy(s.key, s.etag, s.size, s.content_md5, d.etag,
+                                           mtime_of(s)),
                 self.run_id)
         self.breaker.success()
         self.stats.skipped.add(s.size)
@@ -343,7 +344,7 @@ class SyncRun:
             r = outcome.receipt
             self.state.record_verified(
                 self.opts.direction,
-                VerifiedCopy(meta.key, meta.etag, meta.size, r.md5, r.etag),
+                VerifiedCopy(meta.key, meta.etag, meta.size, r.md5, r.etag, mtime_of(meta)),
                 self.run_id,
             )
             self.stats.copied.add(meta.size)

@@ -5,8 +5,9 @@ Change detection, in order:
 1. absent at the destination → copy;
 2. sizes differ → copy;
 3. a verified copy is recorded and neither side's etag moved since → skip;
-4. the source's etag moved since the recorded copy → copy (content or
-   metadata changed; Azure and S3 both change the etag on either);
+4. the source's etag or last-modified time moved since the recorded copy →
+   copy (content or metadata changed; Azure changes the etag on either, S3
+   only its last-modified time when the bytes stay the same);
 5. both sides know the content MD5: different → copy; equal → check the
    headers and metadata (HEAD where a listing lacks them) before skipping, since
    no verified copy vouches for them (another tool made the copy, the state was
@@ -22,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from crosswind.model import ObjectMeta
 from crosswind.sync.march import Match
 
 
@@ -50,6 +52,11 @@ DELETE = Decision(Action.DELETE, "not at source")
 EXTRA = Decision(Action.EXTRA, "not at source (deletes are off)")
 
 
+def mtime_of(meta: ObjectMeta) -> int | None:
+    """Last-modified in whole seconds: listings and HEADs agree to the second."""
+    return None if meta.last_modified is None else int(meta.last_modified.timestamp())
+
+
 def decide(m: Match, *, delete: bool) -> Decision:
     s, d, r = m.src, m.dst, m.record
     if s is None:
@@ -59,9 +66,12 @@ def decide(m: Match, *, delete: bool) -> Decision:
     if s.size != d.size:
         return SIZE
     if r is not None and r.src_size == s.size:
-        if r.src_etag == s.etag and r.dst_etag == d.etag:
+        same_source = r.src_etag == s.etag and (
+            # S3 keeps the ETag (the MD5 of the bytes) when only metadata changes.
+            r.src_mtime is None or s.last_modified is None or r.src_mtime == mtime_of(s))
+        if same_source and r.dst_etag == d.etag:
             return UNCHANGED
-        if r.src_etag != s.etag:
+        if not same_source:
             return SOURCE_CHANGED
     if s.content_md5 and d.content_md5:
         return SAME_HASH if s.content_md5 == d.content_md5 else OTHER_HASH
