@@ -330,6 +330,18 @@ def _check_field_name(e: Entity, name: str) -> None:
                                  "be a DocumentDB field name (no leading '$', no '.', no NUL)")
 
 
+def _check_utf8(e: Entity, name: str, p: Prop) -> None:
+    for what, text in (("property name", name), ("value of", p.value)):
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise EntityMappingError(
+                    "unmappable", f"{_where(e)}: {what} {name[:80]!r} holds "
+                    f"{text[exc.start:exc.end]!r}, a lone surrogate UTF-8 (BSON) cannot "
+                    "hold") from None
+
+
 def _to_bson(e: Entity, name: str, p: Prop, exact: dict[str, str]) -> Any:
     # Plain values first (most properties): one type check each.
     if _PLAIN.get(p.edm) is type(p.value):
@@ -390,6 +402,10 @@ def entity_to_document(e: Entity) -> dict[str, Any]:
         doc[name] = _to_bson(e, name, p, exact)
         if p.edm is Edm.STRING or p.edm is Edm.BINARY:
             text_bytes += 4 * len(p.value)  # type: ignore[arg-type]
+        # BSON strings are UTF-8: a lone surrogate (Azure stores UTF-16) would
+        # make pymongo refuse the whole bulk write, not just this document.
+        if not name.isascii() or (p.edm is Edm.STRING and not p.value.isascii()):  # type: ignore[union-attr]
+            _check_utf8(e, name, p)
     cw: dict[str, Any] = {"v": MAPPING_VERSION}
     if e.etag is not None:
         cw["etag"] = e.etag

@@ -210,3 +210,13 @@ def test_datetime_text_forms() -> None:
         "2026-01-01T00:00:00.0000000Z")
     with pytest.raises(ValueError, match="not an ISO 8601"):
         EdmDateTime.from_iso("yesterday")
+
+
+@pytest.mark.parametrize(("name", "value"), [("s", "a\ud800b"), ("s", "\udfff"),
+                                             ("n\udc00", "v")])
+def test_lone_surrogates_are_unmappable_not_a_failed_bulk_write(name: str, value: str) -> None:
+    with pytest.raises(EntityMappingError) as info:
+        entity_to_document(Entity("p", "r", {name: Prop(Edm.STRING, value)}))
+    assert info.value.kind == "unmappable" and "surrogate" in str(info.value)
+    # what does map is encodable: bson.encode would have raised for the whole batch
+    bson.encode(entity_to_document(Entity("p", "r", {"s": Prop(Edm.STRING, "é😀")})))

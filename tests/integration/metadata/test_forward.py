@@ -297,3 +297,17 @@ def test_since_after_the_watermark_does_not_skip_the_gap(
     assert ("p", "gap") not in env.documents()
     forward(env)  # the next incremental scan must still find "gap"
     assert ("p", "gap") in env.documents()
+
+
+def test_a_lone_surrogate_is_one_poison_row_not_a_failed_batch(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    env = make_meta_env()
+    env.put_many([row("p", f"ok{i}", v=Prop(Edm.INT32, i)) for i in range(5)])
+    env.table.upsert_entity({"PartitionKey": "p", "RowKey": "surrogate", "s": "a\ud800b"})
+    result = forward(env)
+    assert result.status == "failed"
+    assert result.report["written"] == 5 and result.report["failed_by_kind"] == {"unmappable": 1}
+    assert "p/surrogate" in {f["item"] for f in result.report["failures"]}
+    assert "UTF-8" in result.report["failures"][0]["reason"]
+
