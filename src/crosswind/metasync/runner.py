@@ -153,6 +153,9 @@ async def sync_metadata(
             except asyncio.CancelledError:
                 status, error = "interrupted", "interrupted"
                 raise
+            except Exception as exc:  # a bug or an untranslated error: never "succeeded"
+                status, error = "failed", redact(f"{type(exc).__name__}: {exc}")
+                raise
             finally:
                 if engine is not None:
                     details.update(_engine_details(engine, mode))

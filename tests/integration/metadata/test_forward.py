@@ -311,3 +311,25 @@ def test_a_lone_surrogate_is_one_poison_row_not_a_failed_batch(
     assert "p/surrogate" in {f["item"] for f in result.report["failures"]}
     assert "UTF-8" in result.report["failures"][0]["reason"]
 
+
+
+def test_an_unexpected_error_is_recorded_as_a_failed_run(
+    make_meta_env: Callable[..., MetaEnv], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug or an error no store translated must not leave a run marked succeeded."""
+    from crosswind.metasync.forward import ForwardSync
+
+    async def boom(self: ForwardSync) -> None:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(ForwardSync, "scan", boom)
+    env = make_meta_env()
+    with pytest.raises(RuntimeError):
+        forward(env)
+    state = StateStore(env.config.state_dir)
+    try:
+        [run] = state.runs("metadata")
+        assert run["status"] == "failed"
+        assert "unexpected" in (state.run_report(run["id"]) or {}).get("error", "")
+    finally:
+        state.close()
