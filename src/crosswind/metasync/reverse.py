@@ -74,7 +74,9 @@ class ReverseSync:
             await self.docs.enable_change_streams()
         feed = await self._open()
         try:
-            while True:
+            # Deletes the guard held back: stop here (the run is aborted); following
+            # on would save a position after them and no later run would do them.
+            while not self.delete_blocked:
                 try:
                     more = await self._follow(feed)
                 except ChangeHistoryLost as exc:
@@ -104,6 +106,12 @@ class ReverseSync:
         feed = await self.docs.open_changes(None)
         start = await feed.start_token()
         await self.reconcile(reason)
+        if self.delete_blocked:
+            # The next run must reconcile again (within the limits it is given),
+            # not resume after the deletes that were not done.
+            if not self.opts.dry_run:
+                self.ledger.clear_resume_token()
+            return feed
         if start is not None and not self.opts.dry_run:
             self.ledger.set_resume_token(token_text(start))
         return feed

@@ -302,3 +302,21 @@ def test_a_killed_follower_loses_nothing(make_meta_env: Callable[..., MetaEnv]) 
     assert after.report["change_stream"]["resumed_from_token"] is True
     assert after.report["conflicts"] == 0
     assert contents(env.azure_rows()) == contents(env.documents())
+
+
+def test_deletes_a_guard_held_back_are_done_by_a_later_run(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """The reconcile's max-delete guard trips: nothing is deleted and the run is
+    aborted. A later run with a higher limit must still do those deletes, not
+    resume from a stream position taken after them."""
+    env = make_meta_env("max_delete_count = 2\nmax_delete_percent = 100\n")
+    env.put_many([row("p", f"r{i}") for i in range(10)])
+    forward(env)
+    env.coll.delete_many({"RowKey": {"$in": [f"r{i}" for i in range(5)]}})
+    blocked = reverse(env)  # first run: a reconcile
+    assert blocked.status == "aborted" and "max_delete_count" in (blocked.error or "")
+    assert len(env.azure_rows()) == 10
+    again = reverse(env, max_delete_count=10)
+    assert again.status == "succeeded", again.report
+    assert set(env.azure_rows()) == {("p", f"r{i}") for i in range(5, 10)}
