@@ -326,6 +326,18 @@ class Ledger:
             "SELECT count(*) FROM meta_conflicts WHERE scope=? AND status=?",
             (self.scope, status)).fetchone()[0])
 
+    def refresh_conflict(self, conflict_id: int, *, azure_etag: str | None,
+                         azure_version: dict[str, Any] | None,
+                         aws_version: dict[str, Any] | None) -> None:
+        """Show the versions both sides hold now (they changed since detection)."""
+        with self.state.tx() as db:
+            db.execute(
+                "UPDATE meta_conflicts SET azure_etag=?, azure_version=?, aws_version=?,"
+                " detected_at=? WHERE id=? AND scope=?",
+                (azure_etag, json.dumps(azure_version) if azure_version is not None else None,
+                 json.dumps(aws_version) if aws_version is not None else None, now_iso(),
+                 conflict_id, self.scope))
+
     def resolve_conflict(self, conflict_id: int, resolution: str) -> None:
         with self.state.tx() as db:
             db.execute("UPDATE meta_conflicts SET status='resolved', resolution=? WHERE id=?"

@@ -18,7 +18,9 @@ from crosswind.config import Config
 from crosswind.entities import (
     Entity,
     document_to_entity,
+    entity_from_json,
     entity_to_document,
+    entity_to_json,
     parse_doc_id,
 )
 from crosswind.errors import ConfigError, EntityMappingError, NotFound
@@ -159,6 +161,13 @@ async def _replay_reverse(rev: ReverseSync, docs: DocumentDBStore, items: list[D
 
 # -- conflicts -------------------------------------------------------------------------
 
+
+def _same(current: Entity | None, shown: dict[str, Any] | None) -> bool:
+    if current is None or shown is None:
+        return current is None and shown is None
+    return current.same_content(entity_from_json(shown))
+
+
 Keep = Literal["aws", "azure"]
 
 
@@ -177,10 +186,28 @@ async def resolve_conflict(cfg: Config, conflict_id: int, keep: Keep) -> dict[st
             az_row: Entity | None = None
             with contextlib.suppress(NotFound):
                 az_row = await table.get(c.pk, c.rk)
+            # The operator chose from the versions the conflict shows: the side
+            # being overwritten must still hold the version shown there.
+            loser_changed = (
+                (az_row.etag if az_row else None) != c.azure_etag if keep == "aws"
+                else not _same(doc_row, c.aws_version))
+            if loser_changed:
+                ledger.refresh_conflict(
+                    conflict_id, azure_etag=az_row.etag if az_row else None,
+                    azure_version=entity_to_json(az_row) if az_row else None,
+                    aws_version=entity_to_json(doc_row) if doc_row else None)
+                side = "Azure" if keep == "aws" else "AWS"
+                raise ConfigError(
+                    f"conflict {conflict_id}: the {side} version changed since the conflict "
+                    f"was recorded; it now shows the current versions (crosswind conflicts "
+                    f"show {conflict_id}): check them, then resolve again")
             winner = doc_row if keep == "aws" else az_row
             if keep == "aws":
-                w = RecordWrite("upsert", winner) if winner else RecordWrite(
-                    "delete", Entity(c.pk, c.rk))
+                # Conditional on the Azure row just read: an edit racing this one stays.
+                w = (RecordWrite("upsert" if az_row else "create", winner,
+                                 if_match=az_row.etag if az_row else None) if winner
+                     else RecordWrite("delete", Entity(c.pk, c.rk),
+                                      if_match=az_row.etag if az_row else None))
                 [r] = await table.write_batch([w])
                 if r.status not in ("ok", "missing"):
                     raise r.error or ConfigError(f"writing to Azure: {r.status}")

@@ -24,6 +24,7 @@ from crosswind.entities import (
     Prop,
     entity_to_document,
 )
+from crosswind.errors import ConfigError
 from crosswind.metasync.context import MetaOptions, scope_of
 from crosswind.metasync.ledger import Ledger
 from crosswind.metasync.repair import replay, resolve_conflict
@@ -320,3 +321,44 @@ def test_deletes_a_guard_held_back_are_done_by_a_later_run(
     again = reverse(env, max_delete_count=10)
     assert again.status == "succeeded", again.report
     assert set(env.azure_rows()) == {("p", f"r{i}") for i in range(5, 10)}
+
+
+def test_resolve_never_overwrites_an_edit_made_after_the_conflict(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """`conflicts resolve --keep aws` was decided on the Azure version the conflict
+    shows; an Azure edit made since is not silently overwritten (nor, with --keep
+    azure, an AWS edit the operator never saw)."""
+    env = make_meta_env()
+    env.put_many([row("p", k, v=Prop(Edm.STRING, "synced")) for k in ("a", "b")])
+    forward(env)
+    reverse(env)
+    for k in ("a", "b"):
+        env.put_rows(row("p", k, v=Prop(Edm.STRING, "edited on Azure")))
+        env.coll.update_one({"_id": f"p/{k}"}, {"$set": {"v": "edited on AWS"}})
+    assert reverse(env).report["conflicts"] == 2
+    state, ledger = ledger_of(env)
+    try:
+        found = {c.rk: c for c in ledger.conflicts()}
+    finally:
+        state.close()
+    env.put_rows(row("p", "a", v=Prop(Edm.STRING, "edited on Azure again")))
+    with pytest.raises(ConfigError, match="changed"):
+        arun(resolve_conflict(env.config, found["a"].id, "aws"))
+    assert env.azure_rows()[("p", "a")].properties["v"].value == "edited on Azure again"
+    env.coll.update_one({"_id": "p/b"}, {"$set": {"v": "edited on AWS again"}})
+    with pytest.raises(ConfigError, match="changed"):
+        arun(resolve_conflict(env.config, found["b"].id, "azure"))
+    assert env.documents()[("p", "b")].properties["v"].value == "edited on AWS again"
+    # the conflict now shows the current versions; resolving again does what is asked
+    state, ledger = ledger_of(env)
+    try:
+        now = {c.rk: c for c in ledger.conflicts()}
+    finally:
+        state.close()
+    assert now["a"].azure_version["properties"]["v"]["value"] == "edited on Azure again"  # type: ignore[index]
+    assert now["b"].aws_version["properties"]["v"]["value"] == "edited on AWS again"  # type: ignore[index]
+    arun(resolve_conflict(env.config, found["a"].id, "aws"))
+    arun(resolve_conflict(env.config, found["b"].id, "azure"))
+    assert env.azure_rows()[("p", "a")].properties["v"].value == "edited on AWS"
+    assert env.documents()[("p", "b")].properties["v"].value == "edited on Azure"
