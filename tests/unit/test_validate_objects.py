@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crosswind.errors import ListingOrderError
+from crosswind.errors import AuthError, ListingOrderError
 from crosswind.model import ObjectMeta, ObjectProps
 from crosswind.stores.base import ObjectStore
 from crosswind.stores.common import md5_hex
@@ -180,3 +180,23 @@ def test_filters_apply_to_both_sides() -> None:
     tally, found = run_check(src, dst, filter=KeyFilter(include=("events/*",)))
     assert [(f.kind, f.key) for f in found] == [(Kind.MISSING, "events/a.json")]
     assert tally.listed == {"source": 2, "destination": 1}
+
+
+class RefusesReads(MemoryStore):
+    """Credentials revoked (a SAS expired) after the listing: every read is refused."""
+
+    async def get(self, key: str, **kw: Any) -> Any:
+        raise AuthError(f"{self.name}/{key}: credentials rejected")
+
+
+def test_an_error_in_the_full_closer_look_ends_the_run_instead_of_hanging() -> None:
+    async def go() -> None:
+        src, dst = MemoryStore("src"), RefusesReads("dst")
+        for i in range(50):  # more than the workers' queue holds
+            await put(src, f"k{i:03d}", b"x", ObjectProps())
+        await mirror(src, dst)
+        opts = ObjectCheckOptions(sample=None, deep=True, concurrency=2)
+        await asyncio.wait_for(check_objects(src, dst, opts, lambda f: None), 10)
+
+    with pytest.raises(AuthError):
+        asyncio.run(go())

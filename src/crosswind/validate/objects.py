@@ -93,6 +93,8 @@ class ObjectValidator:
         self.flavor = dst.capabilities.metadata_flavor
         self._deep_slots = asyncio.Semaphore(
             max(1, min(opts.concurrency, opts.memory_budget // (2 * 8 * MiB))))
+        #: what stopped a worker of the full closer look; the run ends with it
+        self._error: Exception | None = None
 
     # -- recording -------------------------------------------------------------
     def _record(self, at_source: bool, at_destination: bool,
@@ -136,6 +138,8 @@ class ObjectValidator:
         flavor, policy = self.flavor, self.opts.policy
         try:
             async for m in march(src, dst):
+                if self._error is not None:
+                    break
                 s, d = m.src, m.dst
                 if counted_here:
                     n_src += s is not None
@@ -165,6 +169,8 @@ class ObjectValidator:
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
+        if self._error is not None:
+            raise self._error
         sampled = reservoir.items()
         slots = asyncio.Semaphore(self.opts.concurrency)
 
@@ -176,8 +182,15 @@ class ObjectValidator:
         return self.tally
 
     async def _worker(self, queue: asyncio.Queue[_Pair | None]) -> None:
+        # A worker must outlive an error: the march would wait forever on a
+        # full queue. It keeps draining; the run raises the error at the end.
         while (p := await queue.get()) is not None:
-            self._record_pair(await self._closer_look(p))
+            if self._error is not None:
+                continue
+            try:
+                self._record_pair(await self._closer_look(p))
+            except Exception as exc:
+                self._error = exc
 
     async def _closer_look(self, p: _Pair) -> PairResult:
         """HEAD where the listing lacked props or a hash; read bytes when deep.
