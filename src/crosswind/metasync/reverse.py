@@ -362,10 +362,13 @@ class ReverseSync:
                     w = RecordWrite("upsert" if d else "delete", anchor,
                                     if_match=rec.azure_etag if rec else None)
                     self._record_conflict(w, r, d, dec.why)
-                    if self.opts.conflict_policy == "overwrite":
-                        planned.append(_Planned(RecordWrite("upsert" if d else "delete",
-                                                            anchor), source_id,
-                                                d.content_hash() if d else None))
+                    if self.opts.conflict_policy == "overwrite" and d is not None:
+                        planned.append(_Planned(RecordWrite("upsert", d), source_id,
+                                                d.content_hash()))
+                    elif self.opts.conflict_policy == "overwrite":
+                        # A delete all the same: under the max-delete guard like the rest.
+                        self.stats.to_delete += 1
+                        deletes.append(_Planned(RecordWrite("delete", anchor), source_id, None))
             if baselines and not self.opts.dry_run:
                 self.ledger.record_rows(baselines)
             pending.clear()

@@ -362,3 +362,19 @@ def test_resolve_never_overwrites_an_edit_made_after_the_conflict(
     arun(resolve_conflict(env.config, found["b"].id, "azure"))
     assert env.azure_rows()[("p", "a")].properties["v"].value == "edited on AWS"
     assert env.documents()[("p", "b")].properties["v"].value == "edited on Azure"
+
+
+def test_overwrite_policy_deletes_stay_under_the_guard(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """With conflict_policy = "overwrite", rows a reconcile would delete as
+    conflicts (changed on Azure, or never synced) count against the max-delete
+    guard like any other delete."""
+    env = make_meta_env('conflict_policy = "overwrite"\nmax_delete_count = 2\n'
+                        "max_delete_percent = 100\n")
+    env.put_many([row("p", f"r{i}") for i in range(5)])  # only on Azure, never synced
+    r = reverse(env)  # first run: a reconcile against an empty collection
+    assert r.status == "aborted" and "max_delete_count" in (r.error or "")
+    assert len(env.azure_rows()) == 5
+    assert reverse(env, max_delete_count=10).status == "succeeded"
+    assert env.azure_rows() == {}
