@@ -124,3 +124,22 @@ def test_logging_filter_redacts(caplog: pytest.LogCaptureFixture) -> None:
     finally:
         logger.removeHandler(handler)
     assert records and "log-secret-0123456" not in records[0].getMessage()
+
+
+def test_logged_tracebacks_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    # The engine logs an unexpected exception with exc_info: its message (and the
+    # traceback's source lines) go out through the formatter, after the filter.
+    from crosswind.cli.app import setup_logging
+
+    REDACTOR.register("tb-secret-0123456")
+    setup_logging(False)
+    try:
+        try:
+            raise RuntimeError("GET https://a.blob/c?sv=1&sig=tbSIGtbSIG failed: tb-secret-0123456")
+        except RuntimeError as exc:
+            logging.getLogger("crosswind.sync").error("internal error on %s", "k", exc_info=exc)
+    finally:
+        logging.getLogger().handlers.clear()
+    printed = capsys.readouterr().err
+    assert "internal error on k" in printed and "RuntimeError" in printed
+    assert "tb-secret-0123456" not in printed and "tbSIGtbSIG" not in printed
