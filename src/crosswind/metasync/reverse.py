@@ -30,6 +30,7 @@ from crosswind.entities import (
     check_entity_limits,
     doc_id,
     entity_to_json,
+    parse_doc_id,
 )
 from crosswind.errors import ChangeHistoryLost, EntityMappingError, NotFound
 from crosswind.metasync.context import RunContext
@@ -324,6 +325,7 @@ class ReverseSync:
         self.stats.reconciles += 1
         pending: list[tuple[tuple[str, str], Entity | None, Entity | None]] = []
         deletes: list[_Planned] = []
+        unkeyed: set[tuple[str, str]] = set()
 
         async def flush() -> None:
             recs = self.ledger.rows(k for k, _, _ in pending)
@@ -382,6 +384,8 @@ class ReverseSync:
             if isinstance(m.src, BadRecord):
                 self.ctx.dlq("document", m.src.record_id, pk=m.src.partition_key,
                              rk=m.src.row_key, error=m.src.error, payload=m.src.raw)
+                if m.key is None and (k := parse_doc_id(m.src.record_id)) is not None:
+                    unkeyed.add(k)  # no key fields, but its _id names its row
                 continue
             if isinstance(m.dst, BadRecord):
                 self.ctx.dlq("row", m.dst.record_id, pk=m.dst.partition_key, rk=m.dst.row_key,
@@ -393,7 +397,8 @@ class ReverseSync:
                 await flush()
         await flush()
         self.stats.listing_done = True
-        await self._reconcile_deletes(deletes)
+        # A row whose document is there but unreadable was not deleted on AWS.
+        await self._reconcile_deletes([p for p in deletes if p.write.entity.key not in unkeyed])
 
     async def _reconcile_deletes(self, deletes: list[_Planned]) -> None:
         if not deletes:

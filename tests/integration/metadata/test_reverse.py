@@ -378,3 +378,17 @@ def test_overwrite_policy_deletes_stay_under_the_guard(
     assert len(env.azure_rows()) == 5
     assert reverse(env, max_delete_count=10).status == "succeeded"
     assert env.azure_rows() == {}
+
+
+def test_a_document_that_lost_its_key_fields_does_not_delete_its_row(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """A document that cannot be mapped is a poison document; its row is not
+    "deleted on AWS" just because the listing could not say which row it is."""
+    env = make_meta_env("max_delete_percent = 100\n")
+    env.put_many([row("p", f"r{i}", v=Prop(Edm.INT32, i)) for i in range(3)])
+    forward(env)
+    env.coll.update_one({"_id": "p/r1"}, {"$unset": {"RowKey": ""}})
+    r = reverse(env)  # first run: a reconcile
+    assert r.report["failed"] == 1 and r.report["deleted"] == 0
+    assert ("p", "r1") in env.azure_rows()
