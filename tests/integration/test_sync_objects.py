@@ -290,3 +290,33 @@ def test_metadata_only_change_at_an_s3_source_is_copied(make_env: Any) -> None:
     p = env.container.get_blob_client("k.json").get_blob_properties()
     assert p.metadata["origin"] == "LAX"
     assert p.content_settings.content_type == "text/plain"
+
+
+def test_s3_single_put_without_an_etag_is_not_taken_as_verified(make_env: Any) -> None:
+    # The fast path sends no Content-MD5 (unsigned payload): the returned ETag is
+    # its only check. An endpoint that returns none (a proxy, an S3-compatible
+    # server) must not turn an unchecked, here corrupted, write into a receipt.
+    from crosswind.errors import IntegrityError
+    from crosswind.model import ObjectProps
+    from crosswind.stores.s3 import S3ObjectStore
+    from tests.faults import flip
+
+    env = make_env()
+
+    async def go() -> None:
+        store = await S3ObjectStore.open(env.config.aws)
+
+        async def lossy(key: str, data: bytes, attrs: Any, mode: Any, if_match: Any
+                        ) -> tuple[str | None, str | None]:
+            await S3ObjectStore._fast_put(store, key, flip(data), attrs, mode, if_match)
+            return None, None
+
+        store._fast_put = lossy  # type: ignore[method-assign]
+        try:
+            with pytest.raises(IntegrityError):
+                await store.put("k.json", b"{}", ObjectProps(), md5=hashlib.md5(b"{}").hexdigest())
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    assert "k.json" not in s3_objects(env)

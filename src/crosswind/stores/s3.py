@@ -404,7 +404,9 @@ class S3ObjectStore:
             except _NotForObstore:
                 pass
             else:
-                return await self._verified(key, data, md5, etag, version)
+                # Sent without Content-MD5: the ETag is the only check, so a
+                # missing or non-MD5 one fails the write instead of passing it.
+                return await self._verified(key, data, md5, etag, version, required=True)
         etag, version = await self._boto_put(key, data, props, md5, mode, if_match)
         return await self._verified(key, data, md5, etag, version)
 
@@ -450,9 +452,10 @@ class S3ObjectStore:
         return strip_etag(r.get("ETag")), r.get("VersionId")
 
     async def _verified(
-        self, key: str, data: bytes, md5: str, etag: str | None, version: str | None
+        self, key: str, data: bytes, md5: str, etag: str | None, version: str | None,
+        *, required: bool = False,
     ) -> WriteReceipt:
-        if self.etag_is_md5 and etag and "-" not in etag:
+        if required or (self.etag_is_md5 and etag and "-" not in etag):
             try:
                 require_md5(key, md5, etag, "ETag")
             except IntegrityError:
