@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from crosswind.errors import EndpointUnreachable
+from crosswind.errors import EndpointUnreachable, NotFound
 from crosswind.model import ObjectProps
 from crosswind.state import StateStore
 from crosswind.stores.base import ObjectReader
@@ -82,3 +83,34 @@ def test_upload_whose_abort_failed_stays_recorded_for_the_next_run(tmp_path: Pat
     # the next run aborts it, instead of forgetting it because the abort failed.
     assert still_open
     assert [u for _, u in recorded] == still_open
+
+
+class GoneAfterListing(MemoryStore):
+    """Lists without props (as S3 does) and the object is deleted before the HEAD."""
+
+    async def list(self, prefix: str = "") -> Any:
+        async for m in super().list(prefix):
+            yield replace(m, props=None)
+
+    async def head(self, key: str) -> Any:
+        raise NotFound(f"{self.name}/{key}: not found")
+
+
+def test_dry_run_never_copies_even_when_a_checked_object_changes(tmp_path: Path) -> None:
+    async def go() -> tuple[int, int]:
+        src, dst = MemoryStore("src"), GoneAfterListing("dst")
+        await src.put("k", b"same", ObjectProps(), md5=md5_hex(b"same"))
+        await MemoryStore.put(dst, "k", b"same", ObjectProps(), md5=md5_hex(b"same"))
+        etag_before = dst.objects["k"].etag
+        state = StateStore(tmp_path)
+        try:
+            opts = SyncOptions(direction="azure-to-aws", dry_run=True)
+            result = await SyncRun(src, dst, state, opts).run()
+            assert list(state.iter_verified("azure-to-aws")) == []
+        finally:
+            state.close()
+        assert dst.objects["k"].etag == etag_before, "a dry run wrote to the destination"
+        return result.stats.copied.count, result.stats.planned.count
+
+    copied, planned = asyncio.run(go())
+    assert copied == 0 and planned == 1

@@ -36,7 +36,7 @@ from crosswind.stores.base import ObjectStore
 from crosswind.sync.budget import ByteBudget
 from crosswind.sync.filters import KeyFilter
 from crosswind.sync.march import Match, march
-from crosswind.sync.plan import Action, decide, mtime_of
+from crosswind.sync.plan import UNPROVEN, Action, decide, mtime_of
 from crosswind.sync.report import sync_report
 from crosswind.sync.transfer import Transfer, TransferSettings
 
@@ -271,27 +271,21 @@ class SyncRun:
             src = s if s.props is not None else await self.src.head(s.key)
             dst = d if d.props is not None else await self.dst.head(d.key)
         except NotFound:
-            await self._copy_one(s)  # one side went away; the copy path sorts it out
+            # One side went away; the copy path sorts it out.
+            await self._copy_checked(s, UNPROVEN.reason)
             return
         except CrosswindError as exc:
             self._failed(s, type(exc).__name__, str(exc))
             self.breaker.failure(exc)
             return
         if (src.etag, src.size, dst.etag) != (s.etag, s.size, d.etag):
-            await self._copy_one(s)  # changed since listed
+            await self._copy_checked(s, UNPROVEN.reason)  # changed since listed
             return
         diffs = props_differences(src.props or ObjectProps(), dst.props or ObjectProps(),
                                   self.dst.capabilities.metadata_flavor,
                                   self.opts.transfer.metadata_policy)
         if diffs:
-            reason = "metadata differs"
-            self.stats.planned.add(s.size)
-            self.stats.copy_reasons[reason] += 1
-            if self.opts.dry_run:
-                if len(self.would_copy) < 100:
-                    self.would_copy.append({"key": s.key, "size": s.size, "reason": reason})
-                return
-            await self._copy_one(s)
+            await self._copy_checked(s, "metadata differs")
             return
         if not self.opts.dry_run:
             assert s.content_md5 is not None
@@ -301,6 +295,16 @@ class SyncRun:
                 self.run_id)
         self.breaker.success()
         self.stats.skipped.add(s.size)
+
+    async def _copy_checked(self, s: ObjectMeta, reason: str) -> None:
+        """A checked pair turned out to need a copy: plan it, and copy unless dry."""
+        self.stats.planned.add(s.size)
+        self.stats.copy_reasons[reason] += 1
+        if self.opts.dry_run:
+            if len(self.would_copy) < 100:
+                self.would_copy.append({"key": s.key, "size": s.size, "reason": reason})
+            return
+        await self._copy_one(s)
 
     async def _copy_one(self, meta: ObjectMeta) -> None:
         attempt = 0
