@@ -114,3 +114,26 @@ def test_dry_run_never_copies_even_when_a_checked_object_changes(tmp_path: Path)
 
     copied, planned = asyncio.run(go())
     assert copied == 0 and planned == 1
+
+
+def test_a_leftover_upload_that_cannot_be_aborted_does_not_fail_the_run(tmp_path: Path) -> None:
+    from crosswind.errors import AuthError
+
+    class NoAbort(MemoryStore):
+        async def abort_upload(self, key: str, upload_id: str) -> None:
+            raise AuthError("s3://b: permission denied (AccessDenied)")
+
+    async def go() -> Any:
+        src, dst = MemoryStore("src"), NoAbort("dst")
+        await src.put("k", b"x", ObjectProps(), md5=md5_hex(b"x"))
+        state = StateStore(tmp_path)
+        state.upload_started(dst.name, "big", "u-1")
+        try:
+            result = await SyncRun(src, dst, state, SyncOptions(direction="azure-to-aws")).run()
+            return result, state.open_uploads(dst.name)
+        finally:
+            state.close()
+
+    result, still_open = asyncio.run(go())
+    assert result.status == "succeeded" and result.stats.copied.count == 1
+    assert still_open == [("big", "u-1")]  # kept, tried again next run

@@ -10,7 +10,6 @@ therefore never turns into deletes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
@@ -184,8 +183,15 @@ class SyncRun:
     async def _abort_leftover_uploads(self) -> None:
         """Multipart uploads a crashed run left open: never visible, but billed."""
         for key, upload_id in self.state.open_uploads(self.dst.name):
-            with contextlib.suppress(NotFound):
+            try:
                 await self.dst.abort_upload(key, upload_id)
+            except NotFound:
+                pass  # already gone
+            except CrosswindError as exc:
+                # Not worth failing the run (e.g. no AbortMultipartUpload right):
+                # keep the record and try again next time.
+                log.warning("could not abort upload %s of %s yet: %s", upload_id, key, exc)
+                continue
             self.state.upload_ended(self.dst.name, key, upload_id)
 
     async def _march_and_copy(self) -> None:
