@@ -165,6 +165,9 @@ def sync_metadata_cmd(
         raise ConfigError("--mode must be scan or objects")
     if objects_from not in ("synced", "listing"):
         raise ConfigError("--objects must be synced or listing")
+    if direction is Direction.AWS_TO_AZURE and delete is False:
+        raise ConfigError("--no-delete is for azure-to-aws; aws-to-azure applies the change "
+                          "stream's deletes (guarded by [metadata].max_delete_count/percent)")
     cfg = load(config)
     opts = MetaOptions.from_config(
         cfg, direction, dry_run=dry_run, full=full or None,

@@ -91,6 +91,8 @@ class ReverseSync:
 
     async def _open(self) -> ChangeFeed:
         saved = self.ledger.resume_token()
+        if self.opts.full:
+            return await self._reconciled_feed("--full asked for a reconcile")
         if saved is None:
             return await self._reconciled_feed("no resume token (first run)")
         try:

@@ -167,3 +167,11 @@ def test_bad_input_is_one_clear_line(make_meta_env: Callable[..., MetaEnv], azur
     p = cli("sync", "metadata", "-c", str(by_ref), "-d", "azure-to-aws",
             env={"CW_TEST_DOCDB_URI": uri})
     assert_clean_error(p, 3, "cannot reach the server", secrets=(pw,))
+
+
+def test_no_delete_is_refused_for_aws_to_azure(tmp_path: Path) -> None:
+    cfg = tmp_path / "cw.toml"
+    cfg.write_text('[azure]\nconnection_string = "env:X"\ncontainer = "c"\n[aws]\nbucket = "b"\n')
+    p = cli("sync", "metadata", "--config", str(cfg), "--direction", "aws-to-azure",
+            "--no-delete")
+    assert_clean_error(p, 2, "--no-delete is for azure-to-aws")

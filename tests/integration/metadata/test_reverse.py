@@ -392,3 +392,17 @@ def test_a_document_that_lost_its_key_fields_does_not_delete_its_row(
     r = reverse(env)  # first run: a reconcile
     assert r.report["failed"] == 1 and r.report["deleted"] == 0
     assert ("p", "r1") in env.azure_rows()
+
+
+def test_full_forces_a_reconcile_even_with_a_saved_position(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    env = make_meta_env()
+    env.put_many([row("p", f"r{i}", v=Prop(Edm.INT32, i)) for i in range(3)])
+    forward(env)
+    reverse(env)  # first run: reconciles and saves a position
+    assert reverse(env).report["change_stream"]["reconciles"] == []
+    forced = reverse(env, full=True)
+    assert forced.report["change_stream"]["reconciles"] == ["--full asked for a reconcile"]
+    assert forced.report["unchanged"] == 3 and forced.report["written"] == 0
+    assert contents(env.azure_rows()) == contents(env.documents())
