@@ -152,8 +152,14 @@ PropValue = str | int | float | bool | EdmDateTime | uuid.UUID | bytes
 
 
 def _canonical(edm: Edm, value: PropValue) -> str:
-    """Text that differs exactly when values differ (NaN == NaN, -0.0 != 0.0)."""
+    """Text that differs exactly when values differ (NaN == NaN, -0.0 != 0.0).
+
+    Every NaN is one value: Azure writes any NaN as the text ``"NaN"`` and reads
+    back the quiet NaN, so a sign or payload bit can never survive a round trip
+    and must not make two rows differ."""
     if edm is Edm.DOUBLE:
+        if math.isnan(value):  # type: ignore[arg-type]
+            return "nan"
         return struct.pack(">d", value).hex()
     if edm is Edm.BINARY:
         return base64.b64encode(value).decode()  # type: ignore[arg-type]
