@@ -45,7 +45,7 @@ def test_allowed_deletes_never_exceed_the_limits_in_any_window(
         assert live == guard.counted
         assert live <= max_count
         if live:
-            assert base > 0 and live * 100.0 / base <= max_percent or max_percent >= 100
+            assert (base > 0 and live * 100.0 / base <= max_percent) or max_percent >= 100
 
 
 def test_window_slides_and_require_raises() -> None:
