@@ -198,6 +198,65 @@ class MetadataConfig(_Section):
     attempts: int = Field(3, ge=1, le=20)
 
 
+def _host_port(value: str) -> str:
+    """``HOST:PORT`` (port 0: any free port), or ``off``."""
+    if value == "off":
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT (or \"off\")")
+    return value
+
+
+class ReplicateConfig(_Section):
+    """``[replicate]``: the replication service (``crosswind replicate``)."""
+
+    #: a full listing-based comparison of both sides (deletes included) this often
+    reconcile_interval_s: float = Field(900.0, ge=10)
+    #: before cutover, the Azure table is polled for rows changed since the last poll
+    table_poll_interval_s: float = Field(5.0, gt=0)
+    #: each poll re-reads this far back (commits in flight when the last poll started)
+    table_poll_overlap_s: float = Field(30.0, ge=0)
+    #: lag SLOs: p99 of the last lag window (or the oldest pending change) over this is
+    #: a breach, before and after cutover
+    lag_slo_pre_s: float = Field(300.0, gt=0)
+    lag_slo_post_s: float = Field(120.0, gt=0)
+    #: the sliding window of lag samples behind p50/p95/p99/max
+    lag_window_s: float = Field(300.0, gt=0)
+    #: the local HTTP endpoint (/healthz, /api/status): HOST:PORT, port 0 for any, or "off"
+    http: str = "127.0.0.1:9464"
+    #: on SIGTERM, in-flight work gets this long to finish before it is abandoned
+    shutdown_grace_s: float = Field(30.0, ge=0)
+    #: objects applied at once
+    concurrency: int = Field(32, ge=1, le=1024)
+    #: tries per change for failures of the change itself (endpoint outages never count)
+    attempts: int = Field(5, ge=1, le=100)
+    #: queue messages stay hidden this long while their changes are applied
+    visibility_timeout_s: int = Field(120, ge=10, le=43200)
+    #: long-poll wait of SQS receives (Azure queues have none: polled every second)
+    receive_wait_s: float = Field(5.0, ge=0, le=20)
+    #: keys waiting to be applied before the queues stop being read (bounded memory)
+    max_pending: int = Field(50_000, ge=10)
+    #: an endpoint's breaker opens after this many failures in a row ...
+    breaker_threshold: int = Field(5, ge=1)
+    #: ... and lets a request through again after this long
+    breaker_reset_s: float = Field(10.0, gt=0)
+    #: the max-delete guard counts deletes over a sliding window this long
+    delete_window_s: float = Field(3600.0, gt=0)
+    #: at most this many deletes / this % of the replica per window (default: [sync])
+    max_delete_count: int | None = Field(None, ge=0)
+    max_delete_percent: float | None = Field(None, ge=0, le=100)
+    #: a reconcile finding changed at the source within this is not counted as drift
+    drift_grace_s: float = Field(60.0, ge=0)
+    #: the status snapshot (and heartbeat) is written this often
+    status_interval_s: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("http")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        return _host_port(v)
+
+
 class Config(_Section):
     azure: AzureConfig
     aws: AwsConfig
@@ -206,6 +265,7 @@ class Config(_Section):
     keys: KeysConfig | None = None
     validation: ValidationConfig = ValidationConfig.model_validate({})
     metadata: MetadataConfig = MetadataConfig.model_validate({})
+    replicate: ReplicateConfig = ReplicateConfig.model_validate({})
     #: directory of the config file; relative paths in it are taken from here
     base_dir: Path = Path(".")
 

@@ -346,3 +346,41 @@ CREATE TABLE IF NOT EXISTS meta_conflicts(
 );
 CREATE INDEX IF NOT EXISTS meta_conflicts_key ON meta_conflicts(scope, pk, rk);
 """
+
+# -- live migration (issue 7): the migration phase, the replication service's
+# status and the control requests other processes leave for it. Read and written
+# through crosswind.migration and crosswind.live.status.
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS migration(
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    phase TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT
+);
+CREATE TABLE IF NOT EXISTS service_status(
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL,
+    heartbeat_s REAL NOT NULL,
+    stopped_at TEXT,
+    snapshot TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS live_marks(
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS control_requests(
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    args TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    requested_by TEXT,
+    status TEXT NOT NULL DEFAULT 'pending',
+    result TEXT,
+    finished_at TEXT
+);
+"""

@@ -20,7 +20,9 @@ from typing import Any, Literal
 from crosswind.state import StateStore, now_iso
 
 DlqStatus = Literal["open", "resolved"]
-ItemKind = Literal["row", "object", "document"]
+# "object-key": an object the replication service could not bring in step;
+# "queue-message": an event message that could not be parsed.
+ItemKind = Literal["row", "object", "document", "object-key", "queue-message"]
 
 
 @dataclass(frozen=True, slots=True)

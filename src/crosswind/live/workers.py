@@ -1,0 +1,135 @@
+"""The workers: take a key from the scheduler, apply it, and settle the outcome.
+
+* applied → every change it covered counts as applied, with its lag; the key's
+  DLQ entry (if any) is resolved; the changes' tickets are released;
+* an endpoint failure (unreachable, throttled, credentials refused, breaker
+  open) → the key waits and is tried again; it never counts as an attempt and
+  never reaches the DLQ, so an outage loses nothing and acknowledges nothing;
+* a failure of the change itself (bytes that fail verification, a source that
+  keeps changing, a bug) → tried again with backoff, up to ``attempts``, then
+  the DLQ;
+* a key the replica cannot hold, or a delete the guard refuses → the DLQ at once.
+
+A DLQ entry is written (durably) before the tickets are released, so a message
+is never acknowledged for a change that is neither applied nor kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from crosswind.errors import (
+    AuthError,
+    CrosswindError,
+    EndpointUnreachable,
+    InvalidKey,
+    MetadataMappingError,
+    TransientError,
+)
+from crosswind.live.breakers import BreakerOpen
+from crosswind.live.changes import Change
+from crosswind.live.objects import ApplyOutcome, DeleteHeld, ObjectApplier
+from crosswind.live.reconcile import STREAM as RECONCILE_STREAM
+from crosswind.live.scheduler import KeyScheduler, Work
+from crosswind.live.streams import StreamState
+from crosswind.metasync.ledger import Ledger
+from crosswind.secrets import redact
+
+log = logging.getLogger("crosswind.live")
+
+ENDPOINT_FAILURES = (BreakerOpen, EndpointUnreachable, TransientError, AuthError)
+
+
+class ApplyWorkers:
+    def __init__(self, scheduler: KeyScheduler, applier: ObjectApplier, ledger: Ledger,
+                 direction: str, streams: dict[str, StreamState], *, attempts: int,
+                 run_id: int | None = None, gate: Callable[[], float] | None = None,
+                 on_applied: Callable[[Change], None] | None = None) -> None:
+        self.scheduler = scheduler
+        self.applier = applier
+        self.ledger = ledger
+        self.direction = direction
+        self.streams = streams
+        self.attempts = attempts
+        self.run_id = run_id
+        self.gate = gate
+        self.on_applied = on_applied
+        self.last_activity = time.monotonic()
+        self._dlq_open = ledger.dlq_open_count(direction) > 0
+
+    async def worker(self) -> None:
+        while (work := await self.scheduler.take(self.gate)) is not None:
+            await self.apply(work)
+
+    async def apply(self, work: Work) -> None:
+        trust = all(c.stream != RECONCILE_STREAM for c in work.covers)
+        try:
+            outcome = await self.applier.apply(work.key, trust_record=trust)
+        except asyncio.CancelledError:
+            self.scheduler.retry(work, count_attempt=False, delay=0)
+            raise
+        except ENDPOINT_FAILURES as exc:
+            # The endpoint, not the change: wait (the breaker gates the workers).
+            self.scheduler.retry(work, count_attempt=False,
+                                 delay=min(30.0, self.scheduler.backoff(work.attempt)))
+            log.info("waiting to apply %s: %s", work.key, redact(str(exc)))
+            return
+        except DeleteHeld as exc:
+            self.dead(work, "delete-held", str(exc), held=True)
+            return
+        except (InvalidKey, MetadataMappingError) as exc:
+            self.dead(work, "cannot-write", str(exc))
+            return
+        except CrosswindError as exc:
+            self._failed_try(work, type(exc).__name__, str(exc))
+            return
+        except Exception as exc:
+            log.error("internal error applying %s", work.key, exc_info=exc)
+            self._failed_try(work, "internal-error", f"{type(exc).__name__}: {exc}")
+            return
+        self.applied(work, outcome)
+
+    def applied(self, work: Work, outcome: ApplyOutcome) -> None:
+        now = time.time()
+        wrote = outcome.result in ("copied", "deleted")
+        for c in work.covers:
+            st = self.streams.get(c.stream)
+            if st is not None:
+                st.applied += 1
+                st.in_step += 0 if wrote else 1
+                st.last_applied_at = now
+                if c.event_time is not None:
+                    st.lag.record_event(c.event_time.timestamp(), now)
+            if self.on_applied is not None:
+                self.on_applied(c)
+        if self._dlq_open:
+            self.ledger.dlq_resolve(self.direction, "object-key", [work.key],
+                                    note="replicated")
+        self.last_activity = time.monotonic()
+        self.scheduler.done(work)
+
+    def _failed_try(self, work: Work, kind: str, reason: str) -> None:
+        if work.attempt >= self.attempts:
+            self.dead(work, kind, reason)
+        else:
+            self.scheduler.retry(work)
+
+    def dead(self, work: Work, kind: str, reason: str, *, held: bool = False) -> None:
+        """Into the DLQ (durably), then the change's tickets are released."""
+        reason = redact(reason)
+        self.ledger.dlq_put(self.direction, "object-key", work.key, pk=None, rk=None,
+                            kind=kind, reason=reason, payload=None, run_id=self.run_id)
+        self._dlq_open = True
+        for c in work.covers:
+            st = self.streams.get(c.stream)
+            if st is not None:
+                if held:
+                    st.held += 1
+                else:
+                    st.failed += 1
+        log.warning("%s %s: %s", "held" if held else "failed", work.key, reason)
+        self.last_activity = time.monotonic()
+        self.scheduler.done(work)
