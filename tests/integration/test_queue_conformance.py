@@ -194,3 +194,95 @@ def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+@pytest.fixture(scope="module")
+def strict_moto() -> Any:
+    """A moto server that checks credentials and IAM policies; its first actions
+    (a queue, two users with policies and keys) are let through to set it up."""
+    m = Moto(env={"INITIAL_NO_AUTH_ACTION_COUNT": "7"}).start()
+    yield m
+    m.stop()
+
+
+def test_sqs_credentials_and_permissions(strict_moto: Moto) -> None:
+    import json
+
+    import boto3
+
+    kw: dict[str, Any] = {"endpoint_url": strict_moto.endpoint, "region_name": "us-east-1",
+                          "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    url = boto3.client("sqs", **kw).create_queue(QueueName="strict")["QueueUrl"]
+    iam = boto3.client("iam", **kw)
+    keys = {}
+    for user, actions in (("reader", ["sqs:GetQueueAttributes", "sqs:ReceiveMessage"]),
+                          ("crosswind", ["sqs:GetQueueAttributes", "sqs:ReceiveMessage",
+                                         "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"])):
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+        keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
+
+    def cfg(key_id: str, secret: str) -> AwsConfig:
+        return AwsConfig(bucket="unused", endpoint_url=strict_moto.endpoint, emulator=True,
+                         access_key_id=key_id, secret_access_key=secret, sqs_queue_url=url)
+
+    async def go() -> None:
+        wrong_secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYNOTAREALKEY"
+        for key_id, secret, needle in (
+            ("AKIAWRONGWRONGWRONG", wrong_secret, "InvalidClientTokenId"),
+            (keys["reader"]["AccessKeyId"], keys["reader"]["SecretAccessKey"],
+             "sqs:DeleteMessage"),
+        ):
+            q = await SqsQueue.open(cfg(key_id, secret))
+            async with closing(q):
+                with pytest.raises(AuthError) as info:
+                    await q.check()
+                text = str(info.value)
+                assert needle in text and secret not in text and "\n" not in text
+                assert "<" not in text  # the XML error document is read, not shown
+        ok = await SqsQueue.open(cfg(keys["crosswind"]["AccessKeyId"],
+                                     keys["crosswind"]["SecretAccessKey"]))
+        async with closing(ok):
+            await ok.check()  # the least-privilege policy of the README is enough
+            assert await ok.depth() == 0
+
+    asyncio.run(go())
+
+
+def test_azure_sas_needs_read_process_update(azurite: Azurite,
+                                             queue_service: QueueServiceClient) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.queue import generate_queue_sas
+
+    name = unique("sas").lower()[:63]
+    queue_service.create_queue(name)
+    queue_service.get_queue_client(name).send_message("hello")
+
+    def sas_cfg(permission: str) -> AzureConfig:
+        token = generate_queue_sas("devstoreaccount1", name, AZURITE_KEY, permission=permission,
+                                   expiry=datetime.now(UTC) + timedelta(hours=1))
+        cs = (f"QueueEndpoint={azurite.queue_url};BlobEndpoint={azurite.blob_url};"
+              f"SharedAccessSignature={token}")
+        return azure_cfg(azurite, cs)
+
+    async def go() -> None:
+        q = AzureQueue(resolve_auth(sas_cfg("rpu")), name)
+        async with closing(q):
+            await q.check()
+            (m,) = await q.receive(1, visibility_timeout_s=30)
+            m = await q.extend(m, 60)
+            await q.ack(m)
+            assert await q.depth() == 0
+        short = AzureQueue(resolve_auth(sas_cfg("rp")), name)
+        async with closing(short):
+            with pytest.raises(AuthError) as info:
+                await short.check()
+            assert "'u'" in str(info.value) and "sig=" not in str(info.value)
+
+    try:
+        asyncio.run(go())
+    finally:
+        queue_service.delete_queue(name)

@@ -51,6 +51,8 @@ MAX_WAIT_S = 20
 MAX_VISIBILITY_S = 12 * 3600
 _REGION = re.compile(r"^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$|"
                      r"^([a-z0-9-]+)\.queue\.amazonaws\.com(\.cn)?$")
+_XML_MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.S)
+_XML_CODE = re.compile(r"<Code>(.*?)</Code>", re.S)
 #: a receipt handle of no message: probes the DeleteMessage right
 _PROBE_RECEIPT = "crosswind-permission-probe"
 
@@ -103,8 +105,13 @@ def translate(exc: BaseException, where: str) -> StoreError:
         meta = exc.response.get("ResponseMetadata", {})
         status = meta.get("HTTPStatusCode")
         query_code = str(exc.response.get("Error", {}).get("QueryErrorCode", "") or "")
-        msg = redact(" ".join(str(exc.response.get("Error", {}).get("Message", "")
-                                  or code).split()))[:300]
+        raw = str(exc.response.get("Error", {}).get("Message", "") or code)
+        # behind some proxies (and moto) the message is the whole XML error document
+        inner = _XML_MESSAGE.search(raw)
+        inner_code = _XML_CODE.search(raw)
+        if inner_code and code in ("", str(status)):
+            code = inner_code.group(1)
+        msg = redact(" ".join((inner.group(1) if inner else raw).split()))[:300]
         if code in _NOT_FOUND or query_code in _NOT_FOUND:
             return NotFound(f"{where}: the queue does not exist ({code})")
         # SQS answers throttling (RequestThrottled, OverLimit) with a 403: the code
