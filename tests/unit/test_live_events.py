@@ -185,6 +185,17 @@ def test_odd_blob_names_from_the_url_alone(key: str) -> None:
     assert azure(json.dumps(ev2)).events[0].key == key
 
 
+@pytest.mark.parametrize("name", ["New Folder/1 BU46_x.jpeg", "ünï/名前.json",
+                                  "q?x=1#frag y", "100%.txt", "a%zz b"])
+def test_raw_urls_are_taken_as_they_are(name: str) -> None:
+    # Event Grid has delivered data.url unencoded, spaces and all, next to the
+    # subject (a 2023 BlobCreated event: ".../container1/New Folder/1 BU46...jpeg")
+    ev = blob_event("upsert", "events", name, event_time=T0)
+    del ev["subject"]
+    ev["data"]["url"] = f"https://acct.blob.core.windows.net/events/{name}"
+    assert azure(json.dumps(ev)).events[0].key == name
+
+
 def test_a_mangled_subject_falls_back_to_the_url() -> None:
     # Event Grid has delivered subjects with U+FFFD in place of characters
     # outside the BMP (Azure-Samples/azure-event-grid-viewer#9); the URL is intact.

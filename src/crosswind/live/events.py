@@ -9,8 +9,8 @@ plain JSON, so both are read (a base64 string can never start with ``{`` or
 ``[``, so the two cannot be confused). One event or an array per message.
 The blob name is taken from ``subject`` (``/blobServices/default/containers/
 {container}/blobs/{name}``), where Event Grid writes it as is, not
-URL-encoded: ``data.url`` carries it percent-encoded and is used only when the
-subject is missing or mangled.
+URL-encoded. ``data.url`` has been seen both percent-encoded and raw, so it is
+used only when the subject is missing or mangled.
 
 AWS: S3 event notifications on SQS arrive directly (``{"Records": [...]}``),
 wrapped in an SNS envelope (``{"Type": "Notification", "Message": "<json>"}``)
@@ -35,6 +35,7 @@ import base64
 import binascii
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -311,18 +312,33 @@ def _path_style(host: str) -> bool:
     return True
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/]*)(.*)$", re.S)
+#: what a percent-encoded URL path may hold (RFC 3986 unreserved, sub-delims, ':@/%')
+_ENCODED_PATH = re.compile(r"^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*$")
+
+
 def split_blob_url(url: str) -> tuple[str, str] | None:
-    """``(container, blob name)`` of a blob URL (``data.url``), percent-decoded."""
+    """``(container, blob name)`` of a blob URL (``data.url``). Event Grid has sent
+    these both percent-encoded and raw (spaces and all): a path that holds
+    anything an encoder would have escaped is raw and taken as it is, otherwise it
+    is percent-decoded. (Raw names that look encoded, such as ``a%41``, cannot be
+    told apart: this is why the subject comes first.) The path runs to the end of
+    the URL: a raw name may hold ``?`` or ``#``."""
+    m = _URL.match(url)
+    if m is None:
+        return None
     try:
-        parts = urlsplit(url)
+        host = urlsplit(f"//{m.group(1)}").hostname or ""
     except ValueError:
         return None
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
-    if _path_style(parts.hostname or ""):
+    path = m.group(2)[1:] if m.group(2).startswith("/") else m.group(2)
+    if _path_style(host):
         path = path.partition("/")[2]
     container, sep, raw_name = path.partition("/")
     if not sep or not container:
         return None
+    if not _ENCODED_PATH.match(path):
+        return container, raw_name
     try:
         return unquote(container, errors="strict"), unquote(raw_name, errors="strict")
     except UnicodeDecodeError:
