@@ -206,6 +206,7 @@ async def check_receive_takes_at_most_what_the_backend_allows(h: Harness) -> Non
     assert len(one) == 1
     batch = await h.queue.receive(32, visibility_timeout_s=30)
     assert 1 <= len(batch) <= h.per_call
+    assert getattr(h.queue, "max_per_receive", None) == h.per_call
     rest = await drain(h, 14 - len(batch))
     assert sorted(m.body for m in one + batch + rest) == sorted(f"m{i}" for i in range(15))
 

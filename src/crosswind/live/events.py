@@ -36,7 +36,7 @@ import binascii
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -249,7 +249,7 @@ def _parsed(results: Iterable[ObjectEvent | _Ignore]) -> ParsedMessage:
 
 
 def _batch(items: Sequence[Any], what: str, body: str,
-           one: Any, *args: Any) -> ParsedMessage:
+           one: Callable[..., ObjectEvent | _Ignore], *args: Any) -> ParsedMessage:
     if not items:
         return ParsedMessage((), (f"empty-batch: the message held no {what}",))
     results: list[ObjectEvent | _Ignore] = []

@@ -102,6 +102,8 @@ class AzureQueue:
         self.queue_name = queue
         self.account_name = auth.account_name
         self.name = f"azure-queue://{auth.account_name}/{queue}"
+        #: the most messages one receive returns (one Get Messages request)
+        self.max_per_receive = 32
         url = queue_url(auth)
         # The storage SDK's default backoff waits 15 s + 18 s + 24 s on a dead
         # endpoint; two retries (after 3 s and 5 s) ride out a blip, and an outage

@@ -66,6 +66,8 @@ class MemoryQueue:
 
     def __init__(self, name: str = "memory", *, clock: Callable[[], float] = time.time) -> None:
         self.name = f"memory-queue://{name}"
+        #: the most messages one receive returns
+        self.max_per_receive = MAX_RECEIVE
         self.clock = clock
         self.messages: dict[str, _Held] = {}
         #: when set, every call raises it (tests of outages and throttling)

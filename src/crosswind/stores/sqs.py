@@ -168,6 +168,8 @@ class SqsQueue:
         self.queue_url = queue_url
         self.region = region_of(queue_url) or cfg.region
         self.name = f"sqs://{queue_name_of(queue_url)}"
+        #: the most messages one receive returns (SQS's limit per call)
+        self.max_per_receive = MAX_PER_CALL
         self._creds = creds
         self._client: Any = None
         self._lock = asyncio.Lock()
