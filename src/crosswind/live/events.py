@@ -190,15 +190,12 @@ def _check_key(key: str, where: str) -> str:
     return key
 
 
-def normalize_sequencer(value: object, where: str = "event") -> str | None:
-    """Lower-case hex, left-padded to ``SEQUENCER_WIDTH`` digits; ``None`` when the
-    event has none, or one that is not a hex number of at most that width (an
-    unknown sequencer is never newer: the applier reads the current state anyway).
-    A sequencer of the wrong JSON type is a structural error (``_Bad``)."""
+def normalize_sequencer(value: str | None) -> str | None:
+    """Lower-case hex, left-padded to ``SEQUENCER_WIDTH`` digits; ``None`` for none,
+    or for one that is not a hex number of at most that width (an unknown
+    sequencer is never newer: the applier reads the current state anyway)."""
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise _Bad("bad-field", f"{where} sequencer is {_show(value)}, not a string")
     text = value.strip().lower()
     if not text or any(c not in "0123456789abcdef" for c in text):
         return None
@@ -206,6 +203,12 @@ def normalize_sequencer(value: object, where: str = "event") -> str | None:
     if len(digits) > SEQUENCER_WIDTH:
         return None
     return digits.rjust(SEQUENCER_WIDTH, "0")
+
+
+def _sequencer(value: object, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _Bad("bad-field", f"{where} sequencer is {_show(value)}, not a string")
+    return normalize_sequencer(value)
 
 
 def _load_json(text: str) -> Any:
@@ -425,7 +428,7 @@ def _azure_event(ev: Mapping[str, Any], where: str, container: str,
     return ObjectEvent(
         op=op, container=container, key=key,
         event_time=_time(ev.get(time_field), where),
-        sequencer=normalize_sequencer(data.get("sequencer"), where),
+        sequencer=_sequencer(data.get("sequencer"), where),
         etag=_etag(data, "eTag", f"{where}.data") if op == "upsert" else None,
         size=_size(data, "contentLength", f"{where}.data") if op == "upsert" else None,
         event_id=event_id, event_type=etype,
@@ -507,7 +510,7 @@ def _s3_record(rec: Mapping[str, Any], where: str, bucket: str) -> ObjectEvent |
     return ObjectEvent(
         op=op, container=bucket, key=_check_key(key, where),
         event_time=_time(rec.get("eventTime"), where),
-        sequencer=normalize_sequencer(obj.get("sequencer"), where),
+        sequencer=_sequencer(obj.get("sequencer"), where),
         etag=_etag(obj, "eTag", f"{where}.s3.object") if op == "upsert" else None,
         size=_size(obj, "size", f"{where}.s3.object") if op == "upsert" else None,
         event_id=rid if isinstance(rid, str) else None, event_type=name,
@@ -538,7 +541,7 @@ def _eventbridge(ev: Mapping[str, Any], body: str, bucket: str) -> ParsedMessage
         key = _check_key(_field(obj, "key", str, f"{where}.detail.object"), where)
         event = ObjectEvent(
             op=op, container=bucket, key=key, event_time=_time(ev.get("time"), where),
-            sequencer=normalize_sequencer(obj.get("sequencer"), where),
+            sequencer=_sequencer(obj.get("sequencer"), where),
             etag=_etag(obj, "etag", f"{where}.detail.object") if op == "upsert" else None,
             size=_size(obj, "size", f"{where}.detail.object") if op == "upsert" else None,
             event_id=ev.get("id") if isinstance(ev.get("id"), str) else None,
