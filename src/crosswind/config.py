@@ -8,6 +8,7 @@ errors: a typo must not silently fall back to a default.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -49,6 +50,13 @@ def check_plain_http(url: str, *, emulator: bool, where: str) -> None:
         )
 
 
+#: Azure queue names: 3-63 lower-case letters, digits and single hyphens, starting and
+#: ending with a letter or digit
+_AZURE_QUEUE = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
+#: SQS queue names: 1-80 letters, digits, hyphens and underscores (FIFO: ".fifo")
+_SQS_QUEUE = re.compile(r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+
+
 class AzureConfig(_Section):
     connection_string: str | None = None
     account_url: str | None = None
@@ -56,9 +64,20 @@ class AzureConfig(_Section):
     credential: str | None = None
     container: str
     table: str | None = None
+    #: the Storage Queue Event Grid delivers the container's blob events to
+    #: (same storage account)
     queue: str | None = None
     #: local emulator: literal (public) keys and http to loopback are allowed
     emulator: bool = False
+
+    @field_validator("queue")
+    @classmethod
+    def _queue_name(cls, v: str | None) -> str | None:
+        if v is not None and not _AZURE_QUEUE.match(v):
+            raise ValueError(f"{v!r} is not an Azure queue name (3-63 lower-case letters, "
+                             "digits and single hyphens, starting and ending with a letter "
+                             "or digit)")
+        return v
 
     @model_validator(mode="after")
     def _one_auth(self) -> AzureConfig:
@@ -83,6 +102,10 @@ class AwsConfig(_Section):
     collection: str = "objects_metadata"
     #: single-part ETags are content MD5s (false for SSE-KMS buckets)
     etag_is_md5: bool = True
+    #: the SQS queue the bucket's event notifications go to, e.g.
+    #: https://sqs.us-east-1.amazonaws.com/123456789012/crosswind-events (endpoint_url,
+    #: when set, is used for SQS too)
+    sqs_queue_url: str | None = None
     emulator: bool = False
 
     @model_validator(mode="after")
@@ -91,7 +114,21 @@ class AwsConfig(_Section):
             raise ValueError("give both access_key_id and secret_access_key, or neither")
         if self.endpoint_url:
             check_plain_http(self.endpoint_url, emulator=self.emulator, where="endpoint_url")
+        if self.sqs_queue_url:
+            _check_sqs_url(self.sqs_queue_url, emulator=self.emulator)
         return self
+
+
+def _check_sqs_url(url: str, *, emulator: bool) -> None:
+    parts = urlparse(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"sqs_queue_url {url!r} is not an http(s) URL")
+    check_plain_http(url, emulator=emulator, where="sqs_queue_url")
+    segments = parts.path.strip("/").split("/")
+    if len(segments) != 2 or not segments[0].isdigit() or not _SQS_QUEUE.match(segments[1]) \
+            or parts.query or parts.fragment:
+        raise ValueError(f"sqs_queue_url {url!r} is not a queue URL of the form "
+                         "https://sqs.REGION.amazonaws.com/ACCOUNT-ID/QUEUE-NAME")
 
 
 class StateConfig(_Section):

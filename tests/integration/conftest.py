@@ -19,6 +19,7 @@ from pathlib import Path
 import boto3
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.queue import QueueServiceClient
 
 from crosswind.config import Config, load_config
 from crosswind.emulators import Azurite, Moto, Secantus
@@ -60,6 +61,20 @@ def blob_service(azurite: Azurite) -> BlobServiceClient:
 def s3_client(moto: Moto) -> object:
     return boto3.client(
         "s3", endpoint_url=moto.endpoint, aws_access_key_id="test",
+        aws_secret_access_key="test", region_name="us-east-1",
+    )
+
+
+@pytest.fixture(scope="session")
+def queue_service(azurite: Azurite) -> QueueServiceClient:
+    """Azurite's queue service (sync SDK), to create queues and write as others do."""
+    return QueueServiceClient.from_connection_string(azurite.connection_string)
+
+
+@pytest.fixture(scope="session")
+def sqs_client(moto: Moto) -> object:
+    return boto3.client(
+        "sqs", endpoint_url=moto.endpoint, aws_access_key_id="test",
         aws_secret_access_key="test", region_name="us-east-1",
     )
 
