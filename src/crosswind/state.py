@@ -384,3 +384,12 @@ CREATE TABLE IF NOT EXISTS control_requests(
     finished_at TEXT
 );
 """
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS control_progress(
+    request_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY(request_id, seq)
+) WITHOUT ROWID;
+"""

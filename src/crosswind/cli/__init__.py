@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from crosswind.cli import metadata as _metadata  # noqa: F401  (registers commands)
 from crosswind.cli import objects as _objects  # noqa: F401  (registers commands)
+from crosswind.cli import replicate as _replicate  # noqa: F401  (registers commands)
 from crosswind.cli import validate as _validate  # noqa: F401  (registers commands)
 from crosswind.cli.app import app, main
 

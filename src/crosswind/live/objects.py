@@ -42,6 +42,8 @@ class ApplyOutcome:
     result: Applied
     size: int = 0
     retries: int = 0
+    #: a copy of a key with no verified copy recorded before (new on the replica)
+    new_key: bool = False
 
 
 def same_source_version(rec: VerifiedCopy | None, meta: ObjectMeta) -> bool:
@@ -96,7 +98,7 @@ class ObjectApplier:
             self.state.record_verified(
                 self.direction,
                 VerifiedCopy(key, meta.etag, meta.size, r.md5, r.etag, mtime_of(meta)))
-            return ApplyOutcome("copied", meta.size, retries)
+            return ApplyOutcome("copied", meta.size, retries, new_key=rec is None)
 
     async def _delete(self, key: str) -> ApplyOutcome:
         try:

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from crosswind.errors import CrosswindError, StoreError
 from crosswind.live.changes import Change, ParsedMessage, sequencer_newer
+from crosswind.live.events import reason_category
 from crosswind.live.scheduler import EVENT, KeyScheduler
 from crosswind.secrets import redact
 from crosswind.stores.queues import MessageQueue, QueueMessage
@@ -150,7 +151,8 @@ class QueueSource:
             self._release(m.id)
             return
         for reason in parsed.ignored:
-            self.counters.ignored[reason] += 1
+            # Counted by category ("other-container", "test-event", ...): bounded.
+            self.counters.ignored[reason_category(reason)] += 1
         fresh: list[Change] = []
         for ev in parsed.events:
             self.counters.events += 1

@@ -47,7 +47,8 @@ class ApplyWorkers:
     def __init__(self, scheduler: KeyScheduler, applier: ObjectApplier, ledger: Ledger,
                  direction: str, streams: dict[str, StreamState], *, attempts: int,
                  run_id: int | None = None, gate: Callable[[], float] | None = None,
-                 on_applied: Callable[[Change], None] | None = None) -> None:
+                 on_applied: Callable[[Change], None] | None = None,
+                 on_outcome: Callable[[ApplyOutcome], None] | None = None) -> None:
         self.scheduler = scheduler
         self.applier = applier
         self.ledger = ledger
@@ -57,6 +58,7 @@ class ApplyWorkers:
         self.run_id = run_id
         self.gate = gate
         self.on_applied = on_applied
+        self.on_outcome = on_outcome
         self.last_activity = time.monotonic()
         self._dlq_open = ledger.dlq_open_count(direction) > 0
 
@@ -105,6 +107,8 @@ class ApplyWorkers:
                     st.lag.record_event(c.event_time.timestamp(), now)
             if self.on_applied is not None:
                 self.on_applied(c)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
         if self._dlq_open:
             self.ledger.dlq_resolve(self.direction, "object-key", [work.key],
                                     note="replicated")
