@@ -98,7 +98,7 @@ def make_live_env(make_env: Callable[..., Env], queue_service: QueueServiceClien
                   sqs_client: Any) -> Callable[..., LiveEnv]:
     def make(replicate: str = "", **kw: Any) -> LiveEnv:
         qname = unique("q").lower()[:63]
-        queue = queue_service.create_queue(qname)
+        queue_service.create_queue(qname)
         url = sqs_client.create_queue(QueueName=unique("sqs"))["QueueUrl"]
         env = make_env(**kw)
         arn = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
