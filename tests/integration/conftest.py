@@ -21,7 +21,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from crosswind.config import Config, load_config
-from crosswind.emulators import Azurite, Moto, Secantus
+from crosswind.rig.emulators import Azurite, Moto, Secantus
 
 _counter = itertools.count()
 
