@@ -38,7 +38,7 @@ from crosswind.model import Direction
 from crosswind.state import StateStore, now_iso
 
 if TYPE_CHECKING:
-    from crosswind.metasync.runner import MetaResult
+    from crosswind.metasync.result import MetaResult
 
 keys_app = typer.Typer(help="Object names → PartitionKey / RowKey (the \\[keys] pattern).",
                        no_args_is_help=True)

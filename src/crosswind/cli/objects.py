@@ -37,10 +37,10 @@ from crosswind.model import Direction
 from crosswind.observability.stats import SyncStats
 from crosswind.state import StateStore
 from crosswind.stores.factory import open_object_store
-from crosswind.sync.engine import SyncResult
 from crosswind.sync.filters import KeyFilter
 from crosswind.sync.objects import options_from_config, preflight, sync_objects
 from crosswind.sync.report import sync_report
+from crosswind.sync.result import SyncResult
 
 DirectionOpt = Annotated[
     Direction,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from crosswind.metasync.runner import MetaResult
+from crosswind.metasync.result import MetaResult
 
 
 def metadata_report(r: MetaResult) -> dict[str, Any]:

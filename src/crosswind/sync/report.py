@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from crosswind.sync.engine import SyncResult
+from crosswind.sync.result import SyncResult
 
 
 def sync_report(r: SyncResult) -> dict[str, Any]:
