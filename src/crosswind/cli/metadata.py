@@ -21,6 +21,7 @@ from crosswind.cli.app import (
     guarded,
     load,
     print_json,
+    quiet_run_error,
     run,
     spinner,
     sync_app,
@@ -189,6 +190,7 @@ def sync_metadata_cmd(
         print_json(result.report)
     else:
         _summary(result.report, path)
+        quiet_run_error(result.report)
     raise typer.Exit(exit_code(result))
 
 

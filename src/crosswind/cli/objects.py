@@ -27,6 +27,7 @@ from crosswind.cli.app import (
     guarded,
     load,
     print_json,
+    quiet_run_error,
     run,
     sync_app,
     ticking,
@@ -169,6 +170,7 @@ def sync_objects_cmd(
         print_json(report)
     else:
         _summary(report, path)
+        quiet_run_error(report)
     raise typer.Exit(result.exit_code)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from crosswind.metasync.result import MetaResult
+from crosswind.version import crosswind_version
 
 
 def metadata_report(r: MetaResult) -> dict[str, Any]:
@@ -13,6 +14,7 @@ def metadata_report(r: MetaResult) -> dict[str, Any]:
     duration = max((r.finished_at - r.started_at).total_seconds(), 1e-9)
     report: dict[str, Any] = {
         "kind": "sync-metadata",
+        "crosswind_version": crosswind_version(),
         "run_id": r.run_id,
         "status": r.status,
         "error": r.error,

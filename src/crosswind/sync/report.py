@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from crosswind.sync.result import SyncResult
+from crosswind.version import crosswind_version
 
 
 def sync_report(r: SyncResult) -> dict[str, Any]:
@@ -12,6 +13,7 @@ def sync_report(r: SyncResult) -> dict[str, Any]:
     duration = max((r.finished_at - r.started_at).total_seconds(), 1e-9)
     report: dict[str, Any] = {
         "kind": "sync-objects",
+        "crosswind_version": crosswind_version(),
         "run_id": r.run_id,
         "status": r.status,
         "error": r.error,
