@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from crosswind.cli import app
 from crosswind.cli.app import OUTPUT, stamped
 from crosswind.inventory import Inventory
+from crosswind.metasync.repair import ReplayResult
 from crosswind.model import ObjectMeta
 from crosswind.observability.stats import SyncStats
 from crosswind.sync.report import sync_report
@@ -267,6 +268,7 @@ def test_report_builders_carry_the_version() -> None:
     assert inv.report("s3://b", (1.0, 1.0, "assumed"))["crosswind_version"] == VERSION
     facts = RunFacts(1, "azure-to-aws", now, now, {}, {}, {}, Targets())
     assert build_report(facts, {})["crosswind_version"] == VERSION
+    assert ReplayResult().report()["crosswind_version"] == VERSION
 
 
 def test_every_json_output_of_the_cli_carries_the_version(tmp_path: Path) -> None:
