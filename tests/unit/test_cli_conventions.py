@@ -286,3 +286,19 @@ def test_stamping_keeps_a_version_already_there() -> None:
     assert stamped({"kind": "validate", "crosswind_version": "0.0.1"})["crosswind_version"] \
         == "0.0.1"
     assert stamped({"runs": []}) == {"runs": [], "crosswind_version": VERSION}
+
+
+# -- leaving the process ---------------------------------------------------------------
+
+
+def test_main_leaves_with_the_commands_code_output_flushed_and_exit_handlers_run() -> None:
+    # main() skips interpreter finalization (where obstore's runtime threads can abort
+    # the process); what a normal exit does before that must still happen.
+    script = ("import atexit, sys; atexit.register(print, 'exit handler ran'); "
+              "sys.argv[0] = 'crosswind'; from crosswind.cli import main; main()")
+    p = subprocess.run([sys.executable, "-c", script, "keys", "parse", *PATTERN, GOOD, BAD,
+                        "--json"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert p.returncode == 1, p.stderr  # one name did not parse
+    report, handler = p.stdout.rsplit("}\n", 1)  # the JSON, then what the handler printed
+    assert json.loads(report + "}")["results"][1]["ok"] is False
+    assert handler == "exit handler ran\n"

@@ -5,6 +5,7 @@ config loading, one-line errors with exit codes, the consoles."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import json
@@ -252,7 +253,34 @@ def print_json(doc: dict[str, Any], *, stamp: bool = True) -> None:
     sys.stdout.write(redact(json.dumps(out, indent=2, default=str)) + "\n")
 
 
+def _status(code: object) -> int:
+    """What ``sys.exit(code)`` would make the process exit with."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    sys.stderr.write(f"{code}\n")
+    return 1
+
+
 def main() -> None:
-    # A fixed name, so that `python -m crosswind` and the `crosswind` script complete
-    # through the same _CROSSWIND_COMPLETE variable.
-    app(prog_name="crosswind")
+    """The ``crosswind`` script and ``python -m crosswind``."""
+    try:
+        # A fixed name, so that `python -m crosswind` and the `crosswind` script
+        # complete through the same _CROSSWIND_COMPLETE variable.
+        app(prog_name="crosswind")
+        code = 0
+    except SystemExit as exc:
+        code = _status(exc.code)
+    # obstore's Tokio worker threads are never shut down: when one is still busy while
+    # the interpreter finalizes, it panics and the process dies with SIGABRT (exit 134)
+    # after the command has finished, about one run in twelve against the emulators,
+    # success or failure alike. Commands have closed or committed everything they wrote
+    # by now, so run the exit handlers while the interpreter is whole, flush, and leave
+    # without finalizing.
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`)
+            stream.flush()
+    os._exit(code)
