@@ -41,6 +41,7 @@ import tomllib
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,10 @@ class Installed:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    have = metadata.version("setuptools")
+    assert tuple(int(x) for x in have.split(".")[:2]) >= (70, 1), (
+        f"setuptools {have} in this venv cannot build a wheel offline: `make setup` "
+        "installs the version requirements.lock pins")
     tmp = tmp_path_factory.mktemp("wheel")
     tree = tmp / "tree"
     (tree / "src").mkdir(parents=True)
