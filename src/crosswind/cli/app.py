@@ -70,12 +70,13 @@ class Output:
       stderr, logs at ERROR only; one-line ``error:`` messages and --json output on
       stdout still appear.
     * verbose: crosswind's INFO logs on stderr (SDK loggers stay at WARNING).
-    * colour: off when NO_COLOR is set to anything non-empty, or with --no-color.
+
+    Colour is the consoles' own setting: off when NO_COLOR is set to anything
+    non-empty, or with --no-color.
     """
 
     quiet: bool = False
     verbose: bool = False
-    colour: bool = True
 
 
 OUTPUT = Output()
@@ -152,7 +153,7 @@ def global_options(
                    "CROSSWIND_VERBOSE)", EXIT_USAGE)
     # Set on every invocation: the consoles outlive one call in tests (CliRunner).
     colour = not no_color and os.environ.get("NO_COLOR", "") == ""
-    OUTPUT.quiet, OUTPUT.verbose, OUTPUT.colour = quiet_on, verbose_on, colour
+    OUTPUT.quiet, OUTPUT.verbose = quiet_on, verbose_on
     err.quiet = quiet_on
     for console in (err, problems):
         console.no_color = not colour
