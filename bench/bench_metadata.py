@@ -36,13 +36,13 @@ from benchlib import load_now, machine, median, table, write_json
 from pymongo import AsyncMongoClient, ReplaceOne
 
 from crosswind.config import load_config
-from crosswind.demo_rows import demo_entity
-from crosswind.emulators import Azurite, Secantus
 from crosswind.entities import Entity, entity_to_document
 from crosswind.metasync.context import MetaOptions
 from crosswind.metasync.plan import by_partition
 from crosswind.metasync.runner import sync_metadata
 from crosswind.model import Direction
+from crosswind.rig.demo_rows import demo_entity
+from crosswind.rig.emulators import Azurite, Secantus
 from crosswind.stores.azure_common import resolve_auth
 from crosswind.stores.azure_tables import MAX_TRANSACTION, AzureTableStore
 from crosswind.stores.base import RecordWrite

@@ -173,7 +173,7 @@ def rig(n: int) -> dict[str, Any]:
     import boto3
     from azure.storage.blob import BlobServiceClient, ContentSettings
 
-    from crosswind.emulators import running_rig
+    from crosswind.rig.emulators import running_rig
 
     work = Path(tempfile.mkdtemp(prefix="crosswind-bench-vrig-"))
     results: dict[str, Any] = {"objects": n}

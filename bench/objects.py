@@ -53,8 +53,8 @@ from benchlib import (
 from botocore.config import Config as BotoConfig
 from obstore.store import AzureStore, S3Store
 
-from crosswind.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Rig, running_rig
-from crosswind.rclone import AzureSasRemote, Rclone, S3Remote, container_sas_url
+from crosswind.rig.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Rig, running_rig
+from crosswind.rig.rclone import AzureSasRemote, Rclone, S3Remote, container_sas_url
 
 VENV_BIN = Path(sys.executable).parent
 

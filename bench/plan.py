@@ -38,7 +38,8 @@ from benchlib import load_now, machine, reset_self_peak_rss, self_peak_rss_mb, w
 from crosswind.model import ObjectMeta, ObjectProps
 from crosswind.state import StateStore, now_iso
 from crosswind.stores.base import Capabilities
-from crosswind.sync.engine import SyncOptions, SyncRun
+from crosswind.sync.engine import SyncRun
+from crosswind.sync.result import SyncOptions
 
 WHEN = datetime(2026, 2, 1, tzinfo=UTC)
 DIRECTION = "azure-to-aws"

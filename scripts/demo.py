@@ -25,8 +25,8 @@ from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient
 
 from crosswind.config import load_config
-from crosswind.demo_rows import BAD_OBJECT_NAMES, seed_demo_rows
-from crosswind.emulators import REPO_ROOT, Rig, running_rig
+from crosswind.rig.demo_rows import BAD_OBJECT_NAMES, seed_demo_rows
+from crosswind.rig.emulators import REPO_ROOT, Rig, running_rig
 
 WORK = REPO_ROOT / ".demo"
 CONTAINER = "flight-events"

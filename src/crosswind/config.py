@@ -16,7 +16,8 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from crosswind.errors import ConfigError
+from crosswind.errors import ConfigError, KeyPatternError
+from crosswind.keys import KeySpec
 
 MiB = 1024 * 1024
 
@@ -174,9 +175,6 @@ class KeysConfig(_Section):
     @model_validator(mode="after")
     def _compiles(self) -> KeysConfig:
         # A pattern that cannot compile is a config error at load time, not mid-run.
-        from crosswind.errors import KeyPatternError
-        from crosswind.keys import KeySpec
-
         try:
             KeySpec.from_config(self)
         except KeyPatternError as exc:

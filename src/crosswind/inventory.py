@@ -14,6 +14,7 @@ from typing import Any
 
 from crosswind.model import ObjectMeta
 from crosswind.stores.base import ObjectStore
+from crosswind.version import crosswind_version
 
 KiB = 1024
 MAX_PREFIXES = 100_000
@@ -83,6 +84,7 @@ class Inventory:
         ops, bps, basis = rates
         return {
             "kind": "inventory",
+            "crosswind_version": crosswind_version(),
             "store": store,
             "objects": self.count,
             "bytes": self.bytes,

@@ -49,12 +49,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from crosswind.errors import InvalidKey, KeyPatternError, NameParseError
-
-if TYPE_CHECKING:
-    from crosswind.config import KeysConfig
 
 FieldValue = str | int | date | datetime
 Fields = Mapping[str, FieldValue]
@@ -651,6 +648,21 @@ class RowKeys:
     fields: Mapping[str, FieldValue]
 
 
+class KeyTemplates(Protocol):
+    """The three texts a ``KeySpec`` is built from. ``[keys]`` of the config
+    (``config.KeysConfig``) is one; keys.py stays below config.py by asking only
+    for this shape."""
+
+    @property
+    def pattern(self) -> str: ...
+
+    @property
+    def partition_key(self) -> str: ...
+
+    @property
+    def row_key(self) -> str: ...
+
+
 class KeySpec:
     """Pattern plus the two key templates: object name → (PartitionKey, RowKey)."""
 
@@ -660,7 +672,7 @@ class KeySpec:
         self.row_key = KeyTemplate(row_key, self.pattern, "row_key")
 
     @classmethod
-    def from_config(cls, cfg: KeysConfig) -> KeySpec:
+    def from_config(cls, cfg: KeyTemplates) -> KeySpec:
         return cls(cfg.pattern, cfg.partition_key, cfg.row_key)
 
     def parse(self, name: str) -> dict[str, FieldValue]:

@@ -22,7 +22,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import QueueServiceClient
 
 from crosswind.config import Config, load_config
-from crosswind.emulators import Azurite, Moto, Secantus
+from crosswind.rig.emulators import Azurite, Moto, Secantus
 
 _counter = itertools.count()
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-from crosswind.emulators import AZURITE_KEY, Azurite, Moto, free_port
+from crosswind.rig.emulators import AZURITE_KEY, Azurite, Moto, free_port
 
 pytestmark = pytest.mark.integration
 

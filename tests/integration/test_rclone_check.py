@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobBlock, ContentSettings
 
-from crosswind.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Moto
 from crosswind.model import Direction
-from crosswind.rclone import AzureSasRemote, CheckResult, Rclone, S3Remote, container_sas_url
+from crosswind.rig.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Moto
+from crosswind.rig.rclone import AzureSasRemote, CheckResult, Rclone, S3Remote, container_sas_url
 from crosswind.sync.objects import options_from_config, sync_objects
 
 pytestmark = pytest.mark.integration

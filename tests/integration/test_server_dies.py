@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from crosswind.emulators import Azurite, Moto
+from crosswind.rig.emulators import Azurite, Moto
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from crosswind.config import AwsConfig, AzureConfig
-from crosswind.emulators import Azurite, Moto
+from crosswind.rig.emulators import Azurite, Moto
 from crosswind.stores.azure_blob import AzureBlobStore
 from crosswind.stores.azure_common import resolve_auth
 from crosswind.stores.base import ObjectStore

@@ -14,9 +14,10 @@ from azure.storage.blob import ContentSettings
 from crosswind.model import Direction
 from crosswind.state import StateStore
 from crosswind.stores.factory import open_object_store
-from crosswind.sync.engine import SyncResult, SyncRun
+from crosswind.sync.engine import SyncRun
 from crosswind.sync.objects import options_from_config, sync_objects
 from crosswind.sync.report import sync_report
+from crosswind.sync.result import SyncResult
 from tests.faults import CorruptingStore
 from tests.integration.conftest import Env
 

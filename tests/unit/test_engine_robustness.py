@@ -13,7 +13,8 @@ from crosswind.state import StateStore
 from crosswind.stores.base import ObjectReader
 from crosswind.stores.common import md5_hex
 from crosswind.stores.memory import MemoryStore
-from crosswind.sync.engine import SyncOptions, SyncRun
+from crosswind.sync.engine import SyncRun
+from crosswind.sync.result import SyncOptions
 from crosswind.sync.transfer import TransferSettings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crosswind.rclone import AzureSasRemote, Rclone, RcloneError, S3Remote, parse_combined
+from crosswind.rig.rclone import AzureSasRemote, Rclone, RcloneError, S3Remote, parse_combined
 
 
 def test_combined_lines_land_in_their_sections() -> None:

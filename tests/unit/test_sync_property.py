@@ -36,8 +36,9 @@ from crosswind.state import StateStore, VerifiedCopy
 from crosswind.stores.base import MetadataFlavor
 from crosswind.stores.common import md5_hex
 from crosswind.stores.memory import MemoryStore
-from crosswind.sync.engine import SyncOptions, SyncResult, SyncRun
+from crosswind.sync.engine import SyncRun
 from crosswind.sync.filters import KeyFilter
+from crosswind.sync.result import SyncOptions, SyncResult
 from crosswind.sync.transfer import TransferSettings
 
 DIRECTION = "azure-to-aws"

@@ -10,7 +10,7 @@ from crosswind.model import ObjectProps
 from crosswind.state import StateStore
 from crosswind.stores.common import md5_hex
 from crosswind.stores.memory import MemoryStore
-from crosswind.sync.engine import SyncOptions
+from crosswind.sync.result import SyncOptions
 from crosswind.validate.findings import REPAIRABLE, Check, Finding, Kind
 from crosswind.validate.history import BATCH, RUN_KIND, FindingLog
 from crosswind.validate.repair import repair_objects

@@ -21,6 +21,7 @@ from crosswind.cli.app import (
     guarded,
     load,
     print_json,
+    quiet_run_error,
     run,
     spinner,
     sync_app,
@@ -38,7 +39,7 @@ from crosswind.model import Direction
 from crosswind.state import StateStore, now_iso
 
 if TYPE_CHECKING:
-    from crosswind.metasync.runner import MetaResult
+    from crosswind.metasync.result import MetaResult
 
 keys_app = typer.Typer(help="Object names → PartitionKey / RowKey (the \\[keys] pattern).",
                        no_args_is_help=True)
@@ -189,6 +190,7 @@ def sync_metadata_cmd(
         print_json(result.report)
     else:
         _summary(result.report, path)
+        quiet_run_error(result.report)
     raise typer.Exit(exit_code(result))
 
 

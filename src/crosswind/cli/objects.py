@@ -27,6 +27,7 @@ from crosswind.cli.app import (
     guarded,
     load,
     print_json,
+    quiet_run_error,
     run,
     sync_app,
     ticking,
@@ -37,10 +38,10 @@ from crosswind.model import Direction
 from crosswind.observability.stats import SyncStats
 from crosswind.state import StateStore
 from crosswind.stores.factory import open_object_store
-from crosswind.sync.engine import SyncResult
 from crosswind.sync.filters import KeyFilter
 from crosswind.sync.objects import options_from_config, preflight, sync_objects
 from crosswind.sync.report import sync_report
+from crosswind.sync.result import SyncResult
 
 DirectionOpt = Annotated[
     Direction,
@@ -169,6 +170,7 @@ def sync_objects_cmd(
         print_json(report)
     else:
         _summary(report, path)
+        quiet_run_error(report)
     raise typer.Exit(result.exit_code)
 
 

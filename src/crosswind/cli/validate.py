@@ -16,6 +16,7 @@ from crosswind.cli.app import (
     guarded,
     load,
     print_json,
+    quiet_run_error,
     run,
     spinner,
     ticking,
@@ -162,6 +163,7 @@ def validate_cmd(
         err.print(summary(report, str(path)))
         if html is not None:
             err.print(f"html report: {html}")
+        quiet_run_error(report)
     raise typer.Exit(0 if report["verdict"] == "pass" else EXIT_TARGET_MISSED)
 
 
@@ -192,7 +194,7 @@ def history_cmd(
             if html is not None:
                 write_html(report, html)
             if as_json:
-                print_json(report)
+                print_json(report, stamp=False)
             else:
                 err.print(summary(report))
             return

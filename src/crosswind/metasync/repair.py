@@ -34,6 +34,7 @@ from crosswind.state import StateStore
 from crosswind.stores.azure_tables import AzureTableStore
 from crosswind.stores.base import RecordWrite
 from crosswind.stores.documentdb import DocumentDBStore, RecordChange, id_text, raw_text
+from crosswind.version import crosswind_version
 
 
 @dataclass
@@ -43,7 +44,8 @@ class ReplayResult:
     still_open: list[dict[str, Any]] = field(default_factory=list)
 
     def report(self) -> dict[str, Any]:
-        return {"kind": "dlq-replay", "replayed": self.replayed, "resolved": len(self.resolved),
+        return {"kind": "dlq-replay", "crosswind_version": crosswind_version(),
+                "replayed": self.replayed, "resolved": len(self.resolved),
                 "resolved_ids": self.resolved, "still_failing": self.still_open}
 
 
@@ -88,7 +90,8 @@ async def replay(cfg: Config, ids: Iterable[int] | None = None, *, every: bool =
                 else:
                     await _replay_reverse(ReverseSync(docs, table, ctx), docs, mine)
             state.finish_run(run_id, "succeeded" if not ctx.stats.failed else "failed",
-                             {"kind": "dlq-replay", "items": [i.id for i in mine],
+                             {"kind": "dlq-replay", "crosswind_version": crosswind_version(),
+                              "items": [i.id for i in mine],
                               "failed": ctx.stats.failed})
         after = {i.id: i for i in ledger.dlq_list(status=None, ids=[i.id for i in items],
                                                   limit=None)}
@@ -228,5 +231,6 @@ async def resolve_conflict(cfg: Config, conflict_id: int, keep: Keep) -> dict[st
                                               entity_to_document(winner)["_id"])])
             ledger.resolve_conflict(conflict_id, f"kept the {keep} version"
                                     + ("" if winner else " (absent: deleted on the other side)"))
-    return {"kind": "conflict-resolve", "id": conflict_id, "kept": keep,
+    return {"kind": "conflict-resolve", "crosswind_version": crosswind_version(),
+            "id": conflict_id, "kept": keep,
             "key": [c.pk, c.rk], "deleted": winner is None}

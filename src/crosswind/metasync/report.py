@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from crosswind.metasync.runner import MetaResult
+from crosswind.metasync.result import MetaResult
+from crosswind.version import crosswind_version
 
 
 def metadata_report(r: MetaResult) -> dict[str, Any]:
@@ -14,6 +14,7 @@ def metadata_report(r: MetaResult) -> dict[str, Any]:
     duration = max((r.finished_at - r.started_at).total_seconds(), 1e-9)
     report: dict[str, Any] = {
         "kind": "sync-metadata",
+        "crosswind_version": crosswind_version(),
         "run_id": r.run_id,
         "status": r.status,
         "error": r.error,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -16,6 +15,8 @@ from crosswind.keys import KeySpec
 from crosswind.metasync.context import MetaOptions, RunContext, scope_of
 from crosswind.metasync.forward import ForwardSync
 from crosswind.metasync.ledger import Ledger
+from crosswind.metasync.report import metadata_report
+from crosswind.metasync.result import MetaResult
 from crosswind.metasync.reverse import ReverseSync
 from crosswind.metasync.stats import MetaStats
 from crosswind.model import Direction
@@ -27,26 +28,6 @@ from crosswind.stores.documentdb import DocumentDBStore
 
 Mode = Literal["scan", "objects", "changes"]
 ObjectsFrom = Literal["synced", "listing"]
-
-
-@dataclass
-class MetaResult:
-    run_id: int
-    status: RunStatus
-    error: str | None
-    mode: str
-    source: str
-    destination: str
-    started_at: datetime
-    finished_at: datetime
-    ctx: RunContext
-    details: dict[str, Any] = field(default_factory=dict)
-    #: the JSON report, made while the state store was still open
-    report: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "succeeded"
 
 
 @contextlib.asynccontextmanager
@@ -161,8 +142,6 @@ async def sync_metadata(
                     details.update(_engine_details(engine, mode))
                 result = MetaResult(run_id, status, error, mode, src.name, dst.name, started,
                                     datetime.now(UTC), ctx, details)
-                from crosswind.metasync.report import metadata_report
-
                 result.report = metadata_report(result)
                 state.finish_run(run_id, status, result.report)
             return result

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +36,8 @@ from crosswind.sync.filters import KeyFilter
 from crosswind.sync.march import Match, march
 from crosswind.sync.plan import UNPROVEN, Action, decide, mtime_of
 from crosswind.sync.report import sync_report
-from crosswind.sync.transfer import Transfer, TransferSettings
+from crosswind.sync.result import SyncOptions, SyncResult
+from crosswind.sync.transfer import Transfer
 
 log = logging.getLogger("crosswind.sync")
 
@@ -45,42 +45,6 @@ log = logging.getLogger("crosswind.sync")
 # down or refuses the credentials: the rest would only fail the same way.
 BREAKER_THRESHOLD = 10
 MAX_REPORTED_FAILURES = 1000
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    direction: str
-    dry_run: bool = False
-    delete: bool = False
-    filter: KeyFilter = field(default_factory=KeyFilter)
-    concurrency: int = 32
-    memory_budget: int = 512 * 1024 * 1024
-    max_delete_count: int = 1000
-    max_delete_percent: float = 10.0
-    attempts: int = 3
-    transfer: TransferSettings = field(default_factory=TransferSettings)
-
-
-@dataclass
-class SyncResult:
-    run_id: int
-    status: str
-    stats: SyncStats
-    source: str
-    destination: str
-    options: SyncOptions
-    started_at: datetime
-    finished_at: datetime
-    failures: list[dict[str, str]]
-    error: str | None = None
-    would_copy_examples: list[dict[str, Any]] = field(default_factory=list)
-    would_delete_examples: list[str] = field(default_factory=list)
-    #: what the CLI exits with: 0 ok, 1 objects failed, 3 store error, 4 delete guard, ...
-    exit_code: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "succeeded"
 
 
 class _Breaker:

@@ -12,8 +12,9 @@ from crosswind.observability.stats import SyncStats
 from crosswind.state import StateStore
 from crosswind.stores.base import ObjectStore
 from crosswind.stores.factory import open_object_store
-from crosswind.sync.engine import SyncOptions, SyncResult, SyncRun
+from crosswind.sync.engine import SyncRun
 from crosswind.sync.filters import KeyFilter
+from crosswind.sync.result import SyncOptions, SyncResult
 from crosswind.sync.transfer import TransferSettings
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from crosswind.sync.engine import SyncResult
+from crosswind.sync.result import SyncResult
+from crosswind.version import crosswind_version
 
 
 def sync_report(r: SyncResult) -> dict[str, Any]:
@@ -13,6 +13,7 @@ def sync_report(r: SyncResult) -> dict[str, Any]:
     duration = max((r.finished_at - r.started_at).total_seconds(), 1e-9)
     report: dict[str, Any] = {
         "kind": "sync-objects",
+        "crosswind_version": crosswind_version(),
         "run_id": r.run_id,
         "status": r.status,
         "error": r.error,

@@ -156,6 +156,8 @@ def render_html(r: dict[str, Any]) -> str:
     src = ", ".join(f"{k}: {v}" for k, v in r["source"].items())
     dst = ", ".join(f"{k}: {v}" for k, v in r["destination"].items())
     mode = r["mode"]
+    # Reports made before reports carried a version say nothing rather than a wrong one.
+    version = _e(r.get("crosswind_version", ""))
     err = (f'<p class="errbox"><b>error:</b> {_e(r["error"])}</p>' if r.get("error") else "")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -184,7 +186,8 @@ Pass rate: items with no discrepancy among all items seen on either side.</p>
 {_repair(r)}
 <h2>Examples</h2>{_examples(r)}
 <h2>What was compared</h2>{_coverage(r)}
-<p class="sub">crosswind validate · run {_e(r['run_id'])} · finished {_e(r['finished_at'])}</p>
+<p class="sub">crosswind {version} validate · run {_e(r['run_id'])} ·
+finished {_e(r['finished_at'])}</p>
 </body></html>
 """
     return redact(page)

@@ -23,7 +23,8 @@ from crosswind.errors import NotFound
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt
 from crosswind.state import StateStore
 from crosswind.stores.base import Capabilities, ObjectReader, ObjectStore, Upload
-from crosswind.sync.engine import SyncOptions, SyncResult, SyncRun
+from crosswind.sync.engine import SyncRun
+from crosswind.sync.result import SyncOptions, SyncResult
 
 PREFETCH = 32
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from crosswind.validate.findings import Check, Kind
 from crosswind.validate.tally import CheckTally, Targets, overall
+from crosswind.version import crosswind_version
 
 Verdict = Literal["pass", "fail", "error"]
 
@@ -57,6 +58,7 @@ def build_report(facts: RunFacts, tallies: Mapping[Check, CheckTally]) -> dict[s
         checks[check.value] = d
     return {
         "kind": "validate",
+        "crosswind_version": crosswind_version(),
         "run_id": facts.run_id,
         "verdict": verdict(tallies, facts.targets, facts.error),
         "error": facts.error,

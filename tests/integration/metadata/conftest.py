@@ -22,8 +22,8 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from crosswind.config import Config, load_config
-from crosswind.emulators import Azurite, Secantus, _bin, _wait_port, free_port, stop_process
 from crosswind.entities import CODEC_OPTIONS, Entity, document_to_entity
+from crosswind.rig.emulators import Azurite, Secantus, _bin, _wait_port, free_port, stop_process
 from crosswind.stores.azure_tables import from_sdk, to_sdk
 from tests.integration.conftest import unique
 

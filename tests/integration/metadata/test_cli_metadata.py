@@ -14,8 +14,8 @@ from azure.data.tables import TableServiceClient
 from typer.testing import CliRunner
 
 from crosswind.cli import app
-from crosswind.emulators import Azurite, free_port
 from crosswind.entities import Edm, Entity, Prop
+from crosswind.rig.emulators import Azurite, free_port
 from tests.integration.metadata.conftest import DEMO_KEYS, MetaEnv, meta_config
 from tests.integration.test_cli_errors import assert_clean_error, cli
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from crosswind.demo_rows import BAD_OBJECT_NAMES, seed_demo_rows
 from crosswind.metasync.context import MetaOptions
 from crosswind.metasync.runner import sync_metadata
 from crosswind.model import Direction
+from crosswind.rig.demo_rows import BAD_OBJECT_NAMES, seed_demo_rows
 from tests.integration.metadata.conftest import MetaEnv, arun
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,8 @@ from crosswind.entities import Edm, EdmDateTime, Entity, Prop
 from crosswind.metasync.context import MetaOptions, scope_of
 from crosswind.metasync.ledger import Ledger
 from crosswind.metasync.repair import replay
-from crosswind.metasync.runner import MetaResult, sync_metadata
+from crosswind.metasync.result import MetaResult
+from crosswind.metasync.runner import sync_metadata
 from crosswind.model import Direction
 from crosswind.state import StateStore, VerifiedCopy
 from tests.integration.metadata.conftest import MetaEnv, arun

@@ -28,7 +28,8 @@ from crosswind.errors import ConfigError
 from crosswind.metasync.context import MetaOptions, scope_of
 from crosswind.metasync.ledger import Ledger
 from crosswind.metasync.repair import replay, resolve_conflict
-from crosswind.metasync.runner import MetaResult, sync_metadata
+from crosswind.metasync.result import MetaResult
+from crosswind.metasync.runner import sync_metadata
 from crosswind.model import Direction
 from crosswind.state import StateStore
 from tests.integration.metadata.conftest import MetaEnv, arun

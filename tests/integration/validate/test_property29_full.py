@@ -22,11 +22,11 @@ from azure.storage.blob import ContentSettings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crosswind.emulators import Moto
 from crosswind.entities import Edm, Entity, Prop, doc_id
 from crosswind.keys import KeySpec
 from crosswind.metasync.context import MetaOptions
 from crosswind.metasync.runner import sync_metadata
+from crosswind.rig.emulators import Moto
 from crosswind.validate.findings import Check, Kind
 from tests.integration.validate.rig import (
     A2W,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from crosswind.emulators import AZURITE_KEY, free_port
+from crosswind.rig.emulators import AZURITE_KEY, free_port
 from crosswind.validate.findings import Kind
 from tests.integration.validate.rig import A2W, Side, inject, put_source, sync
 

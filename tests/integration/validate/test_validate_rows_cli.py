@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from azure.storage.blob import ContentSettings
 
-from crosswind.emulators import Moto, free_port
 from crosswind.entities import Edm, Entity, Prop, doc_id
 from crosswind.keys import KeySpec
 from crosswind.metasync.context import MetaOptions
 from crosswind.metasync.runner import sync_metadata
+from crosswind.rig.emulators import Moto, free_port
 from tests.integration.validate.rig import A2W, sync, with_bucket
 from tests.integration.validate.test_validate_cli import cli, validate_json
 

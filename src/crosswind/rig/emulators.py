@@ -26,7 +26,9 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# The checkout (src/crosswind/rig/ is three levels down): the rig runs from a source tree,
+# where `make setup` put Azurite into tools/node_modules.
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def free_port() -> int:
