@@ -18,7 +18,7 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from crosswind.config import AwsConfig, AzureConfig
-from crosswind.emulators import Azurite, Moto
+from crosswind.rig.emulators import Azurite, Moto
 from crosswind.live.changes import ObjectEvent
 from crosswind.live.events import (
     PoisonMessage,

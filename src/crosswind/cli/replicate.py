@@ -8,11 +8,15 @@ import signal
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from crosswind.cli.app import ConfigOpt, JsonOpt, app, err, guarded, load, out, print_json, run
+from crosswind.cli.app import ConfigOpt, JsonOpt, app, err, guarded, load, print_json, run
 from crosswind.model import Direction
+
+# The status is this command's output: stdout (colour follows NO_COLOR like every console).
+out = Console(highlight=False, soft_wrap=True)
 
 
 def _lag(d: dict[str, Any]) -> str:
