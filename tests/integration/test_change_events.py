@@ -18,7 +18,6 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from crosswind.config import AwsConfig, AzureConfig
-from crosswind.rig.emulators import Azurite, Moto
 from crosswind.live.changes import ObjectEvent
 from crosswind.live.events import (
     PoisonMessage,
@@ -28,6 +27,7 @@ from crosswind.live.events import (
     parse_s3_message,
     reason_category,
 )
+from crosswind.rig.emulators import Azurite, Moto
 from crosswind.stores.azure_common import resolve_auth
 from crosswind.stores.azure_queue import AzureQueue
 from crosswind.stores.queues import MessageQueue

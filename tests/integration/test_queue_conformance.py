@@ -14,9 +14,9 @@ import pytest
 from azure.storage.queue import QueueServiceClient, TextBase64EncodePolicy
 
 from crosswind.config import AwsConfig, AzureConfig
-from crosswind.rig.emulators import AZURITE_KEY, Azurite, Moto, free_port
 from crosswind.errors import AuthError, EndpointUnreachable, NotFound
 from crosswind.live.events import azure_queue_body, blob_event, parse_azure_message
+from crosswind.rig.emulators import AZURITE_KEY, Azurite, Moto, free_port
 from crosswind.stores.azure_common import resolve_auth
 from crosswind.stores.azure_queue import AzureQueue
 from crosswind.stores.queues import MessageQueue
