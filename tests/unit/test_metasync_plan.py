@@ -1,4 +1,5 @@
-"""Pure parts of metadata sync: batching, decisions, the delete guard, the row march."""
+"""Pure parts of metadata sync: batching, decisions, the row march (the delete guard:
+``test_deleteguard.py``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from crosswind.metasync.march import Row, march_rows
 from crosswind.metasync.plan import (
     by_partition,
     chunks,
-    delete_guard,
     needs_write,
     reverse_decision,
     scan_since,
@@ -72,15 +72,6 @@ def test_scan_since_subtracts_the_overlap() -> None:
     assert scan_since(None, 60) is None
     got = scan_since("2026-01-01T00:01:00.0000001Z", 60)
     assert got == EdmDateTime.from_iso("2026-01-01T00:00:00.0000001Z")
-
-
-@pytest.mark.parametrize(("n", "total", "reason"), [
-    (0, 0, None), (10, 100, None), (11, 100, "max_delete_percent"),
-    (1001, 1_000_000, "max_delete_count"), (5, 0, None),
-])
-def test_delete_guard(n: int, total: int, reason: str | None) -> None:
-    got = delete_guard(n, total, 1000, 10.0)
-    assert (got is None) if reason is None else (reason in (got or ""))
 
 
 def _e(v: str, etag: str = "e") -> Entity:

@@ -37,7 +37,7 @@ from crosswind.keys import KeySpec
 from crosswind.metasync.context import RunContext
 from crosswind.metasync.ledger import RowRecord
 from crosswind.metasync.march import march_rows
-from crosswind.metasync.plan import delete_guard, needs_write, scan_since
+from crosswind.metasync.plan import needs_write, scan_since
 from crosswind.stores.base import BadRecord, RecordStore, RecordWrite
 
 
@@ -194,7 +194,9 @@ class ForwardSync:
         source no longer has (if the guard allows), skip what is in step."""
         self.watermark_before = self.ledger.watermark("scan")
         doomed: list[tuple[str, str]] = []
-        limit = self.opts.max_delete_count
+        # Enough names to do every delete the guard could allow; past that only a count.
+        limit = self.ctx.guard.max_count
+        listed_here = [0]  # the guard's base: the destination as this reconcile listed it
 
         async def batches() -> AsyncIterator[list[Entity]]:
             batch: list[Entity] = []
@@ -204,6 +206,7 @@ class ForwardSync:
                     self.stats.listed_source += 1
                 if m.dst is not None:
                     self.stats.listed_destination += 1
+                    listed_here[0] += 1
                 if isinstance(m.src, BadRecord):
                     self._bad_record(m.src)
                     continue
@@ -233,7 +236,7 @@ class ForwardSync:
             self.stats.listing_done = True
 
         await run_batches(batches(), self.opts.concurrency, self._write_all)
-        await self._deletes(doomed)
+        await self._deletes(doomed, listed_here[0])
         self._move_watermark()
 
     async def _write_all(self, batch: list[Entity]) -> None:
@@ -254,15 +257,16 @@ class ForwardSync:
         if fresh:
             self.ledger.record_rows(fresh)
 
-    async def _deletes(self, doomed: list[tuple[str, str]]) -> None:
+    async def _deletes(self, doomed: list[tuple[str, str]], base: int) -> None:
         n = self.stats.to_delete
         if not n:
             return
-        reason = delete_guard(n, self.stats.listed_destination, self.opts.max_delete_count,
-                              self.opts.max_delete_percent)
+        # All or none, through the run's one guard (shared with every other delete).
+        reason = self.ctx.guard.admit(n, base)
         if reason:
             self.delete_blocked = f"deletes not done: {reason}"
             return
+        assert len(doomed) == n  # the guard never allows more than its max_count
         if self.opts.dry_run:
             for k in doomed:
                 self.ctx.example(self.ctx.would_delete, doc_id(*k))

@@ -1,5 +1,6 @@
-"""Pure decisions of metadata sync: batching, what to do with a row, the
-delete guard, the scan window. No I/O; property-tested."""
+"""Pure decisions of metadata sync: batching, what to do with a row, the scan
+window. No I/O; property-tested. (The max-delete guard is ``crosswind.deleteguard``,
+one for every delete path.)"""
 
 from __future__ import annotations
 
@@ -54,16 +55,6 @@ def scan_since(watermark: str | None, overlap_s: float) -> EdmDateTime | None:
     mark = EdmDateTime.from_iso(watermark)
     return EdmDateTime(max(0, mark.ticks - int(timedelta(seconds=overlap_s).total_seconds()
                                               * 10_000_000)))
-
-
-def delete_guard(deletes: int, total: int, max_count: int, max_percent: float) -> str | None:
-    """Why ``deletes`` out of ``total`` destination rows is too many, or None."""
-    if deletes > max_count:
-        return f"{deletes} deletes exceed max_delete_count = {max_count}"
-    if total and deletes * 100.0 / total > max_percent:
-        return (f"{deletes} deletes are {deletes * 100.0 / total:.1f}% of {total} rows, over "
-                f"max_delete_percent = {max_percent}")
-    return None
 
 
 Action = Literal["write", "create", "delete", "conflict", "baseline", "skip"]

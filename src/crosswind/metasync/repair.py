@@ -5,6 +5,12 @@ been made at the source: a renamed property, a corrected name, a row that
 now exists) and sends it through the same engine as a sync, so the same
 checks, conflict rules and bookkeeping apply; success resolves the entry, a
 new failure updates its reason and counts an attempt.
+
+Deletes here (a replayed document that is gone now, a conflict resolved for
+the side that has no row) ask the same max-delete guard as a sync: one per
+command by default (one window), or the caller's (the replication service's).
+A refused delete is not done: the DLQ entry stays open, the conflict stays
+open, and the command exits 4.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from crosswind.config import Config
+from crosswind.deleteguard import DeleteGuard
 from crosswind.entities import (
     Entity,
     document_to_entity,
@@ -30,7 +37,7 @@ from crosswind.metasync.ledger import DlqItem, Ledger, RowRecord
 from crosswind.metasync.reverse import ReverseSync
 from crosswind.metasync.runner import key_spec, opened_row_stores
 from crosswind.model import Direction
-from crosswind.state import StateStore
+from crosswind.state import RunStatus, StateStore
 from crosswind.stores.azure_tables import AzureTableStore
 from crosswind.stores.base import RecordWrite
 from crosswind.stores.documentdb import DocumentDBStore, RecordChange, id_text, raw_text
@@ -41,10 +48,13 @@ class ReplayResult:
     replayed: int = 0
     resolved: list[int] = field(default_factory=list)
     still_open: list[dict[str, Any]] = field(default_factory=list)
+    #: why the max-delete guard held deletes back (their entries stay open), or None
+    blocked: str | None = None
 
     def report(self) -> dict[str, Any]:
         return {"kind": "dlq-replay", "replayed": self.replayed, "resolved": len(self.resolved),
-                "resolved_ids": self.resolved, "still_failing": self.still_open}
+                "resolved_ids": self.resolved, "still_failing": self.still_open,
+                "deletes_blocked": self.blocked}
 
 
 @contextlib.contextmanager
@@ -71,7 +81,10 @@ def select_items(ledger: Ledger, ids: Iterable[int] | None, *, every: bool,
 
 
 async def replay(cfg: Config, ids: Iterable[int] | None = None, *, every: bool = False,
-                 direction: str | None = None, kind: str | None = None) -> ReplayResult:
+                 direction: str | None = None, kind: str | None = None,
+                 guard: DeleteGuard | None = None) -> ReplayResult:
+    """Replay DLQ entries; ``guard``: the max-delete guard to ask (default: one
+    for this replay, with the ``[metadata]`` limits)."""
     result = ReplayResult()
     with _state(cfg) as (state, ledger):
         items = select_items(ledger, ids, every=every, direction=direction, kind=kind)
@@ -81,15 +94,24 @@ async def replay(cfg: Config, ids: Iterable[int] | None = None, *, every: bool =
             if not mine:
                 continue
             run_id = state.start_run("metadata-replay", d.value, False)
-            ctx = RunContext(ledger, run_id, MetaOptions.from_config(cfg, d, full=True))
+            opts = MetaOptions.from_config(cfg, d, full=True)
+            if guard is None:
+                guard = opts.one_run_guard()  # one window for the whole command
+            ctx = RunContext(ledger, run_id, opts, guard=guard)
+            blocked: str | None = None
             async with opened_row_stores(cfg, d) as (table, docs):
                 if d is Direction.AZURE_TO_AWS:
                     await _replay_forward(cfg, ForwardSync(table, docs, ctx), table, mine)
                 else:
-                    await _replay_reverse(ReverseSync(docs, table, ctx), docs, mine)
-            state.finish_run(run_id, "succeeded" if not ctx.stats.failed else "failed",
+                    rev = ReverseSync(docs, table, ctx)
+                    await _replay_reverse(rev, docs, mine)
+                    blocked = rev.delete_blocked
+            result.blocked = result.blocked or blocked
+            status: RunStatus = ("aborted" if blocked else "failed" if ctx.stats.failed
+                                 else "succeeded")
+            state.finish_run(run_id, status,
                              {"kind": "dlq-replay", "items": [i.id for i in mine],
-                              "failed": ctx.stats.failed})
+                              "failed": ctx.stats.failed, "error": blocked})
         after = {i.id: i for i in ledger.dlq_list(status=None, ids=[i.id for i in items],
                                                   limit=None)}
         for i in items:
@@ -171,9 +193,14 @@ def _same(current: Entity | None, shown: dict[str, Any] | None) -> bool:
 Keep = Literal["aws", "azure"]
 
 
-async def resolve_conflict(cfg: Config, conflict_id: int, keep: Keep) -> dict[str, Any]:
+async def resolve_conflict(cfg: Config, conflict_id: int, keep: Keep,
+                           guard: DeleteGuard | None = None) -> dict[str, Any]:
     """Make both sides hold the *current* version of one side, then record the
-    new baseline and mark the conflict resolved."""
+    new baseline and mark the conflict resolved. Keeping a side that has no row
+    deletes it on the other side: only if ``guard`` (default: one for this
+    command, with the ``[metadata]`` limits) allows, else ``DeleteLimitExceeded``."""
+    if guard is None:
+        guard = MetaOptions.from_config(cfg, Direction.AWS_TO_AZURE).one_run_guard()
     with _state(cfg) as (_state_store, ledger):
         found = ledger.conflicts(status="open", ids=[conflict_id], limit=1)
         if not found:
@@ -202,6 +229,14 @@ async def resolve_conflict(cfg: Config, conflict_id: int, keep: Keep) -> dict[st
                     f"was recorded; it now shows the current versions (crosswind conflicts "
                     f"show {conflict_id}): check them, then resolve again")
             winner = doc_row if keep == "aws" else az_row
+            loser = az_row if keep == "aws" else doc_row
+            if winner is None and loser is not None:
+                # Base: the rows the ledger has in step, and this one if it is not
+                # among them (a row never synced is still on the replica).
+                base = ledger.row_count() + (ledger.row(c.pk, c.rk) is None)
+                side = "Azure" if keep == "aws" else "DocumentDB"
+                guard.require(1, base, what=f"deleting ({c.pk!r}, {c.rk!r}) on {side} "
+                                            f"(conflict {conflict_id})")
             if keep == "aws":
                 # Conditional on the Azure row just read: an edit racing this one stays.
                 w = (RecordWrite("upsert" if az_row else "create", winner,

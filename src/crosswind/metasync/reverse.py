@@ -15,6 +15,13 @@ replaced). A precondition that fails is a *conflict*: the row is left alone
 (``"overwrite"``), and the conflict is kept with both versions. Our own
 writes coming back (a document whose content equals what was last synced)
 are recognised by their content hash and skipped.
+
+Every delete on Azure asks the run's one max-delete guard (``ctx.guard``)
+first, whichever path found it: the stream, a reconcile, a DLQ replay, a
+conflict the ``overwrite`` policy deletes. Deletes the guard refuses are not
+done and not lost: the run stops (``delete_blocked``, status ``aborted``)
+without saving a stream position after them, so the next run reads them
+again (or reconciles, when a reconcile found them).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from crosswind.errors import ChangeHistoryLost, EntityMappingError, NotFound
 from crosswind.metasync.context import RunContext
 from crosswind.metasync.ledger import RowRecord
 from crosswind.metasync.march import march_rows
-from crosswind.metasync.plan import by_partition, delete_guard, reverse_decision
+from crosswind.metasync.plan import by_partition, reverse_decision
 from crosswind.stores.azure_tables import MAX_TRANSACTION, AzureTableStore
 from crosswind.stores.base import BadRecord, RecordOp, RecordWrite, WriteResult
 from crosswind.stores.documentdb import (
@@ -137,6 +144,10 @@ class ReverseSync:
                 self.stats.changes += 1
             if batch:
                 await self.apply(batch)
+                if self.delete_blocked:
+                    # The guard held deletes of this batch back: its position is not
+                    # saved, so the next run reads them again.
+                    return False
                 if not self.opts.dry_run:
                     self.ledger.set_resume_token(token_text(batch[-1].token))
                 quiet_since = time.monotonic()
@@ -207,7 +218,22 @@ class ReverseSync:
         self._record_conflict(RecordWrite("delete", Entity(*key)), row, None, "deleted on AWS; "
                               "the Azure row was never synced")
 
-    async def _execute(self, planned: list[_Planned]) -> None:
+    def _admit_deletes(self, planned: list[_Planned], base: int | None) -> list[_Planned]:
+        """``planned`` without its deletes if the guard refuses them (all of them:
+        none of a refused request is done, and the run stops); ``base`` is the
+        replica population they are a share of, None for the rows the ledger has
+        in step (what the stream and replays can delete)."""
+        n = sum(p.write.op == "delete" for p in planned)
+        if not n:
+            return planned
+        reason = self.ctx.guard.admit(n, self.ledger.row_count() if base is None else base)
+        if reason is None:
+            return planned
+        self.delete_blocked = self.delete_blocked or f"deletes not done: {reason}"
+        return [p for p in planned if p.write.op != "delete"]
+
+    async def _execute(self, planned: list[_Planned], *, base: int | None = None) -> None:
+        planned = self._admit_deletes(planned, base)
         if not planned:
             return
         if self.opts.dry_run:
@@ -328,6 +354,9 @@ class ReverseSync:
         pending: list[tuple[tuple[str, str], Entity | None, Entity | None]] = []
         deletes: list[_Planned] = []
         unkeyed: set[tuple[str, str]] = set()
+        # The guard's base is the replica as *this* reconcile listed it: a run that
+        # reconciles twice must not count the same rows twice.
+        listed_here = 0
 
         async def flush() -> None:
             recs = self.ledger.rows(k for k, _, _ in pending)
@@ -383,6 +412,7 @@ class ReverseSync:
                 self.stats.listed_source += 1
             if m.dst is not None:
                 self.stats.listed_destination += 1
+                listed_here += 1
             if isinstance(m.src, BadRecord):
                 self.ctx.dlq("document", m.src.record_id, pk=m.src.partition_key,
                              rk=m.src.row_key, error=m.src.error, payload=m.src.raw)
@@ -400,14 +430,5 @@ class ReverseSync:
         await flush()
         self.stats.listing_done = True
         # A row whose document is there but unreadable was not deleted on AWS.
-        await self._reconcile_deletes([p for p in deletes if p.write.entity.key not in unkeyed])
-
-    async def _reconcile_deletes(self, deletes: list[_Planned]) -> None:
-        if not deletes:
-            return
-        reason = delete_guard(len(deletes), self.stats.listed_destination,
-                              self.opts.max_delete_count, self.opts.max_delete_percent)
-        if reason:
-            self.delete_blocked = f"deletes not done: {reason}"
-            return
-        await self._execute(deletes)
+        await self._execute([p for p in deletes if p.write.entity.key not in unkeyed],
+                            base=listed_here)

@@ -64,7 +64,8 @@ def ledger_of(env: MetaEnv) -> tuple[StateStore, Ledger]:
 
 
 def test_change_stream_resumes_across_runs(make_meta_env: Callable[..., MetaEnv]) -> None:
-    env = make_meta_env()
+    # One delete of five rows is 20 %: over the default limit, which the stream obeys.
+    env = make_meta_env("max_delete_percent = 100\n")
     env.put_many([row("p", f"r{i}", v=Prop(Edm.INT32, i)) for i in range(5)])
     assert forward(env).report["written"] == 5
     first = reverse(env)
@@ -135,7 +136,7 @@ def test_history_lost_falls_back_to_reconcile(
 def test_replica_side_writes_are_conflicts_never_overwritten(
     make_meta_env: Callable[..., MetaEnv],
 ) -> None:
-    env = make_meta_env()
+    env = make_meta_env("max_delete_percent = 100\n")  # one delete of four rows is 25 %
     env.put_many([row("p", k, v=Prop(Edm.STRING, "synced")) for k in ("k1", "k2", "k3", "k4")])
     forward(env)
     reverse(env)
@@ -406,3 +407,106 @@ def test_full_forces_a_reconcile_even_with_a_saved_position(
     assert forced.report["change_stream"]["reconciles"] == ["--full asked for a reconcile"]
     assert forced.report["unchanged"] == 3 and forced.report["written"] == 0
     assert contents(env.azure_rows()) == contents(env.documents())
+
+
+# -- issue 15: every delete path goes through the one max-delete guard ---------------
+
+
+def test_stream_deletes_stay_under_the_guard(make_meta_env: Callable[..., MetaEnv]) -> None:
+    """One careless deleteMany on the primary must not wipe the replica: the change
+    stream's deletes count against the same guard as a reconcile's, and the ones
+    it holds back are done by a later run (nothing lost)."""
+    from crosswind.cli.metadata import exit_code
+
+    env = make_meta_env("max_delete_count = 2\nmax_delete_percent = 10\n")
+    env.put_many([row("p", f"r{i:02d}", v=Prop(Edm.INT32, i)) for i in range(20)])
+    assert forward(env).report["written"] == 20
+    first = reverse(env)  # a reconcile; the stream position is saved
+    assert first.status == "succeeded" and first.report["deleted"] == 0
+    env.coll.delete_many({})
+    blocked = reverse(env)
+    assert blocked.report["change_stream"]["resumed_from_token"] is True
+    assert blocked.status == "aborted", blocked.report
+    assert "max_delete_count = 2" in (blocked.error or "")
+    assert exit_code(blocked) == 4
+    assert blocked.report["deleted"] <= 2 and len(env.azure_rows()) >= 18
+    # Held back, not lost: the same run again (same limits) holds them again…
+    assert reverse(env).status == "aborted" and len(env.azure_rows()) >= 18
+    # …and with the limits raised they are done.
+    done = reverse(env, max_delete_count=100, max_delete_percent=100)
+    assert done.status == "succeeded", done.report
+    assert env.azure_rows() == {}
+
+
+def test_dlq_replay_deletes_stay_under_the_guard(make_meta_env: Callable[..., MetaEnv]) -> None:
+    """A replayed document that is gone now is a delete on Azure: guarded too."""
+    env = make_meta_env("max_delete_count = 2\nmax_delete_percent = 100\n")
+    env.put_many([row("p", f"r{i}", v=Prop(Edm.INT32, i)) for i in range(5)])
+    forward(env)
+    assert reverse(env).status == "succeeded"  # synced: the ledger knows the rows
+    env.coll.update_many({}, {"$set": {"tags": ["not", "mappable"]}})
+    assert reverse(env).report["failed"] == 5  # five poison documents in the DLQ
+    env.coll.delete_many({})  # then the application deletes them
+    result = arun(replay(env.config, every=True))
+    assert len(env.azure_rows()) == 5
+    assert result.blocked and "max_delete_count = 2" in result.blocked
+    assert len(result.still_open) == 5
+    env.config = env.config.model_copy(update={"metadata": env.config.metadata.model_copy(
+        update={"max_delete_count": 10})})
+    again = arun(replay(env.config, every=True))
+    assert again.blocked is None and len(again.resolved) == 5
+    assert env.azure_rows() == {}
+
+
+def test_conflict_resolve_deletes_stay_under_the_guard(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """`conflicts resolve --keep aws` for a row AWS does not have deletes it on Azure:
+    under the guard (exit 4, nothing deleted) like every other delete."""
+    from crosswind.errors import DeleteLimitExceeded
+
+    env = make_meta_env("max_delete_count = 0\nmax_delete_percent = 100\n")
+    env.put_rows(row("p", "azure-only"))  # never synced: a conflict, not a delete
+    r = reverse(env)
+    assert r.report["conflicts"] == 1 and r.report["deleted"] == 0
+    state, ledger = ledger_of(env)
+    try:
+        [c] = ledger.conflicts()
+    finally:
+        state.close()
+    with pytest.raises(DeleteLimitExceeded, match="max_delete_count = 0"):
+        arun(resolve_conflict(env.config, c.id, "aws"))
+    assert ("p", "azure-only") in env.azure_rows()
+    env.config = env.config.model_copy(update={"metadata": env.config.metadata.model_copy(
+        update={"max_delete_count": 1})})
+    assert arun(resolve_conflict(env.config, c.id, "aws"))["deleted"] is True
+    assert env.azure_rows() == {}
+
+
+def test_each_reconcile_guards_against_its_own_listing(
+    make_meta_env: Callable[..., MetaEnv], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that reconciles twice (the stream ended mid-run: here the collection
+    was dropped) must take the percentage of what *that* reconcile listed, not of
+    both listings added up."""
+    from crosswind.metasync.reverse import ReverseSync
+
+    env = make_meta_env("max_delete_count = 1000\nmax_delete_percent = 60\n")
+    env.put_many([row("p", f"r{i}", v=Prop(Edm.INT32, i)) for i in range(10)])
+    forward(env)
+    original = ReverseSync.reconcile
+    calls: list[str] = []
+
+    async def then_drop(self: ReverseSync, reason: str) -> None:
+        await original(self, reason)
+        calls.append(reason)
+        if len(calls) == 1:
+            env.coll.drop()  # the stream (opened before the reconcile) sees a drop
+
+    monkeypatch.setattr(ReverseSync, "reconcile", then_drop)
+    r = reverse(env)
+    assert len(calls) == 2 and "history lost mid-stream" in calls[1]
+    assert r.status == "aborted" and "max_delete_percent = 60" in (r.error or ""), r.report
+    assert "of 10 items" in (r.error or "")
+    assert len(env.azure_rows()) == 10
+
