@@ -130,8 +130,8 @@ class ForwardSync:
         if synced:
             self.ledger.record_rows(synced)
             self.stats.written += len(synced)
-            if self.dlq_open:
-                self.ledger.dlq_resolve(self.ctx.direction, "row", [s.doc_id or ""
+            if self.dlq_open:  # DLQ entries of rows are named by their keys
+                self.ledger.dlq_resolve(self.ctx.direction, "row", [doc_id(*s.key)
                                                                     for s in synced])
         return done | {s.key for s in synced}
 
@@ -200,7 +200,7 @@ class ForwardSync:
 
         async def batches() -> AsyncIterator[list[Entity]]:
             batch: list[Entity] = []
-            in_step: list[Entity] = []
+            in_step: list[tuple[Entity, str | None]] = []  # with the document's own _id
             async for m in march_rows(self.src.list(), self.dst.list()):
                 if m.src is not None:
                     self.stats.listed_source += 1
@@ -221,7 +221,7 @@ class ForwardSync:
                 # version (its _cw.etag), so its sync fields are current too.
                 if (isinstance(m.dst, Entity) and m.src.same_content(m.dst)
                         and m.src.etag == m.dst.etag):
-                    in_step.append(m.src)
+                    in_step.append((m.src, m.dst.record_id))
                     if len(in_step) >= self.opts.batch_size:
                         self._baseline(in_step)
                         in_step = []
@@ -244,16 +244,20 @@ class ForwardSync:
         # there is written even if it was synced at this etag (replica drift).
         await self.write_rows(batch, force=True)
 
-    def _baseline(self, rows: list[Entity]) -> None:
-        """Rows equal on both sides: nothing to write, but remember the baseline."""
+    def _baseline(self, rows: list[tuple[Entity, str | None]]) -> None:
+        """Rows equal on both sides: nothing to write, but remember the baseline
+        (with the _id of the document that holds the row, whatever it is)."""
         if not rows:
             return
         self.stats.unchanged += len(rows)
         if self.opts.dry_run:
             return
-        recs = self.ledger.rows(e.key for e in rows)
-        fresh = [RowRecord(e.partition_key, e.row_key, e.etag, e.content_hash(), doc_id(*e.key))
-                 for e in rows if (r := recs.get(e.key)) is None or r.azure_etag != e.etag]
+        recs = self.ledger.rows(e.key for e, _ in rows)
+        fresh = [RowRecord(e.partition_key, e.row_key, e.etag, e.content_hash(),
+                           real_id or doc_id(*e.key))
+                 for e, real_id in rows
+                 if (r := recs.get(e.key)) is None or r.azure_etag != e.etag
+                 or r.doc_id != (real_id or doc_id(*e.key))]
         if fresh:
             self.ledger.record_rows(fresh)
 

@@ -28,6 +28,7 @@ from crosswind.entities import (
     entity_from_json,
     entity_to_document,
     entity_to_json,
+    id_text,
     parse_doc_id,
 )
 from crosswind.errors import ConfigError, EntityMappingError, NotFound
@@ -40,7 +41,7 @@ from crosswind.model import Direction
 from crosswind.state import RunStatus, StateStore
 from crosswind.stores.azure_tables import AzureTableStore
 from crosswind.stores.base import RecordWrite
-from crosswind.stores.documentdb import DocumentDBStore, RecordChange, id_text, raw_text
+from crosswind.stores.documentdb import DocumentDBStore, RecordChange, raw_text
 
 
 @dataclass
@@ -159,12 +160,11 @@ async def _replay_reverse(rev: ReverseSync, docs: DocumentDBStore, items: list[D
     changes: list[RecordChange] = []
     token: dict[str, Any] = {}
     for i in items:
-        try:
-            if i.pk is not None and i.rk is not None:
-                doc = await docs.get_document(i.pk, i.rk)
-            else:
-                doc = await docs.get_by_id(i.item)
-        except NotFound:
+        # Entries are filed under the document's _id (id_text); older ones may be
+        # filed under its keys, which is also where a document is found that
+        # replaced the one that failed.
+        doc = await _document_of(docs, i)
+        if doc is None:
             key = (i.pk, i.rk) if i.pk is not None and i.rk is not None else parse_doc_id(i.item)
             changes.append(RecordChange("delete", i.item, key, None, None, None, token))
             continue
@@ -177,8 +177,21 @@ async def _replay_reverse(rev: ReverseSync, docs: DocumentDBStore, items: list[D
                 continue
             changes.append(RecordChange("upsert", doc_key, None, None, exc, raw_text(doc), token))
             continue
-        changes.append(RecordChange("upsert", i.item, e.key, e, None, None, token))
+        if doc_key != i.item:
+            rev.dlq_aliases.setdefault(doc_key, []).append(i.item)
+        # Recorded under the document's real _id, so its later delete finds the row.
+        changes.append(RecordChange("upsert", doc_key, e.key, e, None, None, token))
     await rev.apply(changes)
+
+
+async def _document_of(docs: DocumentDBStore, item: DlqItem) -> dict[str, Any] | None:
+    """The document a DLQ entry is about now: by its _id, else by its keys."""
+    with contextlib.suppress(NotFound):
+        return await docs.get_by_id(item.item)
+    if item.pk is not None and item.rk is not None:
+        with contextlib.suppress(NotFound):
+            return await docs.get_document(item.pk, item.rk)
+    return None
 
 
 # -- conflicts -------------------------------------------------------------------------
@@ -251,16 +264,21 @@ async def resolve_conflict(cfg: Config, conflict_id: int, keep: Keep,
                 if winner is None:
                     await docs.delete(c.pk, c.rk)
                 else:
+                    # Into the document that is there (its own _id, whatever it is).
                     [r] = await docs.write_batch([RecordWrite("upsert", Entity(
-                        winner.partition_key, winner.row_key, winner.properties, winner.etag))])
+                        winner.partition_key, winner.row_key, winner.properties, winner.etag,
+                        record_id=doc_row.record_id if doc_row else None))])
                     if r.status != "ok":
                         raise r.error or ConfigError(f"writing to DocumentDB: {r.status}")
                 etag = az_row.etag if az_row else None
             if winner is None:
                 ledger.forget_rows([(c.pk, c.rk)])
             else:
-                ledger.record_rows([RowRecord(c.pk, c.rk, etag, winner.content_hash(),
-                                              entity_to_document(winner)["_id"])])
+                # The _id of the document both sides now match (a new one: ours).
+                ledger.record_rows([RowRecord(
+                    c.pk, c.rk, etag, winner.content_hash(),
+                    doc_row.record_id if doc_row is not None and doc_row.record_id
+                    else id_text(entity_to_document(winner)["_id"]))])
             ledger.resolve_conflict(conflict_id, f"kept the {keep} version"
                                     + ("" if winner else " (absent: deleted on the other side)"))
     return {"kind": "conflict-resolve", "id": conflict_id, "kept": keep,

@@ -75,6 +75,9 @@ class ReverseSync:
         self.delete_blocked: str | None = None
         self.started_from_token = False
         self.dlq_open = self.ledger.dlq_open_count(ctx.direction) > 0
+        #: document _id → other names of DLQ entries its success settles (a replay
+        #: of an entry filed under the document's keys rather than its _id)
+        self.dlq_aliases: dict[str, list[str]] = {}
 
     # -- the loop ------------------------------------------------------------------
     async def run(self) -> None:
@@ -167,48 +170,73 @@ class ReverseSync:
             latest[ch.doc_id] = ch
         planned: list[_Planned] = []
         for ch in latest.values():
-            p = await self._plan_change(ch)
-            if p is not None:
-                planned.append(p)
-        await self._execute(planned)
+            planned.extend(await self._plan_change(ch))
+        # One write per row: a row another document of this batch writes now is not
+        # deleted for the document that left it (deleted, or moved to other keys).
+        written = {p.write.entity.key for p in planned if p.write.op != "delete"}
+        await self._execute([p for p in planned
+                             if p.write.op != "delete" or p.write.entity.key not in written])
 
-    async def _plan_change(self, ch: RecordChange) -> _Planned | None:
+    async def _plan_change(self, ch: RecordChange) -> list[_Planned]:
         if ch.op == "delete":
-            key = ch.key
-            rec = self.ledger.row(*key) if key else self.ledger.row_by_doc_id(ch.doc_id)
-            if rec is None and key is None:
-                self.stats.unknown_deletes += 1
-                return None
-            if rec is None:
-                assert key is not None
-                # Never synced: a row there is Azure's own, and stays (a conflict).
-                await self._conflict_unknown_delete(key)
-                return None
-            return _Planned(RecordWrite("delete", Entity(rec.pk, rec.rk),
-                                        if_match=rec.azure_etag), ch.doc_id, None)
+            return await self._plan_delete(ch)
         if ch.entity is None:
             assert ch.error is not None
             pk, rk = ch.key if ch.key else (None, None)
             self.ctx.dlq("document", ch.doc_id, pk=pk, rk=rk, error=ch.error, payload=ch.raw)
-            return None
+            return []
         return self._plan_upsert(ch.entity, ch.doc_id)
 
-    def _plan_upsert(self, e: Entity, source_id: str) -> _Planned | None:
+    async def _plan_delete(self, ch: RecordChange) -> list[_Planned]:
+        """The rows synced with the deleted document, found by its exact ``_id``."""
+        recs = self.ledger.rows_by_doc_id(ch.doc_id)
+        if not recs and ch.key is not None:
+            # The _id looks like PartitionKey/RowKey. It names that row only if the
+            # ledger knows no other document for it (rows recorded before real ids
+            # were kept have none): an _id is not its document's keys.
+            rec = self.ledger.row(*ch.key)
+            if rec is None:
+                # Never synced: a row there is Azure's own, and stays (a conflict).
+                await self._conflict_unknown_delete(ch.key)
+                return []
+            if rec.doc_id is not None:
+                self.stats.unknown_deletes += 1  # that row came from another document
+                return []
+            recs = [rec]
+        if not recs:
+            self.stats.unknown_deletes += 1
+            return []
+        return [self._planned_delete(r, ch.doc_id) for r in recs]
+
+    @staticmethod
+    def _planned_delete(rec: RowRecord, source_id: str) -> _Planned:
+        return _Planned(RecordWrite("delete", Entity(rec.pk, rec.rk), if_match=rec.azure_etag),
+                        source_id, None)
+
+    def _plan_upsert(self, e: Entity, source_id: str) -> list[_Planned]:
+        # Rows this document was synced to under other keys: it moved (its
+        # PartitionKey/RowKey fields changed), so those rows go, under the guard.
+        moved = [self._planned_delete(r, source_id)
+                 for r in self.ledger.rows_by_doc_id(source_id) if r.key != e.key]
         try:
             check_entity_limits(e)
         except EntityMappingError as exc:
             self.ctx.dlq("document", source_id, pk=e.partition_key, rk=e.row_key, error=exc,
                          payload=json.dumps(entity_to_json(e)))
-            return None
+            return moved
         rec = self.ledger.row(*e.key)
         h = e.content_hash()
         if rec is not None and rec.doc_hash == h:
             self.stats.echoes += 1  # this content is what Azure holds since the last sync
+            if rec.doc_id != source_id and not self.opts.dry_run:
+                self.ledger.record_rows([RowRecord(rec.pk, rec.rk, rec.azure_etag, h,
+                                                   source_id)])
             self._resolve_dlq([source_id])
-            return None
+            return moved
         if rec is not None and rec.azure_etag:
-            return _Planned(RecordWrite("upsert", e, if_match=rec.azure_etag), source_id, h)
-        return _Planned(RecordWrite("create", e), source_id, h)
+            return [*moved, _Planned(RecordWrite("upsert", e, if_match=rec.azure_etag),
+                                     source_id, h)]
+        return [*moved, _Planned(RecordWrite("create", e), source_id, h)]
 
     async def _conflict_unknown_delete(self, key: tuple[str, str]) -> None:
         row = await self._azure_row(*key)
@@ -272,7 +300,7 @@ class ReverseSync:
                     await self._outcome(r, p)
             self.ledger.record_rows(synced)
             self.ledger.forget_rows(gone)
-            self._resolve_dlq([doc_id(*k) for k in gone] + [s.doc_id or "" for s in synced])
+            self._resolve_dlq([by_key[k].doc_id for k in gone] + [s.doc_id or "" for s in synced])
 
         await asyncio.gather(*(one(b) for b in batches))
 
@@ -343,7 +371,8 @@ class ReverseSync:
 
     def _resolve_dlq(self, ids: list[str]) -> None:
         if self.dlq_open and not self.opts.dry_run:
-            self.ledger.dlq_resolve(self.ctx.direction, "document", ids)
+            names = ids + [a for i in ids for a in self.dlq_aliases.get(i, ())]
+            self.ledger.dlq_resolve(self.ctx.direction, "document", names)
 
     # -- reconcile -----------------------------------------------------------------
     async def reconcile(self, reason: str) -> None:
@@ -365,11 +394,20 @@ class ReverseSync:
             for key, d, r in pending:
                 anchor = d or r
                 assert anchor is not None
-                source_id = doc_id(*key)
                 rec = recs.get(key)
+                # The document's own _id, whatever it is: a later delete from the
+                # stream names only that.
+                source_id = (d.record_id if d is not None and d.record_id is not None
+                             else rec.doc_id if rec is not None and rec.doc_id is not None
+                             else doc_id(*key))
                 dec = reverse_decision(d, r, rec)
                 if dec.action == "skip":
                     self.stats.unchanged += 1
+                    if rec is not None and rec.doc_id != source_id:
+                        # In step, but recorded under another _id (a document that
+                        # replaced it, or a ledger from before real ids were kept).
+                        baselines.append(RowRecord(rec.pk, rec.rk, rec.azure_etag,
+                                                   rec.doc_hash, source_id))
                 elif dec.action == "baseline":
                     self.stats.baselined += 1
                     assert d is not None and r is not None
@@ -416,8 +454,14 @@ class ReverseSync:
             if isinstance(m.src, BadRecord):
                 self.ctx.dlq("document", m.src.record_id, pk=m.src.partition_key,
                              rk=m.src.row_key, error=m.src.error, payload=m.src.raw)
-                if m.key is None and (k := parse_doc_id(m.src.record_id)) is not None:
-                    unkeyed.add(k)  # no key fields, but its _id names its row
+                if m.key is None:
+                    # No key fields, so no row in the listing's order; the row synced
+                    # with this very _id (or, never synced, the row it seems to name)
+                    # is not "deleted on AWS".
+                    recorded = self.ledger.rows_by_doc_id(m.src.record_id)
+                    unkeyed.update(r.key for r in recorded)
+                    if not recorded and (k := parse_doc_id(m.src.record_id)) is not None:
+                        unkeyed.add(k)
                 continue
             if isinstance(m.dst, BadRecord):
                 self.ctx.dlq("row", m.dst.record_id, pk=m.dst.partition_key, rk=m.dst.row_key,

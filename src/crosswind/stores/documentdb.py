@@ -34,11 +34,14 @@ from pymongo import errors as pe
 
 from crosswind.config import AwsConfig, is_loopback
 from crosswind.entities import (
+    EXTENDED_JSON,
     MAX_DOCUMENT_BYTES,
     EdmDateTime,
     Entity,
     document_to_entity,
     entity_to_document,
+    id_text,
+    id_value,
     parse_doc_id,
 )
 from crosswind.errors import (
@@ -136,15 +139,8 @@ def mongo_errors(where: str) -> Iterator[None]:
         raise translate(exc, where) from None
 
 
-def id_text(value: object) -> str:
-    """A stable text form of any ``_id`` (ours are strings already)."""
-    if isinstance(value, str):
-        return value
-    return "json:" + json_util.dumps(value, json_options=json_util.CANONICAL_JSON_OPTIONS)
-
-
 def raw_text(doc: Mapping[str, Any], limit: int = 64 * 1024) -> str:
-    text = json_util.dumps(doc, json_options=json_util.CANONICAL_JSON_OPTIONS)
+    text = json_util.dumps(doc, json_options=EXTENDED_JSON)
     return text if len(text) <= limit else text[:limit] + "…(truncated)"
 
 
@@ -161,10 +157,12 @@ def _bad(doc: Mapping[str, Any], exc: EntityMappingError) -> BadRecord:
 class RecordChange:
     """One change of the collection, already mapped.
 
-    ``op`` ``upsert``: ``entity`` is the document now (``error``/``raw`` instead
-    when it cannot map); ``delete``: only ``doc_id`` (and ``key`` when the
-    ``_id`` is crosswind's ``PartitionKey/RowKey``) is known, as DocumentDB
-    keeps no pre-images. ``token`` resumes the stream just after this change.
+    ``doc_id`` is the document's ``_id`` (``id_text``). ``op`` ``upsert``:
+    ``entity`` is the document now (``error``/``raw`` instead when it cannot
+    map); ``delete``: only ``doc_id`` is known, as DocumentDB keeps no
+    pre-images; ``key`` is then only what the ``_id`` would name if crosswind had
+    made it (``parse_doc_id``), a guess the ledger's record of the ``_id``
+    overrides. ``token`` resumes the stream just after this change.
     """
 
     op: Literal["upsert", "delete"]
@@ -310,9 +308,8 @@ class DocumentDBStore:
         return doc
 
     async def get_by_id(self, doc_id: str) -> dict[str, Any]:
-        _id: Any = doc_id
-        if doc_id.startswith("json:"):
-            _id = json_util.loads(doc_id[5:], json_options=json_util.CANONICAL_JSON_OPTIONS)
+        """The document whose ``_id`` is ``doc_id`` (``id_text`` form)."""
+        _id = id_value(doc_id)
         with mongo_errors(self.name):
             doc = await self.coll.find_one({"_id": _id})
         if doc is None:

@@ -510,3 +510,102 @@ def test_each_reconcile_guards_against_its_own_listing(
     assert "of 10 items" in (r.error or "")
     assert len(env.azure_rows()) == 10
 
+
+# -- issue 15: a document's real _id is what the ledger knows it by ----------------
+
+
+def test_delete_of_a_document_with_its_own_id_after_a_reconcile(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """A document whose _id is not PartitionKey/RowKey, first synced by a reconcile:
+    its later delete (the change carries only the _id) must find its row."""
+    env = make_meta_env("max_delete_percent = 100\n")
+    oid = ObjectId()
+    env.coll.insert_one({"_id": oid, "PartitionKey": "q", "RowKey": "app", "n": 1})
+    env.coll.insert_one(doc("q", "plain", n=2))
+    first = reverse(env)  # first run: a reconcile creates the rows
+    assert first.report["written"] == 2 and ("q", "app") in env.azure_rows()
+    env.coll.delete_one({"_id": oid})
+    second = reverse(env)
+    assert second.report["changes"]["unknown_deletes"] == 0, second.report
+    assert second.report["deleted"] == 1
+    assert set(env.azure_rows()) == {("q", "plain")}
+
+
+def test_a_string_id_naming_other_keys_never_deletes_that_row(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """An _id that *looks* like PartitionKey/RowKey but is not its document's keys:
+    its delete removes its own row, never the row its _id seems to name."""
+    env = make_meta_env("max_delete_percent = 100\n")
+    env.coll.insert_one(doc("p", "r1", n=1))  # _id "p/r1" → row (p, r1)
+    env.coll.insert_one({"_id": "p/r2", "PartitionKey": "x", "RowKey": "y", "n": 2})
+    env.coll.insert_one(doc("p", "r2", n=3) | {"_id": ObjectId()})  # row (p, r2), other _id
+    reverse(env)
+    assert set(env.azure_rows()) == {("p", "r1"), ("x", "y"), ("p", "r2")}
+    env.coll.delete_one({"_id": "p/r2"})  # the document of row (x, y)
+    r = reverse(env)
+    assert r.report["deleted"] == 1, r.report
+    assert set(env.azure_rows()) == {("p", "r1"), ("p", "r2")}
+    assert contents(env.azure_rows()) == contents(env.documents())
+
+
+def test_a_document_that_moves_to_other_keys_takes_its_row_along(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """An application changes a document's RowKey: the stream's update names the
+    new keys only; the row of the old keys (found by the document's _id) goes."""
+    env = make_meta_env("max_delete_percent = 100\n")
+    oid = ObjectId()
+    env.coll.insert_one({"_id": oid, "PartitionKey": "q", "RowKey": "old", "n": 1})
+    env.coll.insert_one(doc("q", "other", n=2))
+    reverse(env)
+    env.coll.update_one({"_id": oid}, {"$set": {"RowKey": "new"}})
+    r = reverse(env)
+    assert r.report["written"] == 1 and r.report["deleted"] == 1, r.report
+    assert set(env.azure_rows()) == {("q", "new"), ("q", "other")}
+    env.coll.delete_one({"_id": oid})
+    assert reverse(env).report["deleted"] == 1
+    assert set(env.azure_rows()) == {("q", "other")}
+
+
+def test_a_replayed_document_is_recorded_under_its_own_id(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """A document with an ObjectId _id too large for Azure, fixed and replayed from
+    the DLQ: the replay records its real _id too, so its later delete finds the row."""
+    env = make_meta_env("max_delete_percent = 100\n")
+    oid = ObjectId()
+    env.coll.insert_one({"_id": oid, "PartitionKey": "q", "RowKey": "app",
+                         "text": "x" * 40_000})  # 80,000 bytes as UTF-16: over 64 KiB
+    env.coll.insert_one(doc("q", "plain"))
+    assert reverse(env).report["failed"] == 1  # the reconcile files it in the DLQ
+    env.coll.update_one({"_id": oid}, {"$set": {"text": "short"}})
+    result = arun(replay(env.config, every=True))
+    assert len(result.resolved) == 1 and ("q", "app") in env.azure_rows()
+    env.coll.delete_one({"_id": oid})
+    r = reverse(env)
+    assert r.report["deleted"] == 1 and r.report["changes"]["unknown_deletes"] == 0, r.report
+    assert set(env.azure_rows()) == {("q", "plain")}
+
+
+def test_uuid_ids_and_uuid_fields_of_poison_documents(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """A UUID _id (and a UUID field in a document that cannot map) has an exact
+    text form too: neither the stream nor the reconcile stops on it."""
+    env = make_meta_env("max_delete_percent = 100\n")
+    u = uuid.uuid4()
+    env.coll.insert_one({"_id": u, "PartitionKey": "q", "RowKey": "uuid", "g": uuid.uuid4()})
+    env.coll.insert_one({"_id": uuid.uuid4(), "PartitionKey": "q", "RowKey": "poison",
+                         "g": uuid.uuid4(), "tags": ["x"]})
+    first = reverse(env)  # a reconcile
+    assert first.report["written"] == 1 and first.report["failed"] == 1, first.report
+    env.coll.update_one({"_id": u}, {"$set": {"n": 1}})
+    env.coll.insert_one({"_id": uuid.uuid4(), "PartitionKey": "q", "RowKey": "poison2",
+                         "g": uuid.uuid4(), "tags": ["y"]})
+    second = reverse(env)  # the stream
+    assert second.report["written"] == 1 and second.report["failed"] == 1, second.report
+    env.coll.delete_one({"_id": u})
+    assert reverse(env).report["deleted"] == 1
+    assert ("q", "uuid") not in env.azure_rows()
