@@ -609,3 +609,26 @@ def test_uuid_ids_and_uuid_fields_of_poison_documents(
     env.coll.delete_one({"_id": u})
     assert reverse(env).report["deleted"] == 1
     assert ("q", "uuid") not in env.azure_rows()
+
+
+def test_resolve_keep_azure_writes_into_the_document_with_its_own_id(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    env = make_meta_env()
+    oid = ObjectId()
+    env.coll.insert_one({"_id": oid, "PartitionKey": "q", "RowKey": "app", "v": "synced"})
+    reverse(env)
+    env.put_rows(row("q", "app", v=Prop(Edm.STRING, "edited on Azure")))
+    env.coll.update_one({"_id": oid}, {"$set": {"v": "edited on AWS"}})
+    assert reverse(env).report["conflicts"] == 1
+    state, ledger = ledger_of(env)
+    try:
+        [c] = ledger.conflicts()
+    finally:
+        state.close()
+    arun(resolve_conflict(env.config, c.id, "azure"))
+    [d] = list(env.coll.find())
+    assert d["_id"] == oid and d["v"] == "edited on Azure"
+    env.coll.delete_one({"_id": oid})  # the baseline names this document: its delete applies
+    r = reverse(env, max_delete_percent=100)
+    assert r.report["deleted"] == 1 and env.azure_rows() == {}, r.report
