@@ -16,7 +16,13 @@ replays) may race each other, so their upserts never replace a newer version.
 A row that fails is a result, not an exception: it lands in the DLQ with its
 reason and the batch goes on.
 The watermark moves only after a scan finished, so a crash repeats work (the
-upserts are idempotent) and never skips it.
+upserts are idempotent) and never skips it. It moves to when the scan *started*
+(the store's own clock, asked before the first page), never to the newest
+Timestamp the scan saw: a long scan reads pages in key order, and a row
+changed behind its position while it ran has an older Timestamp than rows it
+read later. Everything committed after the start has a Timestamp at or after
+it, so the next scan (from the watermark less ``watermark_overlap_s``, which
+covers skew between the service's clocks and slow commits) reads it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import asyncio
 import functools
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 from crosswind.entities import EdmDateTime, Entity, doc_id, entity_to_json
 from crosswind.errors import (
@@ -37,7 +44,7 @@ from crosswind.keys import KeySpec
 from crosswind.metasync.context import RunContext
 from crosswind.metasync.ledger import RowRecord
 from crosswind.metasync.march import march_rows
-from crosswind.metasync.plan import needs_write, scan_since
+from crosswind.metasync.plan import needs_write, next_watermark, scan_since
 from crosswind.stores.base import BadRecord, RecordStore, RecordWrite
 
 
@@ -86,7 +93,6 @@ class ForwardSync:
         self.stats = ctx.stats
         self.opts = ctx.opts
         self.ledger = ctx.ledger
-        self.max_ts: EdmDateTime | None = None
         self.since: EdmDateTime | None = None
         self.watermark_before: str | None = None
         self.delete_blocked: str | None = None
@@ -139,9 +145,11 @@ class ForwardSync:
         self.ctx.dlq("row", r.record_id, pk=r.partition_key, rk=r.row_key, error=r.error,
                      payload=r.raw)
 
-    def _seen(self, e: Entity) -> None:
-        if e.timestamp is not None and (self.max_ts is None or e.timestamp > self.max_ts):
-            self.max_ts = e.timestamp
+    async def _started(self) -> EdmDateTime:
+        """When this scan starts, by the source's clock (the one that sets row
+        Timestamps), or by ours if it cannot tell; asked before the first page."""
+        at = await self.ctx.retrying(self.src.server_time)
+        return at if at is not None else EdmDateTime.from_datetime(datetime.now(UTC))
 
     # -- scan ----------------------------------------------------------------------
     async def scan(self) -> None:
@@ -152,6 +160,7 @@ class ForwardSync:
         self.watermark_before = self.ledger.watermark("scan")
         self.since = self.opts.since or (None if self.opts.full else scan_since(
             self.watermark_before, self.opts.overlap_s))
+        started = await self._started()
 
         async def batches() -> AsyncIterator[list[Entity]]:
             batch: list[Entity] = []
@@ -160,7 +169,6 @@ class ForwardSync:
                 if isinstance(r, BadRecord):
                     self._bad_record(r)
                     continue
-                self._seen(r)
                 batch.append(r)
                 if len(batch) >= self.opts.batch_size:
                     yield batch
@@ -170,29 +178,26 @@ class ForwardSync:
             self.stats.listing_done = True
 
         await run_batches(batches(), self.opts.concurrency, self._write_only)
-        self._move_watermark()
+        self._move_watermark(started)
 
     async def _write_only(self, batch: list[Entity]) -> None:
         await self.write_rows(batch)
 
-    def _move_watermark(self) -> None:
-        if self.opts.dry_run or self.max_ts is None:
+    def _move_watermark(self, started: EdmDateTime) -> None:
+        """To the scan's start (see the module docstring and ``next_watermark``)."""
+        if self.opts.dry_run:
             return
-        before = self.watermark_before or self.ledger.watermark("scan")
-        # A scan from a later --since than the incremental start (or with no
-        # watermark yet) did not read the rows in between: keep the mark.
-        start = scan_since(before, self.opts.overlap_s)
-        if self.since is not None and (start is None or self.since > start):
-            return
-        if before and EdmDateTime.from_iso(before) >= self.max_ts:
-            return
-        self.ledger.set_watermark("scan", self.max_ts.iso)
+        mark = next_watermark(self.watermark_before or self.ledger.watermark("scan"), started,
+                              self.since, self.opts.overlap_s)
+        if mark is not None:
+            self.ledger.set_watermark("scan", mark)
 
     # -- reconcile (with deletes) --------------------------------------------------
     async def reconcile(self) -> None:
         """Both sides merged in key order: write what differs, delete what the
         source no longer has (if the guard allows), skip what is in step."""
         self.watermark_before = self.ledger.watermark("scan")
+        started = await self._started()
         doomed: list[tuple[str, str]] = []
         # Enough names to do every delete the guard could allow; past that only a count.
         limit = self.ctx.guard.max_count
@@ -216,7 +221,6 @@ class ForwardSync:
                         if len(doomed) <= limit:
                             doomed.append(m.key)
                     continue
-                self._seen(m.src)
                 # In step: same content, and the document says it came from this very
                 # version (its _cw.etag), so its sync fields are current too.
                 if (isinstance(m.dst, Entity) and m.src.same_content(m.dst)
@@ -237,7 +241,7 @@ class ForwardSync:
 
         await run_batches(batches(), self.opts.concurrency, self._write_all)
         await self._deletes(doomed, listed_here[0])
-        self._move_watermark()
+        self._move_watermark(started)
 
     async def _write_all(self, batch: list[Entity]) -> None:
         # Content was compared with the destination itself: a row that differs

@@ -57,6 +57,24 @@ def scan_since(watermark: str | None, overlap_s: float) -> EdmDateTime | None:
                                               * 10_000_000)))
 
 
+def next_watermark(before: str | None, started: EdmDateTime, since: EdmDateTime | None,
+                   overlap_s: float) -> str | None:
+    """The watermark after a finished scan that started at ``started`` (by the
+    source's clock) and read rows changed at or after ``since`` (None: all), or
+    None to keep ``before``.
+
+    Bounded by the start, never by the Timestamps seen: a row changed while the
+    scan ran, behind its position, is older than rows read after it. Kept when
+    the scan began later than the incremental start would have (a later
+    ``--since``: rows in between were never read). An earlier mark than
+    ``before`` (the source's clock stepped back) is taken as it is: re-reading
+    rows is safe, skipping them is not."""
+    incremental_start = scan_since(before, overlap_s)
+    if since is not None and (incremental_start is None or since > incremental_start):
+        return None
+    return started.iso
+
+
 Action = Literal["write", "create", "delete", "conflict", "baseline", "skip"]
 
 

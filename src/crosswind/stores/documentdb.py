@@ -25,7 +25,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bson import json_util
@@ -419,6 +419,14 @@ class DocumentDBStore:
     async def check(self) -> None:
         with mongo_errors(self.name):
             await self.db.command("ping")
+
+    async def server_time(self) -> EdmDateTime | None:
+        """The server's clock (``hello``'s ``localTime``), or None; documents have
+        no server-set change time, so nothing here depends on it."""
+        with mongo_errors(self.name):
+            hello = await self.db.command("hello")
+        when = hello.get("localTime")
+        return EdmDateTime.from_datetime(when) if isinstance(when, datetime) else None
 
     async def ensure_index(self) -> None:
         """The unique (PartitionKey, RowKey) index: idempotent upserts and sorted listings."""
