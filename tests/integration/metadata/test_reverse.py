@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 from bson import ObjectId
 from pymongo import MongoClient
+from typer.testing import CliRunner
 
+from crosswind.cli import app
 from crosswind.entities import (
     CODEC_OPTIONS,
     Edm,
@@ -451,6 +454,11 @@ def test_dlq_replay_deletes_stay_under_the_guard(make_meta_env: Callable[..., Me
     assert len(env.azure_rows()) == 5
     assert result.blocked and "max_delete_count = 2" in result.blocked
     assert len(result.still_open) == 5
+    cli = CliRunner().invoke(app, ["dlq", "replay", "-c", str(env.config_path), "--all",
+                                   "--json"])
+    assert cli.exit_code == 4, cli.output  # as for a sync the guard stopped
+    assert "max_delete_count = 2" in json.loads(cli.stdout)["deletes_blocked"]
+    assert len(env.azure_rows()) == 5
     env.config = env.config.model_copy(update={"metadata": env.config.metadata.model_copy(
         update={"max_delete_count": 10})})
     again = arun(replay(env.config, every=True))
