@@ -248,7 +248,7 @@ async def resolve_conflict(cfg: Config, conflict_id: int, keep: Keep,
                 # among them (a row never synced is still on the replica).
                 base = ledger.row_count() + (ledger.row(c.pk, c.rk) is None)
                 side = "Azure" if keep == "aws" else "DocumentDB"
-                guard.require(1, base, what=f"deleting ({c.pk!r}, {c.rk!r}) on {side} "
+                guard.require(1, base, what=f"the delete of ({c.pk!r}, {c.rk!r}) on {side} "
                                             f"(conflict {conflict_id})")
             if keep == "aws":
                 # Conditional on the Azure row just read: an edit racing this one stays.
