@@ -212,3 +212,27 @@ def test_documentdb_uri_options_that_cannot_work_are_config_errors(
         assert len(lines) == 1 and lines[0].startswith("error:"), (options, result.stderr)
         assert "[aws].documentdb_uri" in text and needle in text, (options, text)
         assert pw not in text and "Traceback" not in text
+
+
+def test_connection_strings_that_cannot_work_are_config_errors(tmp_path: Path) -> None:
+    """The same class for the Azure side: an endpoint that is not an http(s) URL
+    (was "cannot reach the endpoint", exit 3, or an internal error, exit 70) or an
+    account key that is not base64 (was "credentials rejected", exit 3): exit 2."""
+    cfg = tmp_path / "cs.toml"
+    cfg.write_text('[azure]\nconnection_string = "env:CW_TEST_CS"\ncontainer = "c"\n'
+                   'table = "t"\n[aws]\nbucket = "b"\ndocumentdb_uri = "env:CW_TEST_DB"\n'
+                   'database = "d"\ncollection = "c"\n')
+    key = "aGVsbG8gd29ybGQ="
+    for cs, needle in [
+        (f"AccountName=a;AccountKey={key};TableEndpoint=ftp://x", "TableEndpoint: 'ftp://x'"),
+        (f"AccountName=a;AccountKey={key};TableEndpoint=https://[::1", "TableEndpoint"),
+        ("AccountName=a;AccountKey=not-base64!!;EndpointSuffix=core.windows.net",
+         "account key is not valid base64"),
+    ]:
+        result = CliRunner().invoke(app, ["sync", "metadata", "-c", str(cfg), "-d",
+                                          "azure-to-aws"],
+                                    env={"CW_TEST_CS": cs, "CW_TEST_DB": "mongodb://127.0.0.1:1/"})
+        text = result.stdout + result.stderr
+        assert result.exit_code == 2, (cs, text)
+        assert needle in result.stderr and "[azure].connection_string" in result.stderr, text
+        assert "not-base64" not in text and key not in text
