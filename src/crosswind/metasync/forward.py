@@ -28,6 +28,7 @@ covers skew between the service's clocks and slow commits) reads it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
@@ -108,8 +109,9 @@ class ForwardSync:
         step at the destination. ``newer_only``: for rows read one by one, which
         may race each other (never over a newer version)."""
         full = force or self.opts.full
-        recs = {} if full else self.ledger.rows(e.key for e in entities)
-        todo = [e for e in entities if needs_write(e, recs.get(e.key), full=full)]
+        recs = self.ledger.rows(e.key for e in entities)
+        todo = [self._into_its_document(e, recs.get(e.key)) for e in entities
+                if needs_write(e, recs.get(e.key), full=full)]
         done = {e.key for e in entities} - {e.key for e in todo}
         self.stats.unchanged += len(entities) - len(todo)
         if not todo:
@@ -127,7 +129,7 @@ class ForwardSync:
             e = r.write.entity
             if r.status == "ok":
                 synced.append(RowRecord(e.partition_key, e.row_key, e.etag, e.content_hash(),
-                                        doc_id(*e.key)))
+                                        e.record_id or doc_id(*e.key)))
             elif r.status == "stale":
                 self.stats.stale += 1
             else:
@@ -140,6 +142,16 @@ class ForwardSync:
                 self.ledger.dlq_resolve(self.ctx.direction, "row", [doc_id(*s.key)
                                                                     for s in synced])
         return done | {s.key for s in synced}
+
+    @staticmethod
+    def _into_its_document(e: Entity, rec: RowRecord | None) -> Entity:
+        """``e``, to be written into the document that holds its row: one with an _id
+        of its own (written on the AWS side after a cutover, then rolled back) is
+        replaced under that _id, not joined by a second document for the same row."""
+        if e.record_id is None and rec is not None and rec.doc_id is not None and (
+                rec.doc_id != doc_id(*e.key)):
+            return dataclasses.replace(e, record_id=rec.doc_id)
+        return e
 
     def _bad_record(self, r: BadRecord) -> None:
         self.ctx.dlq("row", r.record_id, pk=r.partition_key, rk=r.row_key, error=r.error,
@@ -230,7 +242,11 @@ class ForwardSync:
                         self._baseline(in_step)
                         in_step = []
                     continue
-                batch.append(m.src)
+                if isinstance(m.dst, Entity) and m.dst.record_id is not None:
+                    # Into the document that is there, whatever its _id.
+                    batch.append(dataclasses.replace(m.src, record_id=m.dst.record_id))
+                else:
+                    batch.append(m.src)
                 if len(batch) >= self.opts.batch_size:
                     yield batch
                     batch = []

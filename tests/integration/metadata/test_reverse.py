@@ -640,3 +640,22 @@ def test_resolve_keep_azure_writes_into_the_document_with_its_own_id(
     env.coll.delete_one({"_id": oid})  # the baseline names this document: its delete applies
     r = reverse(env, max_delete_percent=100)
     assert r.report["deleted"] == 1 and env.azure_rows() == {}, r.report
+
+
+def test_after_a_rollback_forward_writes_into_documents_with_their_own_id(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """Cutover, an application creates documents with ObjectIds, rollback: the
+    forward sync (Azure primary again) writes those rows into the very documents
+    they came from, not beside them under a second _id (a duplicate-key failure
+    with the unique index, two documents for one row without it)."""
+    env = make_meta_env()
+    oid = ObjectId()
+    env.coll.insert_one({"_id": oid, "PartitionKey": "q", "RowKey": "app", "v": "from AWS"})
+    assert reverse(env).report["written"] == 1  # post-cutover: the row reaches Azure
+    env.put_rows(row("q", "app", v=Prop(Edm.STRING, "after rollback")))  # Azure is primary
+    for run in (forward(env), arun(sync_metadata(env.config, MetaOptions.from_config(
+            env.config, Direction.AZURE_TO_AWS, full=True)))):
+        assert run.status == "succeeded", run.report
+        [d] = list(env.coll.find())
+        assert d["_id"] == oid and d["v"] == "after rollback"
