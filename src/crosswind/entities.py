@@ -20,11 +20,17 @@ Edm.Guid         binary subtype 4 (UUID)
 Edm.Binary       binary subtype 0
 ===============  =======================  =========================================
 
-A document is ``{_id: "<PartitionKey>/<RowKey>", PartitionKey, RowKey,
-<properties>..., _cw: {...}}``. ``/`` cannot occur in a table key, so the
-``_id`` is unambiguous (``parse_doc_id``). ``_cw`` holds sync fields, never
+A document crosswind writes is ``{_id: "<PartitionKey>/<RowKey>", PartitionKey,
+RowKey, <properties>..., _cw: {...}}``. ``/`` cannot occur in a table key, so
+that ``_id`` is unambiguous (``parse_doc_id``). ``_cw`` holds sync fields, never
 user data: ``etag`` and ``ts`` (Azure etag and Timestamp of the source row),
 ``dt`` (exact DateTimes), ``v`` (mapping version).
+
+Documents written on the AWS side may have any ``_id`` (an ObjectId, or a
+string that is not their keys): the keys are the ``PartitionKey``/``RowKey``
+fields, never the ``_id``. An entity read from a document keeps that
+document's ``_id`` as ``record_id`` (text, ``id_text``), so that what is
+recorded about it, and what is written back to it, names that very document.
 
 From documents written on the AWS side: ``null`` means "no property"; an int
 that BSON stores as int32 becomes Edm.Int32 and an int64 Edm.Int64; nested
@@ -54,6 +60,7 @@ from types import MappingProxyType
 from typing import Any
 
 import bson
+from bson import json_util
 from bson.binary import Binary, UuidRepresentation
 from bson.codec_options import CodecOptions
 from bson.int64 import Int64
@@ -208,6 +215,9 @@ class Entity:
     properties: Mapping[str, Prop] = field(default_factory=lambda: EMPTY_PROPS)
     etag: str | None = None
     timestamp: EdmDateTime | None = None
+    #: the ``_id`` (``id_text``) of the document this was read from, None for a
+    #: table row; not content, and not compared
+    record_id: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -241,11 +251,38 @@ def doc_id(pk: str, rk: str) -> str:
 
 
 def parse_doc_id(value: object) -> tuple[str, str] | None:
-    """(PartitionKey, RowKey) of an ``_id`` made by ``doc_id``, else None."""
+    """(PartitionKey, RowKey) an ``_id`` would have if ``doc_id`` made it, else None.
+
+    Only a guess for documents written on the AWS side (any string with a ``/``
+    parses): what crosswind recorded about the ``_id`` comes first."""
     if not isinstance(value, str) or "/" not in value:
         return None
     pk, rk = value.split("/", 1)
     return pk, rk
+
+
+_ID_JSON = "json:"
+#: canonical extended JSON; UUIDs (documents are read with the standard
+#: representation) as binary subtype 4, which the default options refuse to encode
+EXTENDED_JSON = json_util.CANONICAL_JSON_OPTIONS.with_options(
+    uuid_representation=UuidRepresentation.STANDARD)
+
+
+def id_text(value: object) -> str:
+    """The text form of any ``_id``, exact and reversible (``id_value``): a string
+    is itself; anything else (ObjectId, number, document), or a string that
+    starts with ``json:`` itself, is ``json:`` + canonical extended JSON, so
+    ObjectId("…") and the string "…" never share a name."""
+    if isinstance(value, str) and not value.startswith(_ID_JSON):
+        return value
+    return _ID_JSON + json_util.dumps(value, json_options=EXTENDED_JSON)
+
+
+def id_value(text: str) -> Any:
+    """The ``_id`` value ``id_text`` made ``text`` from."""
+    if text.startswith(_ID_JSON):
+        return json_util.loads(text[len(_ID_JSON):], json_options=EXTENDED_JSON)
+    return text
 
 
 # -- checks --------------------------------------------------------------------------
@@ -397,8 +434,9 @@ def entity_to_document(e: Entity) -> dict[str, Any]:
     """The document for ``e`` (``EntityMappingError`` if it cannot be one)."""
     check_key("PartitionKey", e.partition_key)
     check_key("RowKey", e.row_key)
-    doc: dict[str, Any] = {"_id": doc_id(e.partition_key, e.row_key),
-                           "PartitionKey": e.partition_key, "RowKey": e.row_key}
+    # An entity read from a document is written back to that document (its own _id).
+    _id = doc_id(e.partition_key, e.row_key) if e.record_id is None else id_value(e.record_id)
+    doc: dict[str, Any] = {"_id": _id, "PartitionKey": e.partition_key, "RowKey": e.row_key}
     exact: dict[str, str] = {}
     text_bytes = 0  # an upper bound of the bytes strings and binaries take in BSON
     for name, p in e.properties.items():
@@ -506,7 +544,8 @@ def document_to_entity(doc: Mapping[str, Any]) -> Entity:
         except ValueError:
             ts = None
     etag = cw.get("etag") if isinstance(cw.get("etag"), str) else None
-    return Entity(pk, rk, MappingProxyType(props), etag, ts)
+    return Entity(pk, rk, MappingProxyType(props), etag, ts,
+                  id_text(doc["_id"]) if "_id" in doc else None)
 
 
 # -- lossless JSON (DLQ payloads, conflict records, reports) --------------------------

@@ -33,6 +33,8 @@ from crosswind.entities import (
     entity_size,
     entity_to_document,
     entity_to_json,
+    id_text,
+    id_value,
     parse_doc_id,
 )
 from crosswind.errors import EntityMappingError
@@ -239,3 +241,42 @@ def test_every_nan_is_one_value(payload: int, negative: bool, signalling: bool) 
     assert a.same_content(b)
     assert a.content_hash() == b.content_hash()
     assert Prop(Edm.DOUBLE, odd) != Prop(Edm.DOUBLE, 0.0)
+
+
+# -- a document's own _id (issue 15): exact, reversible, never confused -----------------
+
+ids = st.one_of(
+    st.text(max_size=12), st.text(max_size=6).map(lambda t: "json:" + t),
+    st.builds(ObjectId), st.integers(-(2**63), 2**63 - 1), st.uuids(),
+    st.dictionaries(st.text(min_size=1, max_size=3).filter(lambda k: "\x00" not in k
+                                                          and not k.startswith("$")),
+                    st.integers(0, 9), max_size=3),
+)
+
+
+@given(ids, ids)
+def test_id_text_is_exact_and_reversible(a: object, b: object) -> None:
+    a_text, b_text = id_text(a), id_text(b)
+    assert isinstance(a_text, str)
+    # Same text exactly when the same _id value of the same BSON type.
+    def canon(v: object) -> bytes:
+        return bson.encode({"_id": v}, codec_options=CODEC_OPTIONS)
+    assert (a_text == b_text) == (canon(a) == canon(b))
+    assert canon(id_value(a_text)) == canon(a)
+
+
+def test_id_text_keeps_strings_as_they_are() -> None:
+    oid = ObjectId("0123456789abcdef01234567")
+    assert id_text("p/r") == "p/r"
+    assert id_text(oid) == 'json:{"$oid": "0123456789abcdef01234567"}'
+    assert id_text(str(oid)) != id_text(oid)
+    assert id_text('json:{"$oid": "0123456789abcdef01234567"}') != id_text(oid)
+
+
+def test_an_entity_read_from_a_document_is_written_back_to_that_document() -> None:
+    oid = ObjectId()
+    e = document_to_entity({"_id": oid, "PartitionKey": "q", "RowKey": "app", "n": 1})
+    assert e.record_id == id_text(oid)
+    assert entity_to_document(e)["_id"] == oid
+    assert e == Entity("q", "app", e.properties)  # not content: never compared
+    assert entity_to_document(Entity("q", "app"))["_id"] == "q/app"

@@ -381,7 +381,8 @@ def dlq_replay_cmd(
     kind: Annotated[str | None, typer.Option("--kind")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Try entries again from their current source version (exit 1 if some still fail)."""
+    """Try entries again from their current source version (exit 1 if some still fail,
+    4 if the max-delete guard held deletes back)."""
     cfg = load(config)
     from crosswind.metasync.repair import replay
 
@@ -395,7 +396,9 @@ def dlq_replay_cmd(
                   f"{len(result.still_open)}")
         for s in result.still_open[:20]:
             err.print(f"[red]#{s['id']}[/] {s['item']}: {s['kind']}: {s['reason']}", markup=True)
-    raise typer.Exit(0 if not result.still_open else 1)
+        if result.blocked:
+            err.print(f"[bold red]{result.blocked}[/]", markup=True)
+    raise typer.Exit(4 if result.blocked else 0 if not result.still_open else 1)
 
 
 @dlq_app.command("purge")

@@ -1,5 +1,5 @@
 """What every metadata engine of one run shares: options, counters, the ledger,
-retries, and the DLQ with failure examples for the report."""
+the max-delete guard, retries, and the DLQ with failure examples for the report."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from crosswind.config import Config
+from crosswind.deleteguard import DeleteGuard
 from crosswind.entities import EdmDateTime
 from crosswind.errors import CrosswindError, EntityMappingError, StoreError
 from crosswind.metasync.ledger import ItemKind, Ledger
@@ -55,6 +56,10 @@ class MetaOptions:
         )
         return replace(opts, **{k: v for k, v in overrides.items() if v is not None})
 
+    def one_run_guard(self) -> DeleteGuard:
+        """The guard of a one-shot run: its limits, one window for the whole run."""
+        return DeleteGuard(self.max_delete_count, self.max_delete_percent, window_s=None)
+
 
 def scope_of(cfg: Config) -> str:
     """One table ⇄ collection pair: the key of everything the ledger keeps."""
@@ -63,6 +68,15 @@ def scope_of(cfg: Config) -> str:
 
 @dataclass
 class RunContext:
+    """One run's shared state.
+
+    ``guard`` is the one max-delete guard every delete of the run asks first
+    (stream, reconcile, replay, overwrite-policy conflicts). It is given, never
+    made here: a one-shot run passes ``opts.one_run_guard()``; the replication
+    service passes its own long-lived sliding-window guard, so that its limits
+    hold across all the runs and engines it drives.
+    """
+
     ledger: Ledger
     run_id: int | None
     opts: MetaOptions
@@ -72,6 +86,7 @@ class RunContext:
     would_delete: list[str] = field(default_factory=list)
     conflict_examples: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    guard: DeleteGuard = field(kw_only=True)
 
     @property
     def direction(self) -> str:

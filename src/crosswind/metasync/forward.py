@@ -16,15 +16,23 @@ replays) may race each other, so their upserts never replace a newer version.
 A row that fails is a result, not an exception: it lands in the DLQ with its
 reason and the batch goes on.
 The watermark moves only after a scan finished, so a crash repeats work (the
-upserts are idempotent) and never skips it.
+upserts are idempotent) and never skips it. It moves to when the scan *started*
+(the store's own clock, asked before the first page), never to the newest
+Timestamp the scan saw: a long scan reads pages in key order, and a row
+changed behind its position while it ran has an older Timestamp than rows it
+read later. Everything committed after the start has a Timestamp at or after
+it, so the next scan (from the watermark less ``watermark_overlap_s``, which
+covers skew between the service's clocks and slow commits) reads it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 from crosswind.entities import EdmDateTime, Entity, doc_id, entity_to_json
 from crosswind.errors import (
@@ -37,7 +45,7 @@ from crosswind.keys import KeySpec
 from crosswind.metasync.context import RunContext
 from crosswind.metasync.ledger import RowRecord
 from crosswind.metasync.march import march_rows
-from crosswind.metasync.plan import delete_guard, needs_write, scan_since
+from crosswind.metasync.plan import needs_write, next_watermark, scan_since
 from crosswind.stores.base import BadRecord, RecordStore, RecordWrite
 
 
@@ -86,7 +94,6 @@ class ForwardSync:
         self.stats = ctx.stats
         self.opts = ctx.opts
         self.ledger = ctx.ledger
-        self.max_ts: EdmDateTime | None = None
         self.since: EdmDateTime | None = None
         self.watermark_before: str | None = None
         self.delete_blocked: str | None = None
@@ -102,8 +109,9 @@ class ForwardSync:
         step at the destination. ``newer_only``: for rows read one by one, which
         may race each other (never over a newer version)."""
         full = force or self.opts.full
-        recs = {} if full else self.ledger.rows(e.key for e in entities)
-        todo = [e for e in entities if needs_write(e, recs.get(e.key), full=full)]
+        recs = self.ledger.rows(e.key for e in entities)
+        todo = [self._into_its_document(e, recs.get(e.key)) for e in entities
+                if needs_write(e, recs.get(e.key), full=full)]
         done = {e.key for e in entities} - {e.key for e in todo}
         self.stats.unchanged += len(entities) - len(todo)
         if not todo:
@@ -121,7 +129,7 @@ class ForwardSync:
             e = r.write.entity
             if r.status == "ok":
                 synced.append(RowRecord(e.partition_key, e.row_key, e.etag, e.content_hash(),
-                                        doc_id(*e.key)))
+                                        e.record_id or doc_id(*e.key)))
             elif r.status == "stale":
                 self.stats.stale += 1
             else:
@@ -130,18 +138,30 @@ class ForwardSync:
         if synced:
             self.ledger.record_rows(synced)
             self.stats.written += len(synced)
-            if self.dlq_open:
-                self.ledger.dlq_resolve(self.ctx.direction, "row", [s.doc_id or ""
+            if self.dlq_open:  # DLQ entries of rows are named by their keys
+                self.ledger.dlq_resolve(self.ctx.direction, "row", [doc_id(*s.key)
                                                                     for s in synced])
         return done | {s.key for s in synced}
+
+    @staticmethod
+    def _into_its_document(e: Entity, rec: RowRecord | None) -> Entity:
+        """``e``, to be written into the document that holds its row: one with an _id
+        of its own (written on the AWS side after a cutover, then rolled back) is
+        replaced under that _id, not joined by a second document for the same row."""
+        if e.record_id is None and rec is not None and rec.doc_id is not None and (
+                rec.doc_id != doc_id(*e.key)):
+            return dataclasses.replace(e, record_id=rec.doc_id)
+        return e
 
     def _bad_record(self, r: BadRecord) -> None:
         self.ctx.dlq("row", r.record_id, pk=r.partition_key, rk=r.row_key, error=r.error,
                      payload=r.raw)
 
-    def _seen(self, e: Entity) -> None:
-        if e.timestamp is not None and (self.max_ts is None or e.timestamp > self.max_ts):
-            self.max_ts = e.timestamp
+    async def _started(self) -> EdmDateTime:
+        """When this scan starts, by the source's clock (the one that sets row
+        Timestamps), or by ours if it cannot tell; asked before the first page."""
+        at = await self.ctx.retrying(self.src.server_time)
+        return at if at is not None else EdmDateTime.from_datetime(datetime.now(UTC))
 
     # -- scan ----------------------------------------------------------------------
     async def scan(self) -> None:
@@ -152,6 +172,7 @@ class ForwardSync:
         self.watermark_before = self.ledger.watermark("scan")
         self.since = self.opts.since or (None if self.opts.full else scan_since(
             self.watermark_before, self.opts.overlap_s))
+        started = await self._started()
 
         async def batches() -> AsyncIterator[list[Entity]]:
             batch: list[Entity] = []
@@ -160,7 +181,6 @@ class ForwardSync:
                 if isinstance(r, BadRecord):
                     self._bad_record(r)
                     continue
-                self._seen(r)
                 batch.append(r)
                 if len(batch) >= self.opts.batch_size:
                     yield batch
@@ -170,40 +190,40 @@ class ForwardSync:
             self.stats.listing_done = True
 
         await run_batches(batches(), self.opts.concurrency, self._write_only)
-        self._move_watermark()
+        self._move_watermark(started)
 
     async def _write_only(self, batch: list[Entity]) -> None:
         await self.write_rows(batch)
 
-    def _move_watermark(self) -> None:
-        if self.opts.dry_run or self.max_ts is None:
+    def _move_watermark(self, started: EdmDateTime) -> None:
+        """To the scan's start (see the module docstring and ``next_watermark``)."""
+        if self.opts.dry_run:
             return
-        before = self.watermark_before or self.ledger.watermark("scan")
-        # A scan from a later --since than the incremental start (or with no
-        # watermark yet) did not read the rows in between: keep the mark.
-        start = scan_since(before, self.opts.overlap_s)
-        if self.since is not None and (start is None or self.since > start):
-            return
-        if before and EdmDateTime.from_iso(before) >= self.max_ts:
-            return
-        self.ledger.set_watermark("scan", self.max_ts.iso)
+        mark = next_watermark(self.watermark_before or self.ledger.watermark("scan"), started,
+                              self.since, self.opts.overlap_s)
+        if mark is not None:
+            self.ledger.set_watermark("scan", mark)
 
     # -- reconcile (with deletes) --------------------------------------------------
     async def reconcile(self) -> None:
         """Both sides merged in key order: write what differs, delete what the
         source no longer has (if the guard allows), skip what is in step."""
         self.watermark_before = self.ledger.watermark("scan")
+        started = await self._started()
         doomed: list[tuple[str, str]] = []
-        limit = self.opts.max_delete_count
+        # Enough names to do every delete the guard could allow; past that only a count.
+        limit = self.ctx.guard.max_count
+        listed_here = [0]  # the guard's base: the destination as this reconcile listed it
 
         async def batches() -> AsyncIterator[list[Entity]]:
             batch: list[Entity] = []
-            in_step: list[Entity] = []
+            in_step: list[tuple[Entity, str | None]] = []  # with the document's own _id
             async for m in march_rows(self.src.list(), self.dst.list()):
                 if m.src is not None:
                     self.stats.listed_source += 1
                 if m.dst is not None:
                     self.stats.listed_destination += 1
+                    listed_here[0] += 1
                 if isinstance(m.src, BadRecord):
                     self._bad_record(m.src)
                     continue
@@ -213,17 +233,20 @@ class ForwardSync:
                         if len(doomed) <= limit:
                             doomed.append(m.key)
                     continue
-                self._seen(m.src)
                 # In step: same content, and the document says it came from this very
                 # version (its _cw.etag), so its sync fields are current too.
                 if (isinstance(m.dst, Entity) and m.src.same_content(m.dst)
                         and m.src.etag == m.dst.etag):
-                    in_step.append(m.src)
+                    in_step.append((m.src, m.dst.record_id))
                     if len(in_step) >= self.opts.batch_size:
                         self._baseline(in_step)
                         in_step = []
                     continue
-                batch.append(m.src)
+                if isinstance(m.dst, Entity) and m.dst.record_id is not None:
+                    # Into the document that is there, whatever its _id.
+                    batch.append(dataclasses.replace(m.src, record_id=m.dst.record_id))
+                else:
+                    batch.append(m.src)
                 if len(batch) >= self.opts.batch_size:
                     yield batch
                     batch = []
@@ -233,36 +256,41 @@ class ForwardSync:
             self.stats.listing_done = True
 
         await run_batches(batches(), self.opts.concurrency, self._write_all)
-        await self._deletes(doomed)
-        self._move_watermark()
+        await self._deletes(doomed, listed_here[0])
+        self._move_watermark(started)
 
     async def _write_all(self, batch: list[Entity]) -> None:
         # Content was compared with the destination itself: a row that differs
         # there is written even if it was synced at this etag (replica drift).
         await self.write_rows(batch, force=True)
 
-    def _baseline(self, rows: list[Entity]) -> None:
-        """Rows equal on both sides: nothing to write, but remember the baseline."""
+    def _baseline(self, rows: list[tuple[Entity, str | None]]) -> None:
+        """Rows equal on both sides: nothing to write, but remember the baseline
+        (with the _id of the document that holds the row, whatever it is)."""
         if not rows:
             return
         self.stats.unchanged += len(rows)
         if self.opts.dry_run:
             return
-        recs = self.ledger.rows(e.key for e in rows)
-        fresh = [RowRecord(e.partition_key, e.row_key, e.etag, e.content_hash(), doc_id(*e.key))
-                 for e in rows if (r := recs.get(e.key)) is None or r.azure_etag != e.etag]
+        recs = self.ledger.rows(e.key for e, _ in rows)
+        fresh = [RowRecord(e.partition_key, e.row_key, e.etag, e.content_hash(),
+                           real_id or doc_id(*e.key))
+                 for e, real_id in rows
+                 if (r := recs.get(e.key)) is None or r.azure_etag != e.etag
+                 or r.doc_id != (real_id or doc_id(*e.key))]
         if fresh:
             self.ledger.record_rows(fresh)
 
-    async def _deletes(self, doomed: list[tuple[str, str]]) -> None:
+    async def _deletes(self, doomed: list[tuple[str, str]], base: int) -> None:
         n = self.stats.to_delete
         if not n:
             return
-        reason = delete_guard(n, self.stats.listed_destination, self.opts.max_delete_count,
-                              self.opts.max_delete_percent)
+        # All or none, through the run's one guard (shared with every other delete).
+        reason = self.ctx.guard.admit(n, base)
         if reason:
             self.delete_blocked = f"deletes not done: {reason}"
             return
+        assert len(doomed) == n  # the guard never allows more than its max_count
         if self.opts.dry_run:
             for k in doomed:
                 self.ctx.example(self.ctx.would_delete, doc_id(*k))

@@ -2,8 +2,11 @@
 (tables ``meta_*`` in ``state.py``). Every change is one transaction.
 
 * rows: per row, the Azure etag and the content hash it was last synced at,
-  and the document ``_id`` — the baseline that tells a replica-side change
-  (a conflict) from our own write coming back (an echo);
+  and the ``_id`` of the document it was synced with (``entities.id_text``:
+  ObjectIds and other non-string ids as ``json:`` + canonical extended JSON,
+  so lookups are exact) — the baseline that tells a replica-side change (a
+  conflict) from our own write coming back (an echo), and the only way to
+  find the row of a deleted document, whose change carries nothing but its ``_id``;
 * DLQ: rows, objects and documents that failed, with kind and reason, one
   open entry per item; a later success resolves it;
 * watermarks (table scans, object-driven runs), the change-stream resume
@@ -128,11 +131,16 @@ class Ledger:
     def row(self, pk: str, rk: str) -> RowRecord | None:
         return self.rows([(pk, rk)]).get((pk, rk))
 
-    def row_by_doc_id(self, doc_id: str) -> RowRecord | None:
-        row = self.db.execute(
+    def rows_by_doc_id(self, doc_id: str) -> list[RowRecord]:
+        """The rows synced with the document whose ``_id`` is ``doc_id`` (exact text
+        match; more than one only when a document moved to other keys)."""
+        return [RowRecord(*r) for r in self.db.execute(
             "SELECT pk, rk, azure_etag, doc_hash, doc_id FROM meta_rows"
-            " WHERE scope=? AND doc_id=? LIMIT 1", (self.scope, doc_id)).fetchone()
-        return RowRecord(*row) if row else None
+            " WHERE scope=? AND doc_id=? ORDER BY pk, rk", (self.scope, doc_id))]
+
+    def row_by_doc_id(self, doc_id: str) -> RowRecord | None:
+        found = self.rows_by_doc_id(doc_id)
+        return found[0] if found else None
 
     def record_rows(self, recs: Iterable[RowRecord]) -> None:
         at = now_iso()

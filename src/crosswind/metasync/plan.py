@@ -1,5 +1,6 @@
-"""Pure decisions of metadata sync: batching, what to do with a row, the
-delete guard, the scan window. No I/O; property-tested."""
+"""Pure decisions of metadata sync: batching, what to do with a row, the scan
+window. No I/O; property-tested. (The max-delete guard is ``crosswind.deleteguard``,
+one for every delete path.)"""
 
 from __future__ import annotations
 
@@ -56,14 +57,22 @@ def scan_since(watermark: str | None, overlap_s: float) -> EdmDateTime | None:
                                               * 10_000_000)))
 
 
-def delete_guard(deletes: int, total: int, max_count: int, max_percent: float) -> str | None:
-    """Why ``deletes`` out of ``total`` destination rows is too many, or None."""
-    if deletes > max_count:
-        return f"{deletes} deletes exceed max_delete_count = {max_count}"
-    if total and deletes * 100.0 / total > max_percent:
-        return (f"{deletes} deletes are {deletes * 100.0 / total:.1f}% of {total} rows, over "
-                f"max_delete_percent = {max_percent}")
-    return None
+def next_watermark(before: str | None, started: EdmDateTime, since: EdmDateTime | None,
+                   overlap_s: float) -> str | None:
+    """The watermark after a finished scan that started at ``started`` (by the
+    source's clock) and read rows changed at or after ``since`` (None: all), or
+    None to keep ``before``.
+
+    Bounded by the start, never by the Timestamps seen: a row changed while the
+    scan ran, behind its position, is older than rows read after it. Kept when
+    the scan began later than the incremental start would have (a later
+    ``--since``: rows in between were never read). An earlier mark than
+    ``before`` (the source's clock stepped back) is taken as it is: re-reading
+    rows is safe, skipping them is not."""
+    incremental_start = scan_since(before, overlap_s)
+    if since is not None and (incremental_start is None or since > incremental_start):
+        return None
+    return started.iso
 
 
 Action = Literal["write", "create", "delete", "conflict", "baseline", "skip"]

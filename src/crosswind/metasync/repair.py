@@ -5,6 +5,12 @@ been made at the source: a renamed property, a corrected name, a row that
 now exists) and sends it through the same engine as a sync, so the same
 checks, conflict rules and bookkeeping apply; success resolves the entry, a
 new failure updates its reason and counts an attempt.
+
+Deletes here (a replayed document that is gone now, a conflict resolved for
+the side that has no row) ask the same max-delete guard as a sync: one per
+command by default (one window), or the caller's (the replication service's).
+A refused delete is not done: the DLQ entry stays open, the conflict stays
+open, and the command exits 4.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from crosswind.config import Config
+from crosswind.deleteguard import DeleteGuard
 from crosswind.entities import (
     Entity,
     document_to_entity,
     entity_from_json,
     entity_to_document,
     entity_to_json,
+    id_text,
     parse_doc_id,
 )
 from crosswind.errors import ConfigError, EntityMappingError, NotFound
@@ -30,10 +38,10 @@ from crosswind.metasync.ledger import DlqItem, Ledger, RowRecord
 from crosswind.metasync.reverse import ReverseSync
 from crosswind.metasync.runner import key_spec, opened_row_stores
 from crosswind.model import Direction
-from crosswind.state import StateStore
+from crosswind.state import RunStatus, StateStore
 from crosswind.stores.azure_tables import AzureTableStore
 from crosswind.stores.base import RecordWrite
-from crosswind.stores.documentdb import DocumentDBStore, RecordChange, id_text, raw_text
+from crosswind.stores.documentdb import DocumentDBStore, RecordChange, raw_text
 from crosswind.version import crosswind_version
 
 
@@ -42,11 +50,14 @@ class ReplayResult:
     replayed: int = 0
     resolved: list[int] = field(default_factory=list)
     still_open: list[dict[str, Any]] = field(default_factory=list)
+    #: why the max-delete guard held deletes back (their entries stay open), or None
+    blocked: str | None = None
 
     def report(self) -> dict[str, Any]:
         return {"kind": "dlq-replay", "crosswind_version": crosswind_version(),
                 "replayed": self.replayed, "resolved": len(self.resolved),
-                "resolved_ids": self.resolved, "still_failing": self.still_open}
+                "resolved_ids": self.resolved, "still_failing": self.still_open,
+                "deletes_blocked": self.blocked}
 
 
 @contextlib.contextmanager
@@ -73,7 +84,10 @@ def select_items(ledger: Ledger, ids: Iterable[int] | None, *, every: bool,
 
 
 async def replay(cfg: Config, ids: Iterable[int] | None = None, *, every: bool = False,
-                 direction: str | None = None, kind: str | None = None) -> ReplayResult:
+                 direction: str | None = None, kind: str | None = None,
+                 guard: DeleteGuard | None = None) -> ReplayResult:
+    """Replay DLQ entries; ``guard``: the max-delete guard to ask (default: one
+    for this replay, with the ``[metadata]`` limits)."""
     result = ReplayResult()
     with _state(cfg) as (state, ledger):
         items = select_items(ledger, ids, every=every, direction=direction, kind=kind)
@@ -83,16 +97,25 @@ async def replay(cfg: Config, ids: Iterable[int] | None = None, *, every: bool =
             if not mine:
                 continue
             run_id = state.start_run("metadata-replay", d.value, False)
-            ctx = RunContext(ledger, run_id, MetaOptions.from_config(cfg, d, full=True))
+            opts = MetaOptions.from_config(cfg, d, full=True)
+            if guard is None:
+                guard = opts.one_run_guard()  # one window for the whole command
+            ctx = RunContext(ledger, run_id, opts, guard=guard)
+            blocked: str | None = None
             async with opened_row_stores(cfg, d) as (table, docs):
                 if d is Direction.AZURE_TO_AWS:
                     await _replay_forward(cfg, ForwardSync(table, docs, ctx), table, mine)
                 else:
-                    await _replay_reverse(ReverseSync(docs, table, ctx), docs, mine)
-            state.finish_run(run_id, "succeeded" if not ctx.stats.failed else "failed",
+                    rev = ReverseSync(docs, table, ctx)
+                    await _replay_reverse(rev, docs, mine)
+                    blocked = rev.delete_blocked
+            result.blocked = result.blocked or blocked
+            status: RunStatus = ("aborted" if blocked else "failed" if ctx.stats.failed
+                                 else "succeeded")
+            state.finish_run(run_id, status,
                              {"kind": "dlq-replay", "crosswind_version": crosswind_version(),
                               "items": [i.id for i in mine],
-                              "failed": ctx.stats.failed})
+                              "failed": ctx.stats.failed, "error": blocked})
         after = {i.id: i for i in ledger.dlq_list(status=None, ids=[i.id for i in items],
                                                   limit=None)}
         for i in items:
@@ -140,12 +163,11 @@ async def _replay_reverse(rev: ReverseSync, docs: DocumentDBStore, items: list[D
     changes: list[RecordChange] = []
     token: dict[str, Any] = {}
     for i in items:
-        try:
-            if i.pk is not None and i.rk is not None:
-                doc = await docs.get_document(i.pk, i.rk)
-            else:
-                doc = await docs.get_by_id(i.item)
-        except NotFound:
+        # Entries are filed under the document's _id (id_text); older ones may be
+        # filed under its keys, which is also where a document is found that
+        # replaced the one that failed.
+        doc = await _document_of(docs, i)
+        if doc is None:
             key = (i.pk, i.rk) if i.pk is not None and i.rk is not None else parse_doc_id(i.item)
             changes.append(RecordChange("delete", i.item, key, None, None, None, token))
             continue
@@ -158,8 +180,21 @@ async def _replay_reverse(rev: ReverseSync, docs: DocumentDBStore, items: list[D
                 continue
             changes.append(RecordChange("upsert", doc_key, None, None, exc, raw_text(doc), token))
             continue
-        changes.append(RecordChange("upsert", i.item, e.key, e, None, None, token))
+        if doc_key != i.item:
+            rev.dlq_aliases.setdefault(doc_key, []).append(i.item)
+        # Recorded under the document's real _id, so its later delete finds the row.
+        changes.append(RecordChange("upsert", doc_key, e.key, e, None, None, token))
     await rev.apply(changes)
+
+
+async def _document_of(docs: DocumentDBStore, item: DlqItem) -> dict[str, Any] | None:
+    """The document a DLQ entry is about now: by its _id, else by its keys."""
+    with contextlib.suppress(NotFound):
+        return await docs.get_by_id(item.item)
+    if item.pk is not None and item.rk is not None:
+        with contextlib.suppress(NotFound):
+            return await docs.get_document(item.pk, item.rk)
+    return None
 
 
 # -- conflicts -------------------------------------------------------------------------
@@ -174,9 +209,14 @@ def _same(current: Entity | None, shown: dict[str, Any] | None) -> bool:
 Keep = Literal["aws", "azure"]
 
 
-async def resolve_conflict(cfg: Config, conflict_id: int, keep: Keep) -> dict[str, Any]:
+async def resolve_conflict(cfg: Config, conflict_id: int, keep: Keep,
+                           guard: DeleteGuard | None = None) -> dict[str, Any]:
     """Make both sides hold the *current* version of one side, then record the
-    new baseline and mark the conflict resolved."""
+    new baseline and mark the conflict resolved. Keeping a side that has no row
+    deletes it on the other side: only if ``guard`` (default: one for this
+    command, with the ``[metadata]`` limits) allows, else ``DeleteLimitExceeded``."""
+    if guard is None:
+        guard = MetaOptions.from_config(cfg, Direction.AWS_TO_AZURE).one_run_guard()
     with _state(cfg) as (_state_store, ledger):
         found = ledger.conflicts(status="open", ids=[conflict_id], limit=1)
         if not found:
@@ -205,6 +245,14 @@ async def resolve_conflict(cfg: Config, conflict_id: int, keep: Keep) -> dict[st
                     f"was recorded; it now shows the current versions (crosswind conflicts "
                     f"show {conflict_id}): check them, then resolve again")
             winner = doc_row if keep == "aws" else az_row
+            loser = az_row if keep == "aws" else doc_row
+            if winner is None and loser is not None:
+                # Base: the rows the ledger has in step, and this one if it is not
+                # among them (a row never synced is still on the replica).
+                base = ledger.row_count() + (ledger.row(c.pk, c.rk) is None)
+                side = "Azure" if keep == "aws" else "DocumentDB"
+                guard.require(1, base, what=f"the delete of ({c.pk!r}, {c.rk!r}) on {side} "
+                                            f"(conflict {conflict_id})")
             if keep == "aws":
                 # Conditional on the Azure row just read: an edit racing this one stays.
                 w = (RecordWrite("upsert" if az_row else "create", winner,
@@ -219,16 +267,21 @@ async def resolve_conflict(cfg: Config, conflict_id: int, keep: Keep) -> dict[st
                 if winner is None:
                     await docs.delete(c.pk, c.rk)
                 else:
+                    # Into the document that is there (its own _id, whatever it is).
                     [r] = await docs.write_batch([RecordWrite("upsert", Entity(
-                        winner.partition_key, winner.row_key, winner.properties, winner.etag))])
+                        winner.partition_key, winner.row_key, winner.properties, winner.etag,
+                        record_id=doc_row.record_id if doc_row else None))])
                     if r.status != "ok":
                         raise r.error or ConfigError(f"writing to DocumentDB: {r.status}")
                 etag = az_row.etag if az_row else None
             if winner is None:
                 ledger.forget_rows([(c.pk, c.rk)])
             else:
-                ledger.record_rows([RowRecord(c.pk, c.rk, etag, winner.content_hash(),
-                                              entity_to_document(winner)["_id"])])
+                # The _id of the document both sides now match (a new one: ours).
+                ledger.record_rows([RowRecord(
+                    c.pk, c.rk, etag, winner.content_hash(),
+                    doc_row.record_id if doc_row is not None and doc_row.record_id
+                    else id_text(entity_to_document(winner)["_id"]))])
             ledger.resolve_conflict(conflict_id, f"kept the {keep} version"
                                     + ("" if winner else " (absent: deleted on the other side)"))
     return {"kind": "conflict-resolve", "crosswind_version": crosswind_version(),

@@ -15,6 +15,13 @@ replaced). A precondition that fails is a *conflict*: the row is left alone
 (``"overwrite"``), and the conflict is kept with both versions. Our own
 writes coming back (a document whose content equals what was last synced)
 are recognised by their content hash and skipped.
+
+Every delete on Azure asks the run's one max-delete guard (``ctx.guard``)
+first, whichever path found it: the stream, a reconcile, a DLQ replay, a
+conflict the ``overwrite`` policy deletes. Deletes the guard refuses are not
+done and not lost: the run stops (``delete_blocked``, status ``aborted``)
+without saving a stream position after them, so the next run reads them
+again (or reconciles, when a reconcile found them).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from crosswind.errors import ChangeHistoryLost, EntityMappingError, NotFound
 from crosswind.metasync.context import RunContext
 from crosswind.metasync.ledger import RowRecord
 from crosswind.metasync.march import march_rows
-from crosswind.metasync.plan import by_partition, delete_guard, reverse_decision
+from crosswind.metasync.plan import by_partition, reverse_decision
 from crosswind.stores.azure_tables import MAX_TRANSACTION, AzureTableStore
 from crosswind.stores.base import BadRecord, RecordOp, RecordWrite, WriteResult
 from crosswind.stores.documentdb import (
@@ -68,6 +75,9 @@ class ReverseSync:
         self.delete_blocked: str | None = None
         self.started_from_token = False
         self.dlq_open = self.ledger.dlq_open_count(ctx.direction) > 0
+        #: document _id → other names of DLQ entries its success settles (a replay
+        #: of an entry filed under the document's keys rather than its _id)
+        self.dlq_aliases: dict[str, list[str]] = {}
 
     # -- the loop ------------------------------------------------------------------
     async def run(self) -> None:
@@ -137,6 +147,10 @@ class ReverseSync:
                 self.stats.changes += 1
             if batch:
                 await self.apply(batch)
+                if self.delete_blocked:
+                    # The guard held deletes of this batch back: its position is not
+                    # saved, so the next run reads them again.
+                    return False
                 if not self.opts.dry_run:
                     self.ledger.set_resume_token(token_text(batch[-1].token))
                 quiet_since = time.monotonic()
@@ -156,48 +170,73 @@ class ReverseSync:
             latest[ch.doc_id] = ch
         planned: list[_Planned] = []
         for ch in latest.values():
-            p = await self._plan_change(ch)
-            if p is not None:
-                planned.append(p)
-        await self._execute(planned)
+            planned.extend(await self._plan_change(ch))
+        # One write per row: a row another document of this batch writes now is not
+        # deleted for the document that left it (deleted, or moved to other keys).
+        written = {p.write.entity.key for p in planned if p.write.op != "delete"}
+        await self._execute([p for p in planned
+                             if p.write.op != "delete" or p.write.entity.key not in written])
 
-    async def _plan_change(self, ch: RecordChange) -> _Planned | None:
+    async def _plan_change(self, ch: RecordChange) -> list[_Planned]:
         if ch.op == "delete":
-            key = ch.key
-            rec = self.ledger.row(*key) if key else self.ledger.row_by_doc_id(ch.doc_id)
-            if rec is None and key is None:
-                self.stats.unknown_deletes += 1
-                return None
-            if rec is None:
-                assert key is not None
-                # Never synced: a row there is Azure's own, and stays (a conflict).
-                await self._conflict_unknown_delete(key)
-                return None
-            return _Planned(RecordWrite("delete", Entity(rec.pk, rec.rk),
-                                        if_match=rec.azure_etag), ch.doc_id, None)
+            return await self._plan_delete(ch)
         if ch.entity is None:
             assert ch.error is not None
             pk, rk = ch.key if ch.key else (None, None)
             self.ctx.dlq("document", ch.doc_id, pk=pk, rk=rk, error=ch.error, payload=ch.raw)
-            return None
+            return []
         return self._plan_upsert(ch.entity, ch.doc_id)
 
-    def _plan_upsert(self, e: Entity, source_id: str) -> _Planned | None:
+    async def _plan_delete(self, ch: RecordChange) -> list[_Planned]:
+        """The rows synced with the deleted document, found by its exact ``_id``."""
+        recs = self.ledger.rows_by_doc_id(ch.doc_id)
+        if not recs and ch.key is not None:
+            # The _id looks like PartitionKey/RowKey. It names that row only if the
+            # ledger knows no other document for it (rows recorded before real ids
+            # were kept have none): an _id is not its document's keys.
+            rec = self.ledger.row(*ch.key)
+            if rec is None:
+                # Never synced: a row there is Azure's own, and stays (a conflict).
+                await self._conflict_unknown_delete(ch.key)
+                return []
+            if rec.doc_id is not None:
+                self.stats.unknown_deletes += 1  # that row came from another document
+                return []
+            recs = [rec]
+        if not recs:
+            self.stats.unknown_deletes += 1
+            return []
+        return [self._planned_delete(r, ch.doc_id) for r in recs]
+
+    @staticmethod
+    def _planned_delete(rec: RowRecord, source_id: str) -> _Planned:
+        return _Planned(RecordWrite("delete", Entity(rec.pk, rec.rk), if_match=rec.azure_etag),
+                        source_id, None)
+
+    def _plan_upsert(self, e: Entity, source_id: str) -> list[_Planned]:
+        # Rows this document was synced to under other keys: it moved (its
+        # PartitionKey/RowKey fields changed), so those rows go, under the guard.
+        moved = [self._planned_delete(r, source_id)
+                 for r in self.ledger.rows_by_doc_id(source_id) if r.key != e.key]
         try:
             check_entity_limits(e)
         except EntityMappingError as exc:
             self.ctx.dlq("document", source_id, pk=e.partition_key, rk=e.row_key, error=exc,
                          payload=json.dumps(entity_to_json(e)))
-            return None
+            return moved
         rec = self.ledger.row(*e.key)
         h = e.content_hash()
         if rec is not None and rec.doc_hash == h:
             self.stats.echoes += 1  # this content is what Azure holds since the last sync
+            if rec.doc_id != source_id and not self.opts.dry_run:
+                self.ledger.record_rows([RowRecord(rec.pk, rec.rk, rec.azure_etag, h,
+                                                   source_id)])
             self._resolve_dlq([source_id])
-            return None
+            return moved
         if rec is not None and rec.azure_etag:
-            return _Planned(RecordWrite("upsert", e, if_match=rec.azure_etag), source_id, h)
-        return _Planned(RecordWrite("create", e), source_id, h)
+            return [*moved, _Planned(RecordWrite("upsert", e, if_match=rec.azure_etag),
+                                     source_id, h)]
+        return [*moved, _Planned(RecordWrite("create", e), source_id, h)]
 
     async def _conflict_unknown_delete(self, key: tuple[str, str]) -> None:
         row = await self._azure_row(*key)
@@ -207,7 +246,22 @@ class ReverseSync:
         self._record_conflict(RecordWrite("delete", Entity(*key)), row, None, "deleted on AWS; "
                               "the Azure row was never synced")
 
-    async def _execute(self, planned: list[_Planned]) -> None:
+    def _admit_deletes(self, planned: list[_Planned], base: int | None) -> list[_Planned]:
+        """``planned`` without its deletes if the guard refuses them (all of them:
+        none of a refused request is done, and the run stops); ``base`` is the
+        replica population they are a share of, None for the rows the ledger has
+        in step (what the stream and replays can delete)."""
+        n = sum(p.write.op == "delete" for p in planned)
+        if not n:
+            return planned
+        reason = self.ctx.guard.admit(n, self.ledger.row_count() if base is None else base)
+        if reason is None:
+            return planned
+        self.delete_blocked = self.delete_blocked or f"deletes not done: {reason}"
+        return [p for p in planned if p.write.op != "delete"]
+
+    async def _execute(self, planned: list[_Planned], *, base: int | None = None) -> None:
+        planned = self._admit_deletes(planned, base)
         if not planned:
             return
         if self.opts.dry_run:
@@ -246,7 +300,7 @@ class ReverseSync:
                     await self._outcome(r, p)
             self.ledger.record_rows(synced)
             self.ledger.forget_rows(gone)
-            self._resolve_dlq([doc_id(*k) for k in gone] + [s.doc_id or "" for s in synced])
+            self._resolve_dlq([by_key[k].doc_id for k in gone] + [s.doc_id or "" for s in synced])
 
         await asyncio.gather(*(one(b) for b in batches))
 
@@ -317,7 +371,8 @@ class ReverseSync:
 
     def _resolve_dlq(self, ids: list[str]) -> None:
         if self.dlq_open and not self.opts.dry_run:
-            self.ledger.dlq_resolve(self.ctx.direction, "document", ids)
+            names = ids + [a for i in ids for a in self.dlq_aliases.get(i, ())]
+            self.ledger.dlq_resolve(self.ctx.direction, "document", names)
 
     # -- reconcile -----------------------------------------------------------------
     async def reconcile(self, reason: str) -> None:
@@ -328,6 +383,9 @@ class ReverseSync:
         pending: list[tuple[tuple[str, str], Entity | None, Entity | None]] = []
         deletes: list[_Planned] = []
         unkeyed: set[tuple[str, str]] = set()
+        # The guard's base is the replica as *this* reconcile listed it: a run that
+        # reconciles twice must not count the same rows twice.
+        listed_here = 0
 
         async def flush() -> None:
             recs = self.ledger.rows(k for k, _, _ in pending)
@@ -336,11 +394,20 @@ class ReverseSync:
             for key, d, r in pending:
                 anchor = d or r
                 assert anchor is not None
-                source_id = doc_id(*key)
                 rec = recs.get(key)
+                # The document's own _id, whatever it is: a later delete from the
+                # stream names only that.
+                source_id = (d.record_id if d is not None and d.record_id is not None
+                             else rec.doc_id if rec is not None and rec.doc_id is not None
+                             else doc_id(*key))
                 dec = reverse_decision(d, r, rec)
                 if dec.action == "skip":
                     self.stats.unchanged += 1
+                    if rec is not None and rec.doc_id != source_id:
+                        # In step, but recorded under another _id (a document that
+                        # replaced it, or a ledger from before real ids were kept).
+                        baselines.append(RowRecord(rec.pk, rec.rk, rec.azure_etag,
+                                                   rec.doc_hash, source_id))
                 elif dec.action == "baseline":
                     self.stats.baselined += 1
                     assert d is not None and r is not None
@@ -383,11 +450,18 @@ class ReverseSync:
                 self.stats.listed_source += 1
             if m.dst is not None:
                 self.stats.listed_destination += 1
+                listed_here += 1
             if isinstance(m.src, BadRecord):
                 self.ctx.dlq("document", m.src.record_id, pk=m.src.partition_key,
                              rk=m.src.row_key, error=m.src.error, payload=m.src.raw)
-                if m.key is None and (k := parse_doc_id(m.src.record_id)) is not None:
-                    unkeyed.add(k)  # no key fields, but its _id names its row
+                if m.key is None:
+                    # No key fields, so no row in the listing's order; the row synced
+                    # with this very _id (or, never synced, the row it seems to name)
+                    # is not "deleted on AWS".
+                    recorded = self.ledger.rows_by_doc_id(m.src.record_id)
+                    unkeyed.update(r.key for r in recorded)
+                    if not recorded and (k := parse_doc_id(m.src.record_id)) is not None:
+                        unkeyed.add(k)
                 continue
             if isinstance(m.dst, BadRecord):
                 self.ctx.dlq("row", m.dst.record_id, pk=m.dst.partition_key, rk=m.dst.row_key,
@@ -400,14 +474,5 @@ class ReverseSync:
         await flush()
         self.stats.listing_done = True
         # A row whose document is there but unreadable was not deleted on AWS.
-        await self._reconcile_deletes([p for p in deletes if p.write.entity.key not in unkeyed])
-
-    async def _reconcile_deletes(self, deletes: list[_Planned]) -> None:
-        if not deletes:
-            return
-        reason = delete_guard(len(deletes), self.stats.listed_destination,
-                              self.opts.max_delete_count, self.opts.max_delete_percent)
-        if reason:
-            self.delete_blocked = f"deletes not done: {reason}"
-            return
-        await self._execute(deletes)
+        await self._execute([p for p in deletes if p.write.entity.key not in unkeyed],
+                            base=listed_here)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from crosswind.config import Config
+from crosswind.deleteguard import DeleteGuard
 from crosswind.errors import ConfigError, CrosswindError
 from crosswind.keys import KeySpec
 from crosswind.metasync.context import MetaOptions, RunContext, scope_of
@@ -80,10 +81,15 @@ async def _names_given(names: Iterable[str]) -> AsyncIterator[str]:
 async def sync_metadata(
     cfg: Config, opts: MetaOptions, *, mode: Mode = "scan", objects_from: ObjectsFrom = "synced",
     names: Iterable[str] | None = None, stats: MetaStats | None = None,
+    guard: DeleteGuard | None = None,
 ) -> MetaResult:
     """One run. Azure → AWS: ``scan`` (the table) or ``objects`` (object names →
     rows). AWS → Azure: the change stream (``changes``), with a reconcile when
-    there is no valid resume token."""
+    there is no valid resume token.
+
+    ``guard``: the max-delete guard every delete of the run asks (the
+    replication service passes its sliding-window one); by default one for
+    this run, with the limits of ``opts``."""
     direction = opts.direction
     if direction is Direction.AWS_TO_AZURE:
         if opts.since is not None:
@@ -100,7 +106,8 @@ async def sync_metadata(
     try:
         state.lock()
         ledger = Ledger(state, scope_of(cfg))
-        ctx = RunContext(ledger, None, opts, stats or MetaStats())
+        ctx = RunContext(ledger, None, opts, stats or MetaStats(),
+                         guard=guard if guard is not None else opts.one_run_guard())
         async with opened_row_stores(cfg, direction) as (table, docs):
             await table.check()
             await docs.check()

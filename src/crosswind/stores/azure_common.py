@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,14 +53,42 @@ def _parse_connection_string(cs: str) -> dict[str, str]:
     return out
 
 
+def _check_endpoint(url: str, where: str) -> None:
+    """An endpoint must be an http(s) URL with a host: anything else failed later
+    as "cannot reach the endpoint" (ftp://x) or an internal error (a bad IPv6 host)."""
+    try:
+        parsed = urlparse(url)
+        host = parsed.hostname
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {url!r} is not a valid URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{where}: {url!r} is not an http(s) URL with a host")
+
+
+def _check_account_key(key: str, where: str) -> None:
+    """An account key is base64; a mangled one is a config error (exit 2), not
+    "credentials rejected" from a request that could never be signed."""
+    try:
+        base64.b64decode(key, validate=True)
+    except ValueError:
+        raise ConfigError(f"{where}: the account key is not valid base64 (was it cut or "
+                          "quoted?)") from None
+
+
 def resolve_auth(cfg: AzureConfig) -> AzureAuth:
     if cfg.connection_string:
-        cs = resolve(cfg.connection_string, where="[azure].connection_string",
+        where = "[azure].connection_string"
+        cs = resolve(cfg.connection_string, where=where,
                      allow_literal=cfg.emulator).get_secret_value()
         parts = _parse_connection_string(cs)
         name = parts.get("accountname", "")
         proto = parts.get("defaultendpointsprotocol", "https")
         suffix = parts.get("endpointsuffix", "core.windows.net")
+        for label in ("BlobEndpoint", "TableEndpoint", "QueueEndpoint"):
+            if parts.get(label.lower()):
+                _check_endpoint(parts[label.lower()], f"{where}: {label}")
+        if parts.get("accountkey"):
+            _check_account_key(parts["accountkey"], where)
         blob = parts.get("blobendpoint") or (f"{proto}://{name}.blob.{suffix}" if name else "")
         if not blob:
             raise ConfigError("[azure].connection_string: has neither AccountName nor BlobEndpoint")
@@ -90,6 +119,7 @@ def resolve_auth(cfg: AzureConfig) -> AzureAuth:
         if "sig=" in secret:
             sas = secret.lstrip("?")
         else:
+            _check_account_key(secret, "[azure].credential")
             key = secret
     return AzureAuth(name, url, None, None, key, sas)
 

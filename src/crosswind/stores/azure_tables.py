@@ -17,10 +17,12 @@ turns them into the code-point order of the ``RecordStore`` contract.
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
@@ -257,20 +259,10 @@ class AzureTableStore:
         """The query through the SDK's own pipeline (auth, retries, timeouts), with
         each JSON page read straight into entities: the SDK's generic deserializer
         costs more per row than the rest of a sync together (see README)."""
-        gen = self.client._client  # the generated REST client under TableClient
         next_pk: str | None = None
         next_rk: str | None = None
         while True:
-            req = build_table_query_entities_request(
-                table=self.table_name, top=self.page_size, filter=query,
-                next_partition_key=next_pk, next_row_key=next_rk,
-                version=gen._config.version)
-            req.url = gen._client.format_url(req.url, url=gen._config.url)
-            with azure_errors(self.name):
-                response = (await gen._client._pipeline.run(req, stream=False)).http_response
-                if response.status_code != 200:
-                    map_error(response.status_code, response, _ERROR_MAP)
-                    raise HttpResponseError(response=response)
+            response = await self._query_page(query, self.page_size, next_pk, next_rk)
             for raw in json.loads(response.body()).get("value", []):
                 try:
                     yield from_json(raw)
@@ -283,6 +275,32 @@ class AzureTableStore:
             next_rk = response.headers.get("x-ms-continuation-NextRowKey")
             if not next_pk:
                 return
+
+    async def _query_page(self, query: str | None, top: int, next_pk: str | None,
+                          next_rk: str | None) -> Any:
+        """One page of a query (the HTTP response), through the SDK's pipeline."""
+        gen = self.client._client  # the generated REST client under TableClient
+        req = build_table_query_entities_request(
+            table=self.table_name, top=top, filter=query, next_partition_key=next_pk,
+            next_row_key=next_rk, version=gen._config.version)
+        req.url = gen._client.format_url(req.url, url=gen._config.url)
+        with azure_errors(self.name):
+            response = (await gen._client._pipeline.run(req, stream=False)).http_response
+            if response.status_code != 200:
+                map_error(response.status_code, response, _ERROR_MAP)
+                raise HttpResponseError(response=response)
+        return response
+
+    async def server_time(self) -> EdmDateTime | None:
+        """The service's clock now: the ``Date`` header of a one-row query (whole
+        seconds, rounded down, so never later than the clock that stamps rows'
+        ``Timestamp``); None if the response has none."""
+        response = await self._query_page("PartitionKey eq ''", 1, None, None)
+        try:
+            when = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError):
+            return None
+        return EdmDateTime.from_datetime(when.astimezone(UTC)) if when.tzinfo else None
 
     def list(self, *, partition: str | None = None, since: EdmDateTime | None = None
              ) -> AsyncIterator[Entity | BadRecord]:

@@ -249,4 +249,10 @@ class RecordStore(Protocol):
         """Probe that the table/collection is reachable and the credentials work."""
         ...
 
+    async def server_time(self) -> EdmDateTime | None:
+        """The store's own clock now, the one its rows' change times (``list(since=)``)
+        are set by, never later than it; None if the store cannot tell. A scan by
+        change time asks before it starts: its watermark may not pass this."""
+        ...
+
     async def close(self) -> None: ...

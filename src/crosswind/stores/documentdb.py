@@ -25,8 +25,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 from bson import json_util
 from pymongo import AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, uri_parser
@@ -34,11 +36,14 @@ from pymongo import errors as pe
 
 from crosswind.config import AwsConfig, is_loopback
 from crosswind.entities import (
+    EXTENDED_JSON,
     MAX_DOCUMENT_BYTES,
     EdmDateTime,
     Entity,
     document_to_entity,
     entity_to_document,
+    id_text,
+    id_value,
     parse_doc_id,
 )
 from crosswind.errors import (
@@ -70,33 +75,102 @@ _NOT_SUPPORTED = {59, 115}  # CommandNotFound, CommandNotSupported
 # -- configuration ---------------------------------------------------------------------
 
 
+#: URI options naming files the TLS set-up reads (pymongo opens them while parsing)
+_TLS_FILES = ("tlsCAFile", "tlsCertificateKeyFile", "tlsCRLFile")
+#: URI options that switch certificate or host-name verification off
+_TLS_UNVERIFIED = ("tlsInsecure", "tlsAllowInvalidCertificates", "tlsAllowInvalidHostnames")
+_WHERE = "[aws].documentdb_uri"
+
+
+def _given_options(uri: str) -> dict[str, str]:
+    """The options as written in the URI's query (lower-case names), before
+    pymongo expands any (``tlsInsecure`` implies two more)."""
+    query = uri.split("?", 1)[1] if "?" in uri else ""
+    return {k.lower(): v for k, v in parse_qsl(query.replace(";", "&"))}
+
+
+def _check_tls_files(given: Mapping[str, str]) -> None:
+    """Each TLS file the URI names must be a readable file: one clear line naming
+    the option and the path (pymongo says "The tlscafile file is not readable",
+    or fails later with an SSL error)."""
+    for name in _TLS_FILES:
+        value = given.get(name.lower())
+        if value is None:
+            continue
+        path = Path(str(value))
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            rel = "" if path.is_absolute() else " (relative to the working directory)"
+            raise ConfigError(f"{_WHERE}: {name} = {str(path)!r}{rel} cannot be read: "
+                              f"{exc.strerror or type(exc).__name__}") from None
+
+
 def resolve_uri(cfg: AwsConfig) -> str:
     """The connection URI: a reference (env:/file:) or a literal without a password
-    (a literal password only for a loopback emulator); TLS unless loopback."""
+    (a literal password only for a loopback emulator); TLS unless loopback, and
+    always with verification. Every problem is a ``ConfigError`` naming the
+    setting (never the password)."""
     raw = cfg.documentdb_uri
     if not raw:
-        raise ConfigError("[aws].documentdb_uri is required for metadata rows")
-    where = "[aws].documentdb_uri"
+        raise ConfigError(f"{_WHERE} is required for metadata rows")
+    where = _WHERE
     uri = resolve(raw, where=where, allow_literal=True).get_secret_value() if is_reference(
         raw) else raw
+    # First without validation (which opens files and resolves SRV records), so the
+    # password is known to the redactor before any message about the URI is made.
     try:
-        parsed = uri_parser.parse_uri(uri, validate=True, warn=False)
+        loose = uri_parser.parse_uri(uri, validate=False, warn=False)
     except (pe.InvalidURI, pe.ConfigurationError, ValueError) as exc:
         raise ConfigError(f"{where}: not a valid MongoDB URI: {redact(str(exc))}") from None
-    password = parsed.get("password")
+    password = loose.get("password")
     if password:
         REDACTOR.register(password)
-        if not is_reference(raw) and not cfg.emulator:
-            raise SecretError(f"{where}: a literal password is refused; give a reference "
-                              "(env:NAME or file:PATH) or set emulator = true for a local emulator")
-    loopback = all(is_loopback(f"http://{h}:{p}") for h, p in parsed["nodelist"])
+    given = _given_options(uri)
+    _check_tls_files(given)
+    try:
+        parsed = uri_parser.parse_uri(uri, validate=True, warn=False)
+    except pe.ConfigurationError as exc:
+        if "DNS" in str(exc):  # mongodb+srv: the SRV/TXT lookup failed
+            raise EndpointUnreachable(f"{where}: cannot resolve the host: "
+                                      f"{redact(str(exc))}") from None
+        raise ConfigError(f"{where}: not a valid MongoDB URI: {redact(str(exc))}") from None
+    except (pe.InvalidURI, ValueError, TypeError, OSError) as exc:
+        raise ConfigError(f"{where}: not a valid MongoDB URI: {redact(str(exc))}") from None
+    if password and not is_reference(raw) and not cfg.emulator:
+        raise SecretError(f"{where}: a literal password is refused; give a reference "
+                          "(env:NAME or file:PATH) or set emulator = true for a local emulator")
+    nodes = parsed["nodelist"]
+    if not nodes or any(not h for h, _ in nodes):
+        raise ConfigError(f"{where}: names no host")
+    loopback = all(is_loopback(f"http://[{h}]:{p}" if ":" in h else f"http://{h}:{p}")
+                   for h, p in nodes)
     opts = parsed.get("options", {})
     if not loopback and not (opts.get("tls") or opts.get("ssl")):
         raise ConfigError(f"{where}: DocumentDB needs TLS; add tls=true to the URI")
+    off = [f"{n}=true" for n in _TLS_UNVERIFIED if given.get(n.lower(), "").lower() == "true"]
+    if off and not (loopback and cfg.emulator):
+        raise ConfigError(f"{where}: {' and '.join(off)} would switch TLS certificate "
+                          "checks off, which is refused (name the CA with tlsCAFile instead)")
     if opts.get("retrywrites"):
         raise ConfigError(f"{where}: DocumentDB does not support retryable writes; "
                           "use retryWrites=false")
     return uri
+
+
+def _tls_hint(uri: str, exc: BaseException) -> str:
+    """Which TLS file option an SSL error is likely about (the SSL module does not
+    say which file it was reading)."""
+    import ssl
+
+    if not isinstance(exc, ssl.SSLError) and "PEM" not in str(exc) and "key" not in str(exc):
+        return ""
+    try:
+        named = [n for n in _TLS_FILES if n.lower() in _given_options(uri)]
+    except ValueError:
+        return ""
+    return f" (check {' and '.join(named)})" if named else ""
 
 
 def _host_label(uri: str) -> str:
@@ -136,15 +210,8 @@ def mongo_errors(where: str) -> Iterator[None]:
         raise translate(exc, where) from None
 
 
-def id_text(value: object) -> str:
-    """A stable text form of any ``_id`` (ours are strings already)."""
-    if isinstance(value, str):
-        return value
-    return "json:" + json_util.dumps(value, json_options=json_util.CANONICAL_JSON_OPTIONS)
-
-
 def raw_text(doc: Mapping[str, Any], limit: int = 64 * 1024) -> str:
-    text = json_util.dumps(doc, json_options=json_util.CANONICAL_JSON_OPTIONS)
+    text = json_util.dumps(doc, json_options=EXTENDED_JSON)
     return text if len(text) <= limit else text[:limit] + "…(truncated)"
 
 
@@ -161,10 +228,12 @@ def _bad(doc: Mapping[str, Any], exc: EntityMappingError) -> BadRecord:
 class RecordChange:
     """One change of the collection, already mapped.
 
-    ``op`` ``upsert``: ``entity`` is the document now (``error``/``raw`` instead
-    when it cannot map); ``delete``: only ``doc_id`` (and ``key`` when the
-    ``_id`` is crosswind's ``PartitionKey/RowKey``) is known, as DocumentDB
-    keeps no pre-images. ``token`` resumes the stream just after this change.
+    ``doc_id`` is the document's ``_id`` (``id_text``). ``op`` ``upsert``:
+    ``entity`` is the document now (``error``/``raw`` instead when it cannot
+    map); ``delete``: only ``doc_id`` is known, as DocumentDB keeps no
+    pre-images; ``key`` is then only what the ``_id`` would name if crosswind had
+    made it (``parse_doc_id``), a guess the ledger's record of the ``_id``
+    overrides. ``token`` resumes the stream just after this change.
     """
 
     op: Literal["upsert", "delete"]
@@ -276,10 +345,16 @@ class DocumentDBStore:
         timeouts: dict[str, Any] = {k: 10_000 for k in ("serverSelectionTimeoutMS",
                                                         "connectTimeoutMS")
                     if k.lower() not in given}
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            uri, uuidRepresentation="standard", tz_aware=True, tzinfo=UTC, retryWrites=False,
-            **timeouts,
-        )
+        try:
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                uri, uuidRepresentation="standard", tz_aware=True, tzinfo=UTC,
+                retryWrites=False, **timeouts,
+            )
+        except (pe.ConfigurationError, ValueError, TypeError, OSError) as exc:
+            # Options that parse but cannot work together, or TLS files that are
+            # not what they say (the SSL context is built here).
+            raise ConfigError(f"{_WHERE}: the client refuses these settings: "
+                              f"{redact(str(exc))}{_tls_hint(uri, exc)}") from None
         return cls(client, cfg.database, cfg.collection, _host_label(uri),
                    page_size=page_size, max_batch=max_batch)
 
@@ -310,9 +385,8 @@ class DocumentDBStore:
         return doc
 
     async def get_by_id(self, doc_id: str) -> dict[str, Any]:
-        _id: Any = doc_id
-        if doc_id.startswith("json:"):
-            _id = json_util.loads(doc_id[5:], json_options=json_util.CANONICAL_JSON_OPTIONS)
+        """The document whose ``_id`` is ``doc_id`` (``id_text`` form)."""
+        _id = id_value(doc_id)
         with mongo_errors(self.name):
             doc = await self.coll.find_one({"_id": _id})
         if doc is None:
@@ -422,6 +496,14 @@ class DocumentDBStore:
     async def check(self) -> None:
         with mongo_errors(self.name):
             await self.db.command("ping")
+
+    async def server_time(self) -> EdmDateTime | None:
+        """The server's clock (``hello``'s ``localTime``), or None; documents have
+        no server-set change time, so nothing here depends on it."""
+        with mongo_errors(self.name):
+            hello = await self.db.command("hello")
+        when = hello.get("localTime")
+        return EdmDateTime.from_datetime(when) if isinstance(when, datetime) else None
 
     async def ensure_index(self) -> None:
         """The unique (PartitionKey, RowKey) index: idempotent upserts and sorted listings."""

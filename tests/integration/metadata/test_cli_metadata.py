@@ -175,3 +175,64 @@ def test_no_delete_is_refused_for_aws_to_azure(tmp_path: Path) -> None:
     p = cli("sync", "metadata", "--config", str(cfg), "--direction", "aws-to-azure",
             "--no-delete")
     assert_clean_error(p, 2, "--no-delete is for azure-to-aws")
+
+
+def test_documentdb_uri_options_that_cannot_work_are_config_errors(
+    azurite: Azurite, tmp_path: Path,
+) -> None:
+    """A URI naming a TLS file that is missing or unusable, or switching TLS
+    verification off, is a one-line config error (exit 2) naming the setting,
+    never "internal error" (exit 70); the password behind the reference is never shown."""
+    pw = "hunter2-" + uuid.uuid4().hex
+    cfg = tmp_path / "tls.toml"
+    cfg.write_text(meta_config(azurite, "env:CW_TEST_DOCDB_URI", "tls"))
+    host = f"mongodb://u:{pw}@docdb.example.com:27017/?tls=true&retryWrites=false"
+    missing = tmp_path / "no-such-dir" / "global-bundle.pem"
+    p = cli("sync", "metadata", "-c", str(cfg), "-d", "aws-to-azure",
+            env={"CW_TEST_DOCDB_URI": f"{host}&tlsCAFile={missing}"})
+    assert_clean_error(p, 2, "[aws].documentdb_uri", "tlsCAFile", str(missing), secrets=(pw,))
+    not_a_cert = tmp_path / "not-a-cert.pem"
+    not_a_cert.write_text("hello\n")
+    for uri, needle in [
+        (f"{host}&tlsCertificateKeyFile={missing}", "tlsCertificateKeyFile"),
+        (f"{host}&tlsCAFile={not_a_cert}", "tlsCAFile"),
+        (f"{host}&tlsCertificateKeyFile={not_a_cert}", "tlsCertificateKeyFile"),
+        (f"{host}&tlsAllowInvalidCertificates=true", "tlsAllowInvalidCertificates"),
+        (f"{host}&tlsInsecure=true", "tlsInsecure"),
+        (host.replace("tls=true", "tls=maybe"), "tls"),
+        (f"{host}&authMechanism=GSSAPI&authSource=admin", "authentication source"),
+        (host.replace("docdb.example.com", ""), "no host"),
+    ]:
+        result = CliRunner().invoke(app, ["sync", "metadata", "-c", str(cfg), "-d",
+                                          "aws-to-azure"], env={"CW_TEST_DOCDB_URI": uri})
+        options = uri[len(host):] or uri
+        text = result.stdout + result.stderr
+        assert result.exit_code == 2, (options, text)
+        lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:"), (options, result.stderr)
+        assert "[aws].documentdb_uri" in text and needle in text, (options, text)
+        assert pw not in text and "Traceback" not in text
+
+
+def test_connection_strings_that_cannot_work_are_config_errors(tmp_path: Path) -> None:
+    """The same class for the Azure side: an endpoint that is not an http(s) URL
+    (was "cannot reach the endpoint", exit 3, or an internal error, exit 70) or an
+    account key that is not base64 (was "credentials rejected", exit 3): exit 2."""
+    cfg = tmp_path / "cs.toml"
+    cfg.write_text('[azure]\nconnection_string = "env:CW_TEST_CS"\ncontainer = "c"\n'
+                   'table = "t"\n[aws]\nbucket = "b"\ndocumentdb_uri = "env:CW_TEST_DB"\n'
+                   'database = "d"\ncollection = "c"\n')
+    key = "aGVsbG8gd29ybGQ="
+    for cs, needle in [
+        (f"AccountName=a;AccountKey={key};TableEndpoint=ftp://x", "TableEndpoint: 'ftp://x'"),
+        (f"AccountName=a;AccountKey={key};TableEndpoint=https://[::1", "TableEndpoint"),
+        ("AccountName=a;AccountKey=not-base64!!;EndpointSuffix=core.windows.net",
+         "account key is not valid base64"),
+    ]:
+        result = CliRunner().invoke(app, ["sync", "metadata", "-c", str(cfg), "-d",
+                                          "azure-to-aws"],
+                                    env={"CW_TEST_CS": cs, "CW_TEST_DB": "mongodb://127.0.0.1:1/"})
+        text = result.stdout + result.stderr
+        assert result.exit_code == 2, (cs, text)
+        assert needle in result.stderr and "[azure].connection_string" in result.stderr, text
+        assert "not-base64" not in text and key not in text

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -25,6 +26,7 @@ from crosswind.metasync.result import MetaResult
 from crosswind.metasync.runner import sync_metadata
 from crosswind.model import Direction
 from crosswind.state import StateStore, VerifiedCopy
+from crosswind.stores.base import BadRecord
 from tests.integration.metadata.conftest import MetaEnv, arun
 from tests.unit.test_entities import PROPS, names
 
@@ -106,20 +108,20 @@ def test_collection_equals_the_mapped_table_after_sync(
 def test_incremental_scan_moves_the_watermark(make_meta_env: Callable[..., MetaEnv]) -> None:
     env = make_meta_env("watermark_overlap_s = 0\n")
     env.put_many([row(f"p{i % 4}", f"r{i}", n=Prop(Edm.INT32, i)) for i in range(230)])
+    # The watermark is when a scan started, by the server's clock in whole seconds
+    # (its Date header): let that second pass, so the rows are all before it.
+    time.sleep(1.1)
     first = forward(env)
     assert first.report["written"] == 230 and first.report["scan"]["since"] is None
     mark = first.report["scan"]["watermark_after"]
-    assert mark == max(e.timestamp for e in env.azure_rows().values()).iso  # type: ignore[type-var]
+    newest = max(e.timestamp for e in env.azure_rows().values())  # type: ignore[type-var]
+    assert newest < EdmDateTime.from_iso(mark) <= EdmDateTime.from_datetime(datetime.now(UTC))
     second = forward(env)
-    assert second.report["written"] == 0
+    assert second.report["written"] == 0 and second.report["listed"]["source"] == 0
     assert second.report["scan"]["since"] == mark
-    # Only rows in the watermark's millisecond (Azurite filters at ms precision) again.
-    assert second.report["listed"]["source"] < 230
-    time.sleep(0.01)
     env.put_rows(row("p1", "r1", n=Prop(Edm.INT32, -1)), row("new", "x"))
     third = forward(env)
-    assert third.report["written"] == 2
-    assert third.report["listed"]["source"] <= second.report["listed"]["source"] + 2
+    assert third.report["written"] == 2 and third.report["listed"]["source"] == 2
     assert forward(env).report["listed"]["source"] <= 2  # the watermark moved past them
     assert env.documents()[("p1", "r1")].properties["n"].value == -1
     # --since overrides the watermark; --full rewrites everything
@@ -334,3 +336,36 @@ def test_an_unexpected_error_is_recorded_as_a_failed_run(
         assert "unexpected" in (state.run_report(run["id"]) or {}).get("error", "")
     finally:
         state.close()
+
+
+def test_rows_changed_behind_a_long_scan_are_read_by_the_next(
+    make_meta_env: Callable[..., MetaEnv], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The watermark is bounded by when the scan started, not by the newest
+    Timestamp it saw: a row updated behind the scan's position (here `a`, just
+    after it was listed) while a later row changed more than the overlap after it
+    (`z`, 2.5 s later, read by the same scan) is read again by the next scan."""
+    from crosswind.stores.azure_tables import AzureTableStore
+
+    env = make_meta_env("page_size = 1\nwatermark_overlap_s = 1\n")
+    env.put_rows(row("a", "1", v=Prop(Edm.INT32, 1)), row("z", "1", v=Prop(Edm.INT32, 1)))
+    real_list = AzureTableStore.list
+
+    async def application_writes_meanwhile(self: AzureTableStore, **kw: Any
+                                           ) -> AsyncIterator[Entity | BadRecord]:
+        async for r in real_list(self, **kw):
+            yield r
+            if r.partition_key == "a":  # listed; the next page is not read yet
+                env.put_rows(row("a", "1", v=Prop(Edm.INT32, 2)))
+                await asyncio.sleep(2.5)
+                env.put_rows(row("z", "1", v=Prop(Edm.INT32, 2)))
+
+    monkeypatch.setattr(AzureTableStore, "list", application_writes_meanwhile)
+    first = forward(env)
+    monkeypatch.undo()
+    assert first.report["written"] == 2
+    assert env.documents()[("a", "1")].properties["v"].value == 1  # read before its update
+    assert env.documents()[("z", "1")].properties["v"].value == 2
+    second = forward(env)  # incremental, from the watermark less the overlap
+    assert second.report["scan"]["since"] is not None
+    assert env.documents()[("a", "1")].properties["v"].value == 2, second.report

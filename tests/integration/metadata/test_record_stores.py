@@ -234,3 +234,29 @@ def test_documentdb_never_moves_a_row_back(make_meta_env: Callable[..., MetaEnv]
             await store.close()
 
     arun(go())
+
+
+def test_server_time_is_never_later_than_the_clock_that_stamps_rows(
+    store_env: tuple[str, MetaEnv],
+) -> None:
+    """What a scan's watermark is bounded by: Azure's clock (its Date header, whole
+    seconds rounded down) is at or before the Timestamp of a write made after it."""
+    which, env = store_env
+
+    async def go() -> tuple[EdmDateTime | None, EdmDateTime | None]:
+        store = open_store(env, which)
+        try:
+            before = await store.server_time()
+            env.put_rows(row("p", "after"))
+            stamped = (await store.get("p", "after")).timestamp if which == "azure" else None
+            return before, stamped
+        finally:
+            await store.close()
+
+    before, stamped = arun(go())
+    if which == "documentdb" and before is None:
+        return  # the server does not say (hello has no localTime): nothing depends on it
+    assert before is not None
+    if stamped is not None:
+        assert before <= stamped
+        assert stamped.ticks - before.ticks < 5 * 10_000_000

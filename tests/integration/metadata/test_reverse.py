@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 from bson import ObjectId
 from pymongo import MongoClient
+from typer.testing import CliRunner
 
+from crosswind.cli import app
 from crosswind.entities import (
     CODEC_OPTIONS,
     Edm,
@@ -65,7 +68,8 @@ def ledger_of(env: MetaEnv) -> tuple[StateStore, Ledger]:
 
 
 def test_change_stream_resumes_across_runs(make_meta_env: Callable[..., MetaEnv]) -> None:
-    env = make_meta_env()
+    # One delete of five rows is 20 %: over the default limit, which the stream obeys.
+    env = make_meta_env("max_delete_percent = 100\n")
     env.put_many([row("p", f"r{i}", v=Prop(Edm.INT32, i)) for i in range(5)])
     assert forward(env).report["written"] == 5
     first = reverse(env)
@@ -136,7 +140,7 @@ def test_history_lost_falls_back_to_reconcile(
 def test_replica_side_writes_are_conflicts_never_overwritten(
     make_meta_env: Callable[..., MetaEnv],
 ) -> None:
-    env = make_meta_env()
+    env = make_meta_env("max_delete_percent = 100\n")  # one delete of four rows is 25 %
     env.put_many([row("p", k, v=Prop(Edm.STRING, "synced")) for k in ("k1", "k2", "k3", "k4")])
     forward(env)
     reverse(env)
@@ -407,3 +411,252 @@ def test_full_forces_a_reconcile_even_with_a_saved_position(
     assert forced.report["change_stream"]["reconciles"] == ["--full asked for a reconcile"]
     assert forced.report["unchanged"] == 3 and forced.report["written"] == 0
     assert contents(env.azure_rows()) == contents(env.documents())
+
+
+# -- issue 15: every delete path goes through the one max-delete guard ---------------
+
+
+def test_stream_deletes_stay_under_the_guard(make_meta_env: Callable[..., MetaEnv]) -> None:
+    """One careless deleteMany on the primary must not wipe the replica: the change
+    stream's deletes count against the same guard as a reconcile's, and the ones
+    it holds back are done by a later run (nothing lost)."""
+    from crosswind.cli.metadata import exit_code
+
+    env = make_meta_env("max_delete_count = 2\nmax_delete_percent = 10\n")
+    env.put_many([row("p", f"r{i:02d}", v=Prop(Edm.INT32, i)) for i in range(20)])
+    assert forward(env).report["written"] == 20
+    first = reverse(env)  # a reconcile; the stream position is saved
+    assert first.status == "succeeded" and first.report["deleted"] == 0
+    env.coll.delete_many({})
+    blocked = reverse(env)
+    assert blocked.report["change_stream"]["resumed_from_token"] is True
+    assert blocked.status == "aborted", blocked.report
+    assert "max_delete_count = 2" in (blocked.error or "")
+    assert exit_code(blocked) == 4
+    assert blocked.report["deleted"] <= 2 and len(env.azure_rows()) >= 18
+    # Held back, not lost: the same run again (same limits) holds them again…
+    assert reverse(env).status == "aborted" and len(env.azure_rows()) >= 18
+    # …and with the limits raised they are done.
+    done = reverse(env, max_delete_count=100, max_delete_percent=100)
+    assert done.status == "succeeded", done.report
+    assert env.azure_rows() == {}
+
+
+def test_dlq_replay_deletes_stay_under_the_guard(make_meta_env: Callable[..., MetaEnv]) -> None:
+    """A replayed document that is gone now is a delete on Azure: guarded too."""
+    env = make_meta_env("max_delete_count = 2\nmax_delete_percent = 100\n")
+    env.put_many([row("p", f"r{i}", v=Prop(Edm.INT32, i)) for i in range(5)])
+    forward(env)
+    assert reverse(env).status == "succeeded"  # synced: the ledger knows the rows
+    env.coll.update_many({}, {"$set": {"tags": ["not", "mappable"]}})
+    assert reverse(env).report["failed"] == 5  # five poison documents in the DLQ
+    env.coll.delete_many({})  # then the application deletes them
+    result = arun(replay(env.config, every=True))
+    assert len(env.azure_rows()) == 5
+    assert result.blocked and "max_delete_count = 2" in result.blocked
+    assert len(result.still_open) == 5
+    cli = CliRunner().invoke(app, ["dlq", "replay", "-c", str(env.config_path), "--all",
+                                   "--json"])
+    assert cli.exit_code == 4, cli.output  # as for a sync the guard stopped
+    assert "max_delete_count = 2" in json.loads(cli.stdout)["deletes_blocked"]
+    assert len(env.azure_rows()) == 5
+    env.config = env.config.model_copy(update={"metadata": env.config.metadata.model_copy(
+        update={"max_delete_count": 10})})
+    again = arun(replay(env.config, every=True))
+    assert again.blocked is None and len(again.resolved) == 5
+    assert env.azure_rows() == {}
+
+
+def test_conflict_resolve_deletes_stay_under_the_guard(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """`conflicts resolve --keep aws` for a row AWS does not have deletes it on Azure:
+    under the guard (exit 4, nothing deleted) like every other delete."""
+    from crosswind.errors import DeleteLimitExceeded
+
+    env = make_meta_env("max_delete_count = 0\nmax_delete_percent = 100\n")
+    env.put_rows(row("p", "azure-only"))  # never synced: a conflict, not a delete
+    r = reverse(env)
+    assert r.report["conflicts"] == 1 and r.report["deleted"] == 0
+    state, ledger = ledger_of(env)
+    try:
+        [c] = ledger.conflicts()
+    finally:
+        state.close()
+    with pytest.raises(DeleteLimitExceeded, match="max_delete_count = 0"):
+        arun(resolve_conflict(env.config, c.id, "aws"))
+    assert ("p", "azure-only") in env.azure_rows()
+    env.config = env.config.model_copy(update={"metadata": env.config.metadata.model_copy(
+        update={"max_delete_count": 1})})
+    assert arun(resolve_conflict(env.config, c.id, "aws"))["deleted"] is True
+    assert env.azure_rows() == {}
+
+
+def test_each_reconcile_guards_against_its_own_listing(
+    make_meta_env: Callable[..., MetaEnv], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that reconciles twice (the stream ended mid-run: here the collection
+    was dropped) must take the percentage of what *that* reconcile listed, not of
+    both listings added up."""
+    from crosswind.metasync.reverse import ReverseSync
+
+    env = make_meta_env("max_delete_count = 1000\nmax_delete_percent = 60\n")
+    env.put_many([row("p", f"r{i}", v=Prop(Edm.INT32, i)) for i in range(10)])
+    forward(env)
+    original = ReverseSync.reconcile
+    calls: list[str] = []
+
+    async def then_drop(self: ReverseSync, reason: str) -> None:
+        await original(self, reason)
+        calls.append(reason)
+        if len(calls) == 1:
+            env.coll.drop()  # the stream (opened before the reconcile) sees a drop
+
+    monkeypatch.setattr(ReverseSync, "reconcile", then_drop)
+    r = reverse(env)
+    assert len(calls) == 2 and "history lost mid-stream" in calls[1]
+    assert r.status == "aborted" and "max_delete_percent = 60" in (r.error or ""), r.report
+    assert "of 10 items" in (r.error or "")
+    assert len(env.azure_rows()) == 10
+
+
+# -- issue 15: a document's real _id is what the ledger knows it by ----------------
+
+
+def test_delete_of_a_document_with_its_own_id_after_a_reconcile(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """A document whose _id is not PartitionKey/RowKey, first synced by a reconcile:
+    its later delete (the change carries only the _id) must find its row."""
+    env = make_meta_env("max_delete_percent = 100\n")
+    oid = ObjectId()
+    env.coll.insert_one({"_id": oid, "PartitionKey": "q", "RowKey": "app", "n": 1})
+    env.coll.insert_one(doc("q", "plain", n=2))
+    first = reverse(env)  # first run: a reconcile creates the rows
+    assert first.report["written"] == 2 and ("q", "app") in env.azure_rows()
+    env.coll.delete_one({"_id": oid})
+    second = reverse(env)
+    assert second.report["changes"]["unknown_deletes"] == 0, second.report
+    assert second.report["deleted"] == 1
+    assert set(env.azure_rows()) == {("q", "plain")}
+
+
+def test_a_string_id_naming_other_keys_never_deletes_that_row(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """An _id that *looks* like PartitionKey/RowKey but is not its document's keys:
+    its delete removes its own row, never the row its _id seems to name."""
+    env = make_meta_env("max_delete_percent = 100\n")
+    env.coll.insert_one(doc("p", "r1", n=1))  # _id "p/r1" → row (p, r1)
+    env.coll.insert_one({"_id": "p/r2", "PartitionKey": "x", "RowKey": "y", "n": 2})
+    env.coll.insert_one(doc("p", "r2", n=3) | {"_id": ObjectId()})  # row (p, r2), other _id
+    reverse(env)
+    assert set(env.azure_rows()) == {("p", "r1"), ("x", "y"), ("p", "r2")}
+    env.coll.delete_one({"_id": "p/r2"})  # the document of row (x, y)
+    r = reverse(env)
+    assert r.report["deleted"] == 1, r.report
+    assert set(env.azure_rows()) == {("p", "r1"), ("p", "r2")}
+    assert contents(env.azure_rows()) == contents(env.documents())
+
+
+def test_a_document_that_moves_to_other_keys_takes_its_row_along(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """An application changes a document's RowKey: the stream's update names the
+    new keys only; the row of the old keys (found by the document's _id) goes."""
+    env = make_meta_env("max_delete_percent = 100\n")
+    oid = ObjectId()
+    env.coll.insert_one({"_id": oid, "PartitionKey": "q", "RowKey": "old", "n": 1})
+    env.coll.insert_one(doc("q", "other", n=2))
+    reverse(env)
+    env.coll.update_one({"_id": oid}, {"$set": {"RowKey": "new"}})
+    r = reverse(env)
+    assert r.report["written"] == 1 and r.report["deleted"] == 1, r.report
+    assert set(env.azure_rows()) == {("q", "new"), ("q", "other")}
+    env.coll.delete_one({"_id": oid})
+    assert reverse(env).report["deleted"] == 1
+    assert set(env.azure_rows()) == {("q", "other")}
+
+
+def test_a_replayed_document_is_recorded_under_its_own_id(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """A document with an ObjectId _id too large for Azure, fixed and replayed from
+    the DLQ: the replay records its real _id too, so its later delete finds the row."""
+    env = make_meta_env("max_delete_percent = 100\n")
+    oid = ObjectId()
+    env.coll.insert_one({"_id": oid, "PartitionKey": "q", "RowKey": "app",
+                         "text": "x" * 40_000})  # 80,000 bytes as UTF-16: over 64 KiB
+    env.coll.insert_one(doc("q", "plain"))
+    assert reverse(env).report["failed"] == 1  # the reconcile files it in the DLQ
+    env.coll.update_one({"_id": oid}, {"$set": {"text": "short"}})
+    result = arun(replay(env.config, every=True))
+    assert len(result.resolved) == 1 and ("q", "app") in env.azure_rows()
+    env.coll.delete_one({"_id": oid})
+    r = reverse(env)
+    assert r.report["deleted"] == 1 and r.report["changes"]["unknown_deletes"] == 0, r.report
+    assert set(env.azure_rows()) == {("q", "plain")}
+
+
+def test_uuid_ids_and_uuid_fields_of_poison_documents(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """A UUID _id (and a UUID field in a document that cannot map) has an exact
+    text form too: neither the stream nor the reconcile stops on it."""
+    env = make_meta_env("max_delete_percent = 100\n")
+    u = uuid.uuid4()
+    env.coll.insert_one({"_id": u, "PartitionKey": "q", "RowKey": "uuid", "g": uuid.uuid4()})
+    env.coll.insert_one({"_id": uuid.uuid4(), "PartitionKey": "q", "RowKey": "poison",
+                         "g": uuid.uuid4(), "tags": ["x"]})
+    first = reverse(env)  # a reconcile
+    assert first.report["written"] == 1 and first.report["failed"] == 1, first.report
+    env.coll.update_one({"_id": u}, {"$set": {"n": 1}})
+    env.coll.insert_one({"_id": uuid.uuid4(), "PartitionKey": "q", "RowKey": "poison2",
+                         "g": uuid.uuid4(), "tags": ["y"]})
+    second = reverse(env)  # the stream
+    assert second.report["written"] == 1 and second.report["failed"] == 1, second.report
+    env.coll.delete_one({"_id": u})
+    assert reverse(env).report["deleted"] == 1
+    assert ("q", "uuid") not in env.azure_rows()
+
+
+def test_resolve_keep_azure_writes_into_the_document_with_its_own_id(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    env = make_meta_env()
+    oid = ObjectId()
+    env.coll.insert_one({"_id": oid, "PartitionKey": "q", "RowKey": "app", "v": "synced"})
+    reverse(env)
+    env.put_rows(row("q", "app", v=Prop(Edm.STRING, "edited on Azure")))
+    env.coll.update_one({"_id": oid}, {"$set": {"v": "edited on AWS"}})
+    assert reverse(env).report["conflicts"] == 1
+    state, ledger = ledger_of(env)
+    try:
+        [c] = ledger.conflicts()
+    finally:
+        state.close()
+    arun(resolve_conflict(env.config, c.id, "azure"))
+    [d] = list(env.coll.find())
+    assert d["_id"] == oid and d["v"] == "edited on Azure"
+    env.coll.delete_one({"_id": oid})  # the baseline names this document: its delete applies
+    r = reverse(env, max_delete_percent=100)
+    assert r.report["deleted"] == 1 and env.azure_rows() == {}, r.report
+
+
+def test_after_a_rollback_forward_writes_into_documents_with_their_own_id(
+    make_meta_env: Callable[..., MetaEnv],
+) -> None:
+    """Cutover, an application creates documents with ObjectIds, rollback: the
+    forward sync (Azure primary again) writes those rows into the very documents
+    they came from, not beside them under a second _id (a duplicate-key failure
+    with the unique index, two documents for one row without it)."""
+    env = make_meta_env()
+    oid = ObjectId()
+    env.coll.insert_one({"_id": oid, "PartitionKey": "q", "RowKey": "app", "v": "from AWS"})
+    assert reverse(env).report["written"] == 1  # post-cutover: the row reaches Azure
+    env.put_rows(row("q", "app", v=Prop(Edm.STRING, "after rollback")))  # Azure is primary
+    for run in (forward(env), arun(sync_metadata(env.config, MetaOptions.from_config(
+            env.config, Direction.AZURE_TO_AWS, full=True)))):
+        assert run.status == "succeeded", run.report
+        [d] = list(env.coll.find())
+        assert d["_id"] == oid and d["v"] == "after rollback"
