@@ -19,6 +19,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from crosswind.errors import IntegrityError
 from crosswind.mapping import (
@@ -33,7 +34,7 @@ from crosswind.observability.stats import SyncStats
 from crosswind.secrets import redact
 from crosswind.stores.base import ObjectStore
 from crosswind.stores.common import md5_hex
-from crosswind.sync.budget import ByteBudget
+from crosswind.sync.budget import ByteBudget, Lease, LeaseSet
 
 MiB = 1024 * 1024
 log = logging.getLogger("crosswind.sync")
@@ -115,8 +116,7 @@ class Transfer:
 
     # -- one request -----------------------------------------------------------
     async def _copy_whole(self, meta: ObjectMeta) -> CopyOutcome:
-        held = await self.budget.acquire(max(meta.size, 1))
-        try:
+        async with self.budget.hold(max(meta.size, 1)):
             reader = await self.src.get(meta.key, if_match=meta.etag)
             data = await reader.read_all()
             # hashlib releases the GIL: a big object is hashed off the event loop.
@@ -129,8 +129,6 @@ class Transfer:
             receipt = await self.dst.put(meta.key, data, dst_props, md5=md5)
             self.stats.bytes_moved += len(data)
             return CopyOutcome(receipt, renamed, dropped)
-        finally:
-            await self.budget.release(held)
 
     @staticmethod
     def _check_read(meta: ObjectMeta, data: bytes, md5: str) -> str:
@@ -178,14 +176,19 @@ class Transfer:
                 )
             return data
 
-        async def put(i: int, data: bytes, md5: str, held: int) -> None:
+        async def put(i: int, data: bytes, md5: str, lease: Lease) -> None:
             try:
                 await upload.put_part(i + 1, data, md5)
                 self.stats.bytes_moved += len(data)
             finally:
-                await self.budget.release(held)
+                lease.release()  # early, so the next parts can be read
 
-        fetches: deque[tuple[asyncio.Task[bytes], int]] = deque()
+        # Every part's bytes are a lease in ``leases`` from the moment they are
+        # taken: whichever task owns them at the time (a fetch, the loop below,
+        # a put, or none, if a put was cancelled before it started), leaving
+        # this method releases what is still out.
+        leases = LeaseSet(self.budget)
+        fetches: deque[tuple[asyncio.Task[bytes], Lease]] = deque()
         puts: set[asyncio.Task[None]] = set()
         whole = hashlib.md5(usedforsecurity=False)
         part_md5s: list[str] = []
@@ -193,21 +196,16 @@ class Transfer:
 
         async def launch() -> None:
             nonlocal launched
-            length = min(ps, size - launched * ps)
-            held = await self.budget.acquire(length)
-            fetches.append((asyncio.create_task(fetch(launched)), held))
+            lease = await leases.acquire(min(ps, size - launched * ps))
+            fetches.append((asyncio.create_task(fetch(launched)), lease))
             launched += 1
 
         try:
             while launched < min(k, n):
                 await launch()
             for i in range(n):
-                task, held = fetches.popleft()
-                try:
-                    data = await task
-                except BaseException:
-                    await self.budget.release(held)
-                    raise
+                task, lease = fetches.popleft()
+                data = await task
                 pm = md5_hex(data)
                 whole.update(data)
                 part_md5s.append(pm)
@@ -216,7 +214,8 @@ class Transfer:
                     for t in done:
                         puts.discard(t)
                         t.result()
-                puts.add(asyncio.create_task(put(i, data, pm, held)))
+                puts.add(asyncio.create_task(put(i, data, pm, lease)))
+                del data  # the put task owns the bytes now
                 if launched < n:
                     await launch()
             await asyncio.gather(*puts)
@@ -230,15 +229,14 @@ class Transfer:
             late_md = {reserved_name(self.dst.capabilities.metadata_flavor, "md5"): md5}
             receipt = await upload.complete(size, md5, part_md5s, late_md if late else {})
         except BaseException:
-            for fetch_task, held in fetches:
-                fetch_task.cancel()
+            pending: list[asyncio.Task[Any]] = [f for f, _ in fetches] + list(puts)
+            for p in pending:
+                p.cancel()
+            for p in pending:
                 with contextlib.suppress(BaseException):
-                    await fetch_task
-                await self.budget.release(held)
-            for put_task in puts:
-                put_task.cancel()
-                with contextlib.suppress(BaseException):
-                    await put_task
+                    await p
+            # The bytes are gone: give them back before the abort's round trip.
+            leases.release_all()
             try:
                 await upload.abort()
             except Exception as exc:
@@ -248,5 +246,8 @@ class Transfer:
             else:
                 self.on_upload_end(meta.key, upload.upload_id)
             raise
+        finally:
+            # Also when the cleanup above was itself interrupted (a second cancel).
+            leases.release_all()
         self.on_upload_end(meta.key, upload.upload_id)
         return CopyOutcome(receipt, renamed, dropped)
