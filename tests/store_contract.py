@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -288,6 +289,27 @@ async def check_ranged_get(store: ObjectStore) -> None:
         assert await read(store, "r", byte_range=(start, end)) == data[start:end], (start, end)
         reader = await store.get("r", byte_range=(start, end))
         assert reader.meta.size == len(data), "reader.meta describes the whole object"
+
+
+@check
+async def check_encoded_content_is_read_raw(store: ObjectStore) -> None:
+    """``Content-Encoding: gzip`` describes the bytes; a store never decodes them
+    (a copy must carry the bytes as stored, and sizes and MD5s are of those).
+    Every read path: whole, chunks, ranges, and keys path libraries cannot hold."""
+    raw = gzip.compress(b'{"flight": "BA117"}' * 200, mtime=0)
+    props = ObjectProps(content_type="application/json", content_encoding="gzip")
+    for key in ("enc/event.json.gz", "enc//odd", "enc/x/../y"):
+        try:
+            await put(store, key, raw, props)
+        except InvalidKey:
+            continue
+        reader = await store.get(key)
+        assert reader.meta.size == len(raw), key
+        assert await reader.read_all() == raw, key
+        assert await read(store, key) == raw, key
+        for start, end in ((0, 10), (5, len(raw))):
+            assert await read(store, key, byte_range=(start, end)) == raw[start:end], key
+        assert (await store.head(key)).props.content_encoding == "gzip"  # type: ignore[union-attr]
 
 
 @check

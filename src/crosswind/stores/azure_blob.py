@@ -190,9 +190,17 @@ class AzureBlobStore:
             kw["offset"] = byte_range[0]
             kw["length"] = byte_range[1] - byte_range[0]
         with azure_errors(self._where(key)):
-            downloader = await self.container.download_blob(key, max_concurrency=1, **kw)
+            # decompress=False: the SDK would gunzip a blob stored with
+            # Content-Encoding: gzip; a copy carries the bytes as stored.
+            downloader = await self.container.download_blob(
+                key, max_concurrency=1, decompress=False, **kw)
         p = downloader.properties
-        meta = ObjectMeta(key, p.size, strip_etag(p.etag), p.last_modified,
+        # A ranged download's properties give the range's length; the contract's
+        # reader.meta describes the whole object ("bytes 0-9/10000").
+        size = p.size
+        if byte_range and p.content_range:
+            size = int(str(p.content_range).rsplit("/", 1)[1])
+        meta = ObjectMeta(key, size, strip_etag(p.etag), p.last_modified,
                           b64_to_hex(p.content_settings.content_md5), _props(p))
         return _SdkReader(meta, downloader, self._where(key))
 
