@@ -37,7 +37,7 @@ from crosswind.stores.azure_common import (
 )
 from crosswind.stores.azure_listing import fast_list
 from crosswind.stores.base import Capabilities, ObjectReader
-from crosswind.stores.common import b64_to_hex, hex_to_b64, require_md5
+from crosswind.stores.common import b64_to_hex, hex_to_b64, require_md5, single_put_fits
 from crosswind.stores.obstore_common import ObstoreReader, obstore_can_address, obstore_errors
 
 MiB = 1024 * 1024
@@ -86,13 +86,20 @@ class AzureBlobStore:
         self.name = f"azure://{auth.account_name}/{container}"
         self.capabilities = Capabilities(
             listing_has_props=True, late_metadata=True, metadata_flavor="azure",
+            # Put Blob takes up to 5000 MiB (API versions since 2019-12-12; Azurite
+            # sets no limit of its own); a block up to 4000 MiB, 50,000 of them.
             min_part_size=1, max_parts=50_000, max_single_put=5000 * MiB,
             max_metadata_bytes=8192,
         )
         # The storage SDK's default backoff waits 15 s + 18 s + 24 s before it
         # gives up on a dead endpoint; a few seconds is enough to ride out blips.
+        # max_single_put_size: whether an object goes in one request or in blocks
+        # is crosswind's decision (sync/transfer.py), never the SDK's. By default
+        # upload_blob stages blocks above 64 MiB, each sent with the whole
+        # object's Content-MD5, which the service then rejects.
         kw = {**client_kwargs(), "retry_policy": ExponentialRetry(
-            initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1)}
+            initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1),
+            "max_single_put_size": self.capabilities.max_single_put}
         if auth.connection_string:
             self.service = BlobServiceClient.from_connection_string(auth.connection_string, **kw)
         elif auth.account_key:
@@ -216,6 +223,7 @@ class AzureBlobStore:
         if_match: str | None = None,
     ) -> WriteReceipt:
         self._writable(key)
+        single_put_fits(self._where(key), len(data), self.capabilities)
         with azure_errors(self._where(key)):
             r = await self.container.get_blob_client(key).upload_blob(
                 data, length=len(data), metadata=dict(props.metadata),

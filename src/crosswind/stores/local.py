@@ -22,7 +22,7 @@ from pathlib import Path
 from crosswind.errors import AlreadyExists, InvalidKey, NotFound, PreconditionFailed
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt
 from crosswind.stores.base import Capabilities, MetadataFlavor, ObjectReader
-from crosswind.stores.common import BytesReader, md5_hex, require_md5
+from crosswind.stores.common import BytesReader, md5_hex, require_md5, single_put_fits
 
 META_DIR = ".cwmeta"
 TMP_MARK = ".cwtmp-"
@@ -185,6 +185,7 @@ class LocalStore:
         mode: PutMode = PutMode.OVERWRITE,
         if_match: str | None = None,
     ) -> WriteReceipt:
+        single_put_fits(f"{self.name}/{key}", len(data), self.capabilities)
         self._check_mode(key, mode, if_match)
         return await asyncio.to_thread(self._commit, key, bytes(data), props, md5)
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from crosswind.errors import AlreadyExists, NotFound, PreconditionFailed
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt
 from crosswind.stores.base import Capabilities, MetadataFlavor, ObjectReader
-from crosswind.stores.common import BytesReader, md5_hex, require_md5
+from crosswind.stores.common import BytesReader, md5_hex, require_md5, single_put_fits
 
 
 @dataclass
@@ -91,6 +91,7 @@ class MemoryStore:
         mode: PutMode = PutMode.OVERWRITE,
         if_match: str | None = None,
     ) -> WriteReceipt:
+        single_put_fits(f"{self.name}/{key}", len(data), self.capabilities)
         self._check_mode(key, mode, if_match)
         require_md5(key, md5, md5_hex(data), "content MD5")
         s = self._store(key, bytes(data), props)

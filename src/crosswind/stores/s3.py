@@ -45,7 +45,7 @@ from crosswind.errors import (
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt, strip_etag
 from crosswind.secrets import redact, resolve
 from crosswind.stores.base import Capabilities, ObjectReader
-from crosswind.stores.common import hex_to_b64, multipart_etag, require_md5
+from crosswind.stores.common import hex_to_b64, multipart_etag, require_md5, single_put_fits
 from crosswind.stores.obstore_common import (
     FIELD_TO_ATTR,
     ObstoreReader,
@@ -193,6 +193,7 @@ class S3ObjectStore:
         self.etag_is_md5 = etag_is_md5
         self.capabilities = Capabilities(
             listing_has_props=False, late_metadata=False, metadata_flavor="s3",
+            # PutObject takes up to 5 GiB; parts 5 MiB to 5 GiB, 10,000 of them.
             min_part_size=5 * MiB, max_parts=10_000, max_single_put=5 * 1024 * MiB,
             max_metadata_bytes=2048,
         )
@@ -396,6 +397,7 @@ class S3ObjectStore:
         mode: PutMode = PutMode.OVERWRITE,
         if_match: str | None = None,
     ) -> WriteReceipt:
+        single_put_fits(self._where(key), len(data), self.capabilities)
         attrs = _obstore_attributes(props)
         # Without MD5 ETags only Content-MD5 (aiobotocore) verifies a write.
         if attrs is not None and obstore_can_address(key) and self.etag_is_md5:

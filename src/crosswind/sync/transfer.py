@@ -32,7 +32,7 @@ from crosswind.mapping import (
 from crosswind.model import ObjectMeta, ObjectProps, WriteReceipt
 from crosswind.observability.stats import SyncStats
 from crosswind.secrets import redact
-from crosswind.stores.base import ObjectStore
+from crosswind.stores.base import Capabilities, ObjectStore
 from crosswind.stores.common import md5_hex
 from crosswind.sync.budget import ByteBudget, Lease, LeaseSet
 
@@ -82,6 +82,16 @@ def destination_props(
     return replace(props, metadata=md), len(mapped.renamed), len(mapped.dropped)
 
 
+def in_one_request(size: int, settings: TransferSettings, budget_total: int,
+                   caps: Capabilities) -> bool:
+    """Whether an object is read whole and written in one request, rather than in
+    parts. Crosswind's decision alone (no SDK may split a request on its own):
+    below ``multipart_threshold``, below the memory budget (the object is held
+    whole) and within what the destination takes in one request. Pure."""
+    return (size < settings.multipart_threshold and size < budget_total
+            and size <= caps.max_single_put)
+
+
 class Transfer:
     def __init__(
         self,
@@ -109,10 +119,9 @@ class Transfer:
         return (await self.src.head(meta.key)).props or ObjectProps()
 
     async def copy(self, meta: ObjectMeta) -> CopyOutcome:
-        # An object larger than the whole memory budget cannot be held whole.
-        if meta.size >= min(self.settings.multipart_threshold, self.budget.total):
-            return await self._copy_parts(meta)
-        return await self._copy_whole(meta)
+        if in_one_request(meta.size, self.settings, self.budget.total, self.dst.capabilities):
+            return await self._copy_whole(meta)
+        return await self._copy_parts(meta)
 
     # -- one request -----------------------------------------------------------
     async def _copy_whole(self, meta: ObjectMeta) -> CopyOutcome:

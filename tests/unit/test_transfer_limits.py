@@ -1,22 +1,25 @@
-"""The byte budget: every lease comes back, whatever fails and whenever a copy
-is cancelled (issue 15 #4: failed parts leaked their bytes until runs hung)."""
+"""The transfer's limits: every lease of the byte budget comes back, whatever
+fails and whenever a copy is cancelled (issue 15 #4: failed parts leaked their
+bytes until runs hung), and one request or parts is decided by crosswind (#7)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crosswind.errors import IntegrityError, TransientError
+from crosswind.errors import IntegrityError, StoreError, TransientError
 from crosswind.model import ObjectProps
 from crosswind.observability.stats import SyncStats
 from crosswind.stores.base import ObjectReader
 from crosswind.stores.common import md5_hex
 from crosswind.stores.memory import MemoryStore
 from crosswind.sync.budget import ByteBudget, LeaseSet
-from crosswind.sync.transfer import Transfer, TransferSettings
+from crosswind.sync.transfer import Transfer, TransferSettings, in_one_request
 
 KiB = 1024
 
@@ -117,3 +120,48 @@ def test_every_lease_is_returned_on_every_path(
             assert "k" not in dst.objects and dst.uploads == {}
 
     asyncio.run(go())
+
+
+# -- one request or parts: crosswind's decision (issue 15 #7) -----------------------
+class SmallPutStore(MemoryStore):
+    """A destination that takes at most 64 KiB in one request, counting uploads."""
+
+    def __init__(self) -> None:
+        super().__init__("small-put")
+        self.capabilities = replace(self.capabilities, max_single_put=64 * KiB)
+        self.started: list[str] = []
+
+    async def start_upload(self, key: str, props: ObjectProps, **kw: Any) -> Any:
+        self.started.append(key)
+        return await super().start_upload(key, props, **kw)
+
+
+@pytest.mark.parametrize(("size", "whole"), [
+    (64 * KiB - 1, True), (64 * KiB, True), (64 * KiB + 1, False)])
+def test_destination_single_request_limit_is_respected(size: int, whole: bool) -> None:
+    """Above what the destination takes in one request, parts, whatever the
+    threshold says (a threshold set above the service's limit included)."""
+    settings = TransferSettings(multipart_threshold=1 << 40, part_size=16 * KiB)
+    dst = SmallPutStore()
+    assert in_one_request(size, settings, 1 << 40, dst.capabilities) is whole
+
+    async def go() -> None:
+        src = MemoryStore("src")
+        data = bytes(size)
+        await src.put("k", data, ObjectProps(), md5=md5_hex(data))
+        t = Transfer(src, dst, settings, ByteBudget(1 << 30), SyncStats())
+        await t.copy(await src.head("k"))
+        assert dst.objects["k"].data == data
+        with pytest.raises(StoreError, match="must go in parts"):
+            await dst.put("big", bytes(64 * KiB + 1), ObjectProps(),
+                          md5=md5_hex(bytes(64 * KiB + 1)))
+
+    asyncio.run(go())
+    assert dst.started == ([] if whole else ["k"])
+
+
+def test_threshold_and_budget_boundaries() -> None:
+    caps = MemoryStore().capabilities
+    s = TransferSettings(multipart_threshold=1000)
+    assert in_one_request(999, s, 10_000, caps) and not in_one_request(1000, s, 10_000, caps)
+    assert in_one_request(499, s, 500, caps) and not in_one_request(500, s, 500, caps)
