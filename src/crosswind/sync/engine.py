@@ -138,6 +138,8 @@ class SyncRun:
         #: destination entries inside the prefix and filters: the delete guard's base
         self._dst_in_scope = 0
         self._in_flight: set[asyncio.Task[None]] = set()
+        #: set when the run ends early: queued work is dropped, not started
+        self._stopping = False
         self.failures: list[dict[str, str]] = []
         self.would_copy: list[dict[str, Any]] = []
         self.would_delete: list[str] = []
@@ -204,71 +206,106 @@ class SyncRun:
             self.opts.concurrency * 4)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.opts.concurrency)]
         try:
-            async for m in march(src, dst, records):
-                if self.breaker.tripped is not None:
-                    break
-                if m.dst is not None:
-                    self._dst_in_scope += 1
-                d = decide(m, delete=self.opts.delete)
-                if d.action is Action.COPY:
-                    assert m.src is not None
-                    self.stats.planned.add(m.src.size)
-                    self.stats.copy_reasons[d.reason] += 1
-                    if self.opts.dry_run:
-                        if len(self.would_copy) < 100:
-                            self.would_copy.append({"key": m.key, "size": m.src.size,
-                                                    "reason": d.reason})
-                    else:
-                        await queue.put((Action.COPY, m))
-                elif d.action is Action.CHECK:
-                    await queue.put((Action.CHECK, m))  # read-only, so dry runs check too
-                elif d.action is Action.SKIP:
-                    assert m.src is not None
-                    self.stats.skipped.add(m.src.size)
-                elif d.action is Action.DELETE:
-                    assert m.dst is not None
-                    self.stats.to_delete.add(m.dst.size)
-                    if self.opts.dry_run:
-                        if len(self.would_delete) < 100:
-                            self.would_delete.append(m.key)
-                    else:
-                        self.state.add_pending_delete(self.run_id, m.key, m.dst.etag, m.dst.size)
-                else:
-                    assert m.dst is not None
-                    self.stats.extra.add(m.dst.size)
+            try:
+                await self._plan_into(march(src, dst, records), queue)
+            except BaseException:
+                # The listing failed (or the run was cancelled): what is queued
+                # must not start. Copies in flight finish and are recorded.
+                self._stopping = True
+                raise
             self.stats.listing_done = True
-        finally:
+            # Normal end: the workers copy what is queued, then meet a sentinel each.
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
+        except asyncio.CancelledError:
+            # Ctrl-C (or a caller's cancel), while listing or while the last
+            # queued copies run: start nothing more and stop the copies in
+            # flight now (their uploads are aborted); the next run resumes.
+            await self._stop_workers(workers, cancel_copies=True)
+            raise
+        except BaseException:
+            await self._stop_workers(workers, cancel_copies=False)
+            raise
+
+    async def _plan_into(self, matches: AsyncIterator[Match],
+                         queue: asyncio.Queue[tuple[Action, Match] | None]) -> None:
+        async for m in matches:
+            if self.breaker.tripped is not None:
+                break
+            if m.dst is not None:
+                self._dst_in_scope += 1
+            d = decide(m, delete=self.opts.delete)
+            if d.action is Action.COPY:
+                assert m.src is not None
+                self.stats.planned.add(m.src.size)
+                self.stats.copy_reasons[d.reason] += 1
+                if self.opts.dry_run:
+                    if len(self.would_copy) < 100:
+                        self.would_copy.append({"key": m.key, "size": m.src.size,
+                                                "reason": d.reason})
+                else:
+                    await queue.put((Action.COPY, m))
+            elif d.action is Action.CHECK:
+                await queue.put((Action.CHECK, m))  # read-only, so dry runs check too
+            elif d.action is Action.SKIP:
+                assert m.src is not None
+                self.stats.skipped.add(m.src.size)
+            elif d.action is Action.DELETE:
+                assert m.dst is not None
+                self.stats.to_delete.add(m.dst.size)
+                if self.opts.dry_run:
+                    if len(self.would_delete) < 100:
+                        self.would_delete.append(m.key)
+                else:
+                    self.state.add_pending_delete(self.run_id, m.key, m.dst.etag, m.dst.size)
+            else:
+                assert m.dst is not None
+                self.stats.extra.add(m.dst.size)
+
+    async def _stop_workers(self, workers: list[asyncio.Task[None]], *,
+                            cancel_copies: bool) -> None:
+        """Workers stop taking work at once, whatever is still queued; the copies
+        in flight are cancelled or, with ``cancel_copies=False``, awaited."""
+        self._stopping = True
+        for w in workers:
+            w.cancel()
+        copies = list(self._in_flight)
+        if cancel_copies:
+            for t in copies:
+                t.cancel()
+        await asyncio.gather(*workers, *copies, return_exceptions=True)
 
     async def _worker(self, queue: asyncio.Queue[tuple[Action, Match] | None]) -> None:
         while (item := await queue.get()) is not None:
-            if self.breaker.tripped is not None:
+            if self._stopping or self.breaker.tripped is not None:
                 continue  # drain without copying; the run is stopping
             action, m = item
-            assert m.src is not None
-            if action is Action.CHECK:
-                assert m.dst is not None
-                job = self._check_one(m.src, m.dst)
-            else:
-                job = self._copy_one(m.src)
-            task = asyncio.create_task(job)
+            task = asyncio.create_task(self._job(action, m))
+            # The set tracks the copy, not the worker: a worker cancelled while
+            # it waits must not lose sight of a copy that is still running.
             self._in_flight.add(task)
-            try:
-                await asyncio.wait({task})
-            finally:
-                self._in_flight.discard(task)
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                # A bug of ours must not stop the workers: the march would then
-                # wait forever on a full queue. The object fails, with the error.
-                log.error("internal error on %s", m.key, exc_info=exc)
-                self._failed(m.src, "InternalError", f"{type(exc).__name__}: {exc}")
+            task.add_done_callback(self._in_flight.discard)
+            await asyncio.wait({task})
             if self.breaker.tripped is not None:
                 # The endpoint is down: the copies still waiting on it would only
                 # fail after their retries. Stop them now (uploads are aborted).
                 for other in self._in_flight:
                     other.cancel()
+
+    async def _job(self, action: Action, m: Match) -> None:
+        assert m.src is not None
+        try:
+            if action is Action.CHECK:
+                assert m.dst is not None
+                await self._check_one(m.src, m.dst)
+            else:
+                await self._copy_one(m.src)
+        except Exception as exc:
+            # A bug of ours must not stop the workers: the march would then
+            # wait forever on a full queue. The object fails, with the error.
+            log.error("internal error on %s", m.key, exc_info=exc)
+            self._failed(m.src, "InternalError", f"{type(exc).__name__}: {exc}")
 
     async def _check_one(self, s: ObjectMeta, d: ObjectMeta) -> None:
         """Equal bytes: compare headers and metadata; record the pair as verified
