@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crosswind.errors import (
+    RUN_STOPPED_EXIT,
     AuthError,
     CrosswindError,
     DeleteLimitExceeded,
@@ -168,8 +169,10 @@ class SyncRun:
         except DeleteLimitExceeded as exc:
             status, error, exit_code = "aborted", str(exc), exc.exit_code
         except CrosswindError as exc:
-            # The run stopped early (an endpoint down, credentials refused, ...).
-            status, error, exit_code = "failed", redact(str(exc)), exc.exit_code
+            # The run stopped early (an endpoint down, credentials refused, a
+            # listing out of order, ...). Exit 1 is "some objects failed" only.
+            status, error = "failed", redact(str(exc))
+            exit_code = exc.exit_code if exc.exit_code != 1 else RUN_STOPPED_EXIT
         except asyncio.CancelledError:
             status, error, exit_code = "interrupted", "interrupted", 130
             raise
