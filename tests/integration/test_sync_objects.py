@@ -320,3 +320,104 @@ def test_s3_single_put_without_an_etag_is_not_taken_as_verified(make_env: Any) -
 
     asyncio.run(go())
     assert "k.json" not in s3_objects(env)
+
+
+def _open_run(env: Env, direction: Direction, wrap: Any = None) -> Any:
+    """An async context: (run once, stores) with the stores opened only once,
+    so that a run takes milliseconds, not the stores' start-up."""
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def ctx() -> Any:
+        src = await open_object_store(env.config, direction.source_side)
+        dst = await open_object_store(env.config, direction.destination_side)
+        state = StateStore(env.config.state_dir)
+        source = wrap(src) if wrap else src
+        try:
+            async def once() -> SyncResult:
+                opts = options_from_config(env.config, direction)
+                return await SyncRun(source, dst, state, opts).run()
+
+            yield once
+        finally:
+            state.close()
+            await src.close()
+            await dst.close()
+
+    return ctx()
+
+
+def test_metadata_change_in_the_same_second_as_the_copy_is_synced(make_env: Any) -> None:
+    """Issue 15 #6: S3 keeps the ETag on a metadata-only change and its times are
+    whole seconds, so a change in the same second as the copy looked unchanged
+    for ever. A copy read in the second its source was last modified is not
+    settled: the next run compares the metadata (one HEAD) before it skips."""
+    env = make_env()
+    s3: Any = env.s3
+
+    async def go() -> tuple[SyncResult, SyncResult, str]:
+        async with _open_run(env, W2A) as once:
+            for attempt in range(6):
+                key = f"k{attempt}.json"
+                await asyncio.sleep(1.02 - time.time() % 1)  # just after a second boundary
+                s3.put_object(Bucket=env.bucket, Key=key, Body=b"{}",
+                              Metadata={"origin": "DFW"})
+                before = s3.head_object(Bucket=env.bucket, Key=key)
+                first = await once()
+                assert first.status == "succeeded", first.failures
+                s3.copy_object(Bucket=env.bucket, Key=key, MetadataDirective="REPLACE",
+                               CopySource={"Bucket": env.bucket, "Key": key},
+                               Metadata={"origin": "LAX"})
+                after = s3.head_object(Bucket=env.bucket, Key=key)
+                if (after["LastModified"], after["ETag"]) == (before["LastModified"],
+                                                              before["ETag"]):
+                    break  # the change landed in the copy's second, invisible to listings
+            else:
+                pytest.fail("could not land a change in the same second as the copy")
+            second = await once()
+            third = await once()
+            return second, third, key
+
+    second, third, key = asyncio.run(go())
+    assert second.status == "succeeded"
+    p = env.container.get_blob_client(key).get_blob_properties()
+    assert p.metadata["origin"] == "LAX"
+    assert second.stats.copy_reasons == {"metadata differs": 1}
+    # Settled now (read long after the change): skipped without another look.
+    assert third.stats.copied.count == 0
+    assert third.stats.skipped.count == second.stats.skipped.count + 1
+
+
+def test_record_describes_the_version_read_not_the_one_listed(make_env: Any) -> None:
+    """A metadata change between listing and read (same ETag, so the pinned read
+    gets the new version): the record must carry the version copied, or the next
+    run copies it again as 'source changed'."""
+    env = make_env()
+    s3: Any = env.s3
+    s3.put_object(Bucket=env.bucket, Key="k.json", Body=b"{}", Metadata={"origin": "DFW"})
+    time.sleep(1.1)  # the change gets a later Last-Modified second
+
+    class ChangesBeforeRead:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.changed = inner, False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        async def get(self, key: str, **kw: Any) -> Any:
+            if not self.changed:
+                self.changed = True
+                s3.copy_object(Bucket=env.bucket, Key=key, MetadataDirective="REPLACE",
+                               CopySource={"Bucket": env.bucket, "Key": key},
+                               Metadata={"origin": "LAX"})
+            return await self.inner.get(key, **kw)
+
+    async def go() -> tuple[SyncResult, SyncResult]:
+        async with _open_run(env, W2A, wrap=ChangesBeforeRead) as once:
+            return await once(), await once()
+
+    first, second = asyncio.run(go())
+    assert first.stats.copied.count == 1
+    p = env.container.get_blob_client("k.json").get_blob_properties()
+    assert p.metadata["origin"] == "LAX"
+    assert second.stats.copied.count == 0, second.stats.copy_reasons

@@ -45,6 +45,9 @@ class Capabilities:
     max_single_put: int = 5 * 1024 * 1024 * 1024
     #: total bytes of user metadata the backend accepts
     max_metadata_bytes: int = 8192
+    #: an object's etag changes when only its headers or metadata change (Azure);
+    #: S3's ETag is the MD5 of the bytes, so a metadata-only change keeps it
+    etag_tracks_metadata: bool = True
 
 
 class ObjectReader(Protocol):

@@ -195,7 +195,7 @@ class S3ObjectStore:
             listing_has_props=False, late_metadata=False, metadata_flavor="s3",
             # PutObject takes up to 5 GiB; parts 5 MiB to 5 GiB, 10,000 of them.
             min_part_size=5 * MiB, max_parts=10_000, max_single_put=5 * 1024 * MiB,
-            max_metadata_bytes=2048,
+            max_metadata_bytes=2048, etag_tracks_metadata=False,
         )
 
     @classmethod

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,6 +137,7 @@ class SyncRun:
         # With few workers, fewer failures in a row already mean every worker saw it.
         self.breaker = _Breaker(max(3, min(BREAKER_THRESHOLD, options.concurrency)))
         self.run_id = 0
+        self._started_at = time.time()
         #: destination entries inside the prefix and filters: the delete guard's base
         self._dst_in_scope = 0
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -153,6 +155,7 @@ class SyncRun:
     # -- the run -----------------------------------------------------------------
     async def run(self) -> SyncResult:
         started = datetime.now(UTC)
+        self._started_at = started.timestamp()
         self.run_id = self.state.start_run("objects", self.opts.direction, self.opts.dry_run)
         status: RunStatus = "succeeded"
         error: str | None = None
@@ -233,12 +236,13 @@ class SyncRun:
 
     async def _plan_into(self, matches: AsyncIterator[Match],
                          queue: asyncio.Queue[tuple[Action, Match] | None]) -> None:
+        tracks = self.src.capabilities.etag_tracks_metadata
         async for m in matches:
             if self.breaker.tripped is not None:
                 break
             if m.dst is not None:
                 self._dst_in_scope += 1
-            d = decide(m, delete=self.opts.delete)
+            d = decide(m, delete=self.opts.delete, etag_tracks_metadata=tracks)
             if d.action is Action.COPY:
                 assert m.src is not None
                 self.stats.planned.add(m.src.size)
@@ -301,7 +305,7 @@ class SyncRun:
         try:
             if action is Action.CHECK:
                 assert m.dst is not None
-                await self._check_one(m.src, m.dst)
+                await self._check_one(m.src, m.dst, m.record)
             else:
                 await self._copy_one(m.src)
         except Exception as exc:
@@ -310,9 +314,14 @@ class SyncRun:
             log.error("internal error on %s", m.key, exc_info=exc)
             self._failed(m.src, "InternalError", f"{type(exc).__name__}: {exc}")
 
-    async def _check_one(self, s: ObjectMeta, d: ObjectMeta) -> None:
-        """Equal bytes: compare headers and metadata; record the pair as verified
-        when they agree, copy when they do not."""
+    async def _check_one(self, s: ObjectMeta, d: ObjectMeta, record: VerifiedCopy | None
+                         ) -> None:
+        """Equal bytes (same content MD5, or a verified copy that may predate a
+        metadata change in its own second): compare headers and metadata; record
+        the pair as verified when they agree, copy when they do not."""
+        # The listing was read after the run started: a lower bound of when the
+        # props were read, unless a HEAD reads them now.
+        read_at = self._started_at if s.props is not None else time.time()
         try:
             src = s if s.props is not None else await self.src.head(s.key)
             dst = d if d.props is not None else await self.dst.head(d.key)
@@ -333,11 +342,11 @@ class SyncRun:
         if diffs:
             await self._copy_checked(s, "metadata differs")
             return
-        if not self.opts.dry_run:
-            assert s.content_md5 is not None
+        md5 = s.content_md5 or (record.md5 if record is not None else None)
+        if not self.opts.dry_run and md5 is not None:
             self.state.record_verified(
-                self.opts.direction, VerifiedCopy(s.key, s.etag, s.size, s.content_md5, d.etag,
-                                           mtime_of(s)),
+                self.opts.direction,
+                VerifiedCopy(s.key, s.etag, s.size, md5, d.etag, mtime_of(src), read_at),
                 self.run_id)
         self.breaker.success()
         self.stats.skipped.add(s.size)
@@ -394,7 +403,9 @@ class SyncRun:
             r = outcome.receipt
             self.state.record_verified(
                 self.opts.direction,
-                VerifiedCopy(meta.key, meta.etag, meta.size, r.md5, r.etag, mtime_of(meta)),
+                VerifiedCopy(meta.key, meta.etag, meta.size, r.md5, r.etag,
+                             mtime_of(replace(meta, last_modified=outcome.source_modified)),
+                             outcome.read_at),
                 self.run_id,
             )
             self.stats.copied.add(meta.size)

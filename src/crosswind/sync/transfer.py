@@ -16,9 +16,11 @@ import contextlib
 import hashlib
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from crosswind.errors import IntegrityError
@@ -53,6 +55,12 @@ class CopyOutcome:
     receipt: WriteReceipt
     renamed: int
     dropped: int
+    #: last-modified of the source version whose bytes and props were copied
+    #: (the read's, not the listing's: a pinned read of an S3 object whose
+    #: metadata changed since listing gets the new version, same ETag)
+    source_modified: datetime | None = None
+    #: when reading that version began (epoch seconds, this machine's clock)
+    read_at: float | None = None
 
 
 def destination_props(
@@ -126,6 +134,7 @@ class Transfer:
     # -- one request -----------------------------------------------------------
     async def _copy_whole(self, meta: ObjectMeta) -> CopyOutcome:
         async with self.budget.hold(max(meta.size, 1)):
+            read_at = time.time()
             reader = await self.src.get(meta.key, if_match=meta.etag)
             data = await reader.read_all()
             # hashlib releases the GIL: a big object is hashed off the event loop.
@@ -137,7 +146,8 @@ class Transfer:
             )
             receipt = await self.dst.put(meta.key, data, dst_props, md5=md5)
             self.stats.bytes_moved += len(data)
-            return CopyOutcome(receipt, renamed, dropped)
+            return CopyOutcome(receipt, renamed, dropped,
+                               reader.meta.last_modified or meta.last_modified, read_at)
 
     @staticmethod
     def _check_read(meta: ObjectMeta, data: bytes, md5: str) -> str:
@@ -164,9 +174,11 @@ class Transfer:
         n = math.ceil(size / ps)
         k = self.settings.part_concurrency
         late = self.dst.capabilities.late_metadata
-        # First part's GET brings the props (S3); the listing's are used when present.
-        first_props = None if meta.props is not None else (await self.src.head(meta.key)).props
-        props = await self._source_props(meta, first_props)
+        # The listing's props when it has them (Azure: its etag pins them too);
+        # else a HEAD's, and then that HEAD is the version whose props are copied.
+        read_at = time.time()
+        version = meta if meta.props is not None else await self.src.head(meta.key)
+        props = await self._source_props(meta, version.props)
         dst_props, renamed, dropped = destination_props(
             props, meta, self.dst, self.settings.metadata_policy,
             None if late else meta.content_md5,
@@ -259,4 +271,5 @@ class Transfer:
             # Also when the cleanup above was itself interrupted (a second cancel).
             leases.release_all()
         self.on_upload_end(meta.key, upload.upload_id)
-        return CopyOutcome(receipt, renamed, dropped)
+        return CopyOutcome(receipt, renamed, dropped,
+                           version.last_modified or meta.last_modified, read_at)
