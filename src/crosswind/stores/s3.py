@@ -381,11 +381,31 @@ class S3ObjectStore:
             return {"IfMatch": f'"{if_match}"'}
         return {}
 
-    async def _discard(self, key: str, etag: str | None) -> None:
-        """Remove an object that failed verification: no object beats a corrupt one."""
-        with contextlib.suppress(StoreError), s3_errors(self._where(key)):
-            client = await self.client()
-            await client.delete_object(Bucket=self.bucket, Key=key)
+    async def _discard(self, key: str, etag: str | None, version: str | None) -> str:
+        """Remove the object a write just made that failed verification (no object
+        beats a corrupt one), and nothing else: by its version id where the
+        bucket keeps versions (the version before it becomes current again), else
+        only while it still has the ETag the write returned (a concurrent
+        writer's newer object stays). Returns what was done, for the message."""
+        if version is not None:
+            cond: dict[str, str] = {"VersionId": version}
+        elif etag is not None:
+            cond = {"IfMatch": f'"{etag}"'}
+        else:
+            # Nothing says the object there is the one this write made. It is not
+            # recorded as verified, so the next run copies it again.
+            return "the destination named no version or ETag, so the object was left"
+        try:
+            with s3_errors(self._where(key)):
+                client = await self.client()
+                await client.delete_object(Bucket=self.bucket, Key=key, **cond)
+        except PreconditionFailed:
+            return "another write replaced it meanwhile and was left alone"
+        except NotFound:
+            return "it is already gone"
+        except StoreError as exc:
+            return f"removing it failed ({exc}); it is not recorded and will be copied again"
+        return "the corrupt object was removed"
 
     async def put(
         self,
@@ -460,9 +480,9 @@ class S3ObjectStore:
         if required or (self.etag_is_md5 and etag and "-" not in etag):
             try:
                 require_md5(key, md5, etag, "ETag")
-            except IntegrityError:
-                await self._discard(key, etag)
-                raise
+            except IntegrityError as exc:
+                done = await self._discard(key, etag, version)
+                raise IntegrityError(f"{exc}; {done}") from None
         return WriteReceipt(key, len(data), etag, md5, version)
 
     async def start_upload(
@@ -555,9 +575,9 @@ class S3Upload:
         if s.etag_is_md5 and etag and "-" in etag:
             try:
                 require_md5(self.key, multipart_etag(part_md5s), etag, "multipart ETag")
-            except IntegrityError:
-                await s._discard(self.key, etag)
-                raise
+            except IntegrityError as exc:
+                done = await s._discard(self.key, etag, r.get("VersionId"))
+                raise IntegrityError(f"{exc}; {done}") from None
         return WriteReceipt(self.key, size, etag, md5, r.get("VersionId"))
 
     async def abort(self) -> None:
