@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,6 +65,13 @@ CREATE TABLE IF NOT EXISTS uploads(
     upload_id TEXT NOT NULL,
     started_at TEXT NOT NULL,
     PRIMARY KEY(store, key, upload_id)
+);
+CREATE TABLE IF NOT EXISTS upload_intents(
+    store TEXT NOT NULL,
+    key TEXT NOT NULL,
+    token TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    PRIMARY KEY(store, key, token)
 );
 CREATE TABLE IF NOT EXISTS pending_deletes(
     run_id INTEGER NOT NULL,
@@ -266,12 +274,39 @@ class StateStore:
         return [{"key": k, "kind": kind, "reason": r} for k, kind, r in rows]
 
     # -- multipart uploads in flight -----------------------------------------
-    def upload_started(self, store: str, key: str, upload_id: str) -> None:
+    # An upload's id is known only once the service created it. The intent to
+    # start one is recorded first, so a process killed in between leaves a
+    # trace: the next run aborts that key's open uploads.
+    def upload_intended(self, store: str, key: str) -> str:
+        token = secrets.token_hex(8)
         self.db.execute(
-            "INSERT OR REPLACE INTO uploads(store, key, upload_id, started_at)"
-            " VALUES (?, ?, ?, ?)",
-            (store, key, upload_id, now_iso()),
+            "INSERT INTO upload_intents(store, key, token, started_at) VALUES (?, ?, ?, ?)",
+            (store, key, token, now_iso()),
         )
+        return token
+
+    def upload_started(self, store: str, key: str, upload_id: str,
+                       intent: str | None = None) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO uploads(store, key, upload_id, started_at)"
+                " VALUES (?, ?, ?, ?)",
+                (store, key, upload_id, now_iso()),
+            )
+            if intent is not None:
+                db.execute("DELETE FROM upload_intents WHERE store=? AND key=? AND token=?",
+                           (store, key, intent))
+
+    def upload_intents(self, store: str) -> list[tuple[str, str]]:
+        """(key, token) of uploads that were about to start and never recorded."""
+        rows = self.db.execute(
+            "SELECT key, token FROM upload_intents WHERE store=?", (store,)
+        ).fetchall()
+        return [(k, t) for k, t in rows]
+
+    def upload_intent_done(self, store: str, key: str, token: str) -> None:
+        self.db.execute("DELETE FROM upload_intents WHERE store=? AND key=? AND token=?",
+                        (store, key, token))
 
     def upload_ended(self, store: str, key: str, upload_id: str) -> None:
         self.db.execute(

@@ -266,6 +266,12 @@ class AzureBlobStore:
         # Uncommitted blocks are never visible and Azure discards them after a week.
         return None
 
+    async def abort_uploads_of(self, key: str) -> int:
+        # Nothing to abort: an Azure upload's id is made here before any request
+        # (start_upload sends none), so it is always recorded before a block is
+        # staged; and uncommitted blocks are discarded by the service anyway.
+        return 0
+
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
         kw: dict[str, Any] = {}
         if if_match:

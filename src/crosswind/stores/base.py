@@ -128,6 +128,14 @@ class ObjectStore(Protocol):
         """Abort an upload left open by an earlier, crashed run (no-op if gone)."""
         ...
 
+    async def abort_uploads_of(self, key: str) -> int:
+        """Abort every open upload of exactly ``key``: one a run was killed in
+        the middle of creating (the service made it, the run never learned or
+        recorded its id). Returns how many. Called only for keys with such a
+        recorded intent; a key crosswind replicates into has no other writer
+        (a write on the replica side is a conflict)."""
+        ...
+
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
         """Remove ``key``; absent keys are not an error."""
         ...

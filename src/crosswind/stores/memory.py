@@ -113,6 +113,12 @@ class MemoryStore:
     async def abort_upload(self, key: str, upload_id: str) -> None:
         self.uploads.pop(upload_id, None)
 
+    async def abort_uploads_of(self, key: str) -> int:
+        ids = [u for u, up in self.uploads.items() if up.key == key]
+        for upload_id in ids:
+            self.uploads.pop(upload_id, None)
+        return len(ids)
+
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
         s = self.objects.get(key)
         if s is None:
@@ -146,6 +152,9 @@ class _MemoryUpload:
     async def complete(
         self, size: int, md5: str, part_md5s: list[str], late_metadata: Mapping[str, str]
     ) -> WriteReceipt:
+        if self.upload_id not in self.store.uploads:
+            # As S3 answers NoSuchUpload: an aborted upload cannot complete.
+            raise NotFound(f"{self.store.name}/{self.key}: upload {self.upload_id} was aborted")
         data = b"".join(self.parts[n] for n in sorted(self.parts))
         require_md5(self.key, md5, md5_hex(data), "content MD5")
         self.store._check_mode(self.key, self.mode, self.if_match)

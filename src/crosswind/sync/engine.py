@@ -39,7 +39,7 @@ from crosswind.sync.filters import KeyFilter
 from crosswind.sync.march import Match, march
 from crosswind.sync.plan import UNPROVEN, Action, decide, mtime_of
 from crosswind.sync.report import sync_report
-from crosswind.sync.transfer import Transfer, TransferSettings
+from crosswind.sync.transfer import Transfer, TransferSettings, UploadJournal
 
 log = logging.getLogger("crosswind.sync")
 
@@ -119,6 +119,22 @@ async def _filtered(
             yield m
 
 
+class _StateJournal(UploadJournal):
+    """Uploads in flight, in the state store (see ``StateStore.upload_intended``)."""
+
+    def __init__(self, state: StateStore, store: str) -> None:
+        self.state, self.store = state, store
+
+    def intend(self, key: str) -> str:
+        return self.state.upload_intended(self.store, key)
+
+    def started(self, key: str, upload_id: str, intent: str) -> None:
+        self.state.upload_started(self.store, key, upload_id, intent)
+
+    def ended(self, key: str, upload_id: str) -> None:
+        self.state.upload_ended(self.store, key, upload_id)
+
+
 class SyncRun:
     def __init__(
         self,
@@ -148,8 +164,7 @@ class SyncRun:
         self.would_delete: list[str] = []
         self.transfer = Transfer(
             src, dst, options.transfer, self.budget, self.stats,
-            on_upload_start=lambda k, u: state.upload_started(dst.name, k, u),
-            on_upload_end=lambda k, u: state.upload_ended(dst.name, k, u),
+            journal=_StateJournal(state, dst.name),
         )
 
     # -- the run -----------------------------------------------------------------
@@ -189,7 +204,19 @@ class SyncRun:
         return result
 
     async def _abort_leftover_uploads(self) -> None:
-        """Multipart uploads a crashed run left open: never visible, but billed."""
+        """Multipart uploads a crashed run left open: never visible, but billed.
+        Recorded ones by their id; one a run was killed before it could record
+        (only its intent is) by listing that key's open uploads."""
+        for key, token in self.state.upload_intents(self.dst.name):
+            try:
+                n = await self.dst.abort_uploads_of(key)
+            except CrosswindError as exc:
+                # E.g. no ListMultipartUploads right: keep it, try next run.
+                log.warning("could not look for unrecorded uploads of %s yet: %s", key, exc)
+                continue
+            if n:
+                log.info("aborted %d unrecorded upload(s) of %s", n, key)
+            self.state.upload_intent_done(self.dst.name, key, token)
         for key, upload_id in self.state.open_uploads(self.dst.name):
             try:
                 await self.dst.abort_upload(key, upload_id)

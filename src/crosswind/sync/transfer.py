@@ -18,7 +18,6 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -100,6 +99,20 @@ def in_one_request(size: int, settings: TransferSettings, budget_total: int,
             and size <= caps.max_single_put)
 
 
+class UploadJournal:
+    """Where the multipart uploads in flight are written down, so that a run
+    killed at any moment leaves a trace the next one can clean up. ``intend``
+    comes first: the service names the upload only once it exists."""
+
+    def intend(self, key: str) -> str:
+        """Before the upload is created; returns a token for ``started``."""
+        return ""
+
+    def started(self, key: str, upload_id: str, intent: str) -> None: ...
+
+    def ended(self, key: str, upload_id: str) -> None: ...
+
+
 class Transfer:
     def __init__(
         self,
@@ -108,16 +121,14 @@ class Transfer:
         settings: TransferSettings,
         budget: ByteBudget,
         stats: SyncStats,
-        on_upload_start: Callable[[str, str], None] = lambda key, upload_id: None,
-        on_upload_end: Callable[[str, str], None] = lambda key, upload_id: None,
+        journal: UploadJournal | None = None,
     ) -> None:
         self.src = src
         self.dst = dst
         self.settings = settings
         self.budget = budget
         self.stats = stats
-        self.on_upload_start = on_upload_start
-        self.on_upload_end = on_upload_end
+        self.journal = journal or UploadJournal()
 
     async def _source_props(self, meta: ObjectMeta, from_get: ObjectProps | None) -> ObjectProps:
         if meta.props is not None:
@@ -183,8 +194,11 @@ class Transfer:
             props, meta, self.dst, self.settings.metadata_policy,
             None if late else meta.content_md5,
         )
+        # If start_upload fails, the intent stays: the service may have created
+        # the upload all the same (a lost response), and the next run looks.
+        intent = self.journal.intend(meta.key)
         upload = await self.dst.start_upload(meta.key, dst_props)
-        self.on_upload_start(meta.key, upload.upload_id)
+        self.journal.started(meta.key, upload.upload_id, intent)
 
         async def fetch(i: int) -> bytes:
             start = i * ps
@@ -265,11 +279,11 @@ class Transfer:
                 log.warning("could not abort the upload of %s: %s", meta.key,
                             redact(str(exc)))
             else:
-                self.on_upload_end(meta.key, upload.upload_id)
+                self.journal.ended(meta.key, upload.upload_id)
             raise
         finally:
             # Also when the cleanup above was itself interrupted (a second cancel).
             leases.release_all()
-        self.on_upload_end(meta.key, upload.upload_id)
+        self.journal.ended(meta.key, upload.upload_id)
         return CopyOutcome(receipt, renamed, dropped,
                            version.last_modified or meta.last_modified, read_at)
