@@ -482,3 +482,42 @@ def test_discarding_a_corrupt_write_brings_back_the_earlier_version(make_env: An
     assert "the corrupt object was removed" in message
     versions = s3.list_object_versions(Bucket=env.bucket)
     assert len(versions.get("Versions", [])) == 1 and not versions.get("DeleteMarkers")
+
+
+@pytest.mark.parametrize("stamp", [True, False], ids=["stamped", "stamp_metadata-off"])
+def test_round_trips_do_not_accumulate_metadata(make_env: Any, stamp: bool) -> None:
+    """Azure → S3 → Azure (cutover, then rollback), twice. crosswind's own entries
+    are documented, never multiply, and with ``stamp_metadata = false`` the
+    originals come back exactly as they were."""
+    env = make_env(extra=f"stamp_metadata = {str(stamp).lower()}\n")  # lands in [sync]
+    assert env.config.sync.stamp_metadata is stamp
+    s3: Any = env.s3
+    original = {"FlightNo": "BA0117", "origin": "LHR"}
+    put_blob(env, "k.json", b'{"a": 1}', metadata=original,
+             content_settings=ContentSettings(content_type="application/json"))
+    first_mtime = env.container.get_blob_client("k.json").get_blob_properties().last_modified
+
+    seen_s3, seen_azure = [], []
+    for _ in range(2):
+        s3.delete_object(Bucket=env.bucket, Key="k.json")
+        assert sync(env, A2W)["copied"]["count"] == 1
+        seen_s3.append(s3.head_object(Bucket=env.bucket, Key="k.json")["Metadata"])
+        env.container.delete_blob("k.json")
+        assert sync(env, W2A)["copied"]["count"] == 1
+        seen_azure.append(dict(
+            env.container.get_blob_client("k.json").get_blob_properties().metadata))
+    assert seen_s3[0] == seen_s3[1] and seen_azure[0] == seen_azure[1]
+    md5 = hashlib.md5(b'{"a": 1}').hexdigest()
+    if stamp:
+        assert seen_s3[0] == {"flightno": "BA0117", "origin": "LHR",
+                              "crosswind-keymap": '{"flightno": "FlightNo"}',
+                              "crosswind-md5": md5,
+                              "crosswind-mtime": first_mtime.isoformat()}
+        # Back on Azure: the original names, plus crosswind's two entries; the
+        # mtime is still the first origin's.
+        assert seen_azure[0] == {**original, "crosswind_md5": md5,
+                                 "crosswind_mtime": first_mtime.isoformat()}
+    else:
+        assert seen_s3[0] == {"flightno": "BA0117", "origin": "LHR",
+                              "crosswind-keymap": '{"flightno": "FlightNo"}'}
+        assert seen_azure[0] == original

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -165,3 +166,52 @@ def test_threshold_and_budget_boundaries() -> None:
     s = TransferSettings(multipart_threshold=1000)
     assert in_one_request(999, s, 10_000, caps) and not in_one_request(1000, s, 10_000, caps)
     assert in_one_request(499, s, 500, caps) and not in_one_request(500, s, 500, caps)
+
+
+# -- crosswind's own metadata entries: within the limits, and switchable -------------
+def _s3_like() -> MemoryStore:
+    store = MemoryStore("s3-like", "s3")
+    store.capabilities = replace(store.capabilities, max_metadata_bytes=2048)
+    return store
+
+
+def test_stamps_are_left_out_rather_than_fail_an_object_whose_metadata_fits() -> None:
+    from crosswind.errors import MetadataMappingError
+    from crosswind.mapping import metadata_size
+    from crosswind.model import ObjectMeta
+    from crosswind.sync.transfer import destination_props
+
+    dst = _s3_like()
+    meta = ObjectMeta("k", 1, "e", datetime(2026, 1, 2, tzinfo=UTC))
+    roomy = ObjectProps(metadata={"a": "x" * 100})
+    props, _, _ = destination_props(roomy, meta, dst, "rename", "f" * 32)
+    assert set(props.metadata) == {"a", "crosswind-md5", "crosswind-mtime"}
+    props, _, _ = destination_props(roomy, meta, dst, "rename", "f" * 32, stamp=False)
+    assert set(props.metadata) == {"a"}
+
+    # 2,000 bytes of the user's own fit in S3's 2 KiB; with the stamps they would not.
+    full = ObjectProps(metadata={"a": "x" * 1999})
+    props, _, _ = destination_props(full, meta, dst, "rename", "f" * 32)
+    assert dict(props.metadata) == {"a": "x" * 1999}
+    assert metadata_size(props.metadata) <= 2048
+    with pytest.raises(MetadataMappingError, match="over the destination's limit"):
+        destination_props(ObjectProps(metadata={"a": "x" * 2048}), meta, dst, "rename", None)
+
+
+@pytest.mark.parametrize("stamp", [True, False])
+def test_multipart_copy_stamps_the_md5_only_when_asked(stamp: bool) -> None:
+    async def go() -> dict[str, str]:
+        src, dst = MemoryStore("src"), MemoryStore("dst", "azure")
+        data = bytes(range(256)) * 64
+        await src.put("k", data, ObjectProps(metadata={"a": "1"}), md5=md5_hex(data))
+        settings = TransferSettings(multipart_threshold=4 * KiB, part_size=4 * KiB,
+                                    stamp_metadata=stamp)
+        await Transfer(src, dst, settings, ByteBudget(1 << 20), SyncStats()).copy(
+            await src.head("k"))
+        return dict(dst.objects["k"].props.metadata)
+
+    md = asyncio.run(go())
+    if stamp:
+        assert set(md) == {"a", "crosswind_md5", "crosswind_mtime"}
+    else:
+        assert md == {"a": "1"}

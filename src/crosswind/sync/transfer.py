@@ -27,6 +27,7 @@ from crosswind.mapping import (
     Policy,
     check_metadata_size,
     map_metadata,
+    metadata_size,
     reserved_name,
     split_reserved,
 )
@@ -47,6 +48,8 @@ class TransferSettings:
     part_size: int = 8 * MiB
     part_concurrency: int = 4
     metadata_policy: Policy = "rename"
+    #: write crosswind's own md5/mtime entries on destination objects
+    stamp_metadata: bool = True
 
 
 @dataclass(frozen=True)
@@ -68,24 +71,38 @@ def destination_props(
     dst: ObjectStore,
     policy: Policy,
     md5: str | None,
+    *,
+    stamp: bool = True,
 ) -> tuple[ObjectProps, int, int]:
-    """Source props mapped for ``dst``, with crosswind's md5/mtime entries. Pure."""
+    """Source props mapped for ``dst``; with ``stamp``, plus crosswind's md5 and
+    mtime entries where they fit within the destination's metadata limit. Pure.
+
+    Those entries are never copied on (``map_metadata`` drops every reserved
+    entry and re-adds its own), so a round trip does not accumulate them; the
+    mtime entry keeps the first origin's time.
+    """
     flavor = dst.capabilities.metadata_flavor
+    limit = dst.capabilities.max_metadata_bytes
     mapped = map_metadata(props.metadata, flavor, policy)
     md = dict(mapped.metadata)
-    # The first origin's mtime survives a round trip; otherwise the source's own.
-    mtime = split_reserved(props.metadata)[1].get("mtime")
-    if mtime is None and meta.last_modified is not None:
-        mtime = meta.last_modified.isoformat()
-    if mtime:
-        md[reserved_name(flavor, "mtime")] = mtime
-    if md5:
-        md[reserved_name(flavor, "md5")] = md5
-    # The md5 entry may be added at completion: count it now.
-    check_metadata_size(
-        {**md, reserved_name(flavor, "md5"): "0" * 32}, dst.capabilities.max_metadata_bytes,
-        meta.key,
-    )
+    # The user's metadata (and the keymap that restores its names) must fit.
+    check_metadata_size(md, limit, meta.key)
+    if stamp:
+        ours: dict[str, str] = {}
+        # The first origin's mtime survives a round trip; otherwise the source's own.
+        mtime = split_reserved(props.metadata)[1].get("mtime")
+        if mtime is None and meta.last_modified is not None:
+            mtime = meta.last_modified.isoformat()
+        if mtime:
+            ours[reserved_name(flavor, "mtime")] = mtime
+        # Counted even when the md5 comes only at completion (multipart uploads).
+        ours[reserved_name(flavor, "md5")] = md5 or "0" * 32
+        # crosswind's entries are optional: they are left out rather than fail
+        # an object whose own metadata fits.
+        if metadata_size({**md, **ours}) <= limit:
+            if not md5:
+                del ours[reserved_name(flavor, "md5")]
+            md.update(ours)
     return replace(props, metadata=md), len(mapped.renamed), len(mapped.dropped)
 
 
@@ -153,7 +170,8 @@ class Transfer:
             md5 = self._check_read(meta, data, digest)
             props = await self._source_props(meta, reader.meta.props)
             dst_props, renamed, dropped = destination_props(
-                props, meta, self.dst, self.settings.metadata_policy, md5
+                props, meta, self.dst, self.settings.metadata_policy, md5,
+                stamp=self.settings.stamp_metadata,
             )
             receipt = await self.dst.put(meta.key, data, dst_props, md5=md5)
             self.stats.bytes_moved += len(data)
@@ -192,8 +210,13 @@ class Transfer:
         props = await self._source_props(meta, version.props)
         dst_props, renamed, dropped = destination_props(
             props, meta, self.dst, self.settings.metadata_policy,
-            None if late else meta.content_md5,
+            None if late else meta.content_md5, stamp=self.settings.stamp_metadata,
         )
+        # The whole-object MD5 is stored at completion only where the stamps fit.
+        late_md5 = late and self.settings.stamp_metadata and metadata_size(
+            {**dst_props.metadata, reserved_name(self.dst.capabilities.metadata_flavor,
+                                                 "md5"): "0" * 32}
+        ) <= self.dst.capabilities.max_metadata_bytes
         # If start_upload fails, the intent stays: the service may have created
         # the upload all the same (a lost response), and the next run looks.
         intent = self.journal.intend(meta.key)
@@ -262,7 +285,7 @@ class Transfer:
                     f"({md5} vs {meta.content_md5})"
                 )
             late_md = {reserved_name(self.dst.capabilities.metadata_flavor, "md5"): md5}
-            receipt = await upload.complete(size, md5, part_md5s, late_md if late else {})
+            receipt = await upload.complete(size, md5, part_md5s, late_md if late_md5 else {})
         except BaseException:
             pending: list[asyncio.Task[Any]] = [f for f, _ in fetches] + list(puts)
             for p in pending:
