@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from crosswind.deleteguard import DeleteGuard
 from crosswind.errors import (
     RUN_STOPPED_EXIT,
     AuthError,
@@ -459,17 +460,13 @@ class SyncRun:
 
     # -- deletes ---------------------------------------------------------------
     def _check_delete_limit(self) -> None:
-        n = self.stats.to_delete.count
-        # Of the objects this run may touch (prefix and filters), not of the whole
-        # destination: a broken source listing must not wipe a small filtered set.
-        total = max(self._dst_in_scope, 1)
-        pct = 100.0 * n / total
-        if n > self.opts.max_delete_count or pct > self.opts.max_delete_percent:
-            raise DeleteLimitExceeded(
-                f"refusing to delete {n} objects ({pct:.1f}% of the {self._dst_in_scope} in "
-                f"scope at the destination): limits are {self.opts.max_delete_count} objects "
-                f"and {self.opts.max_delete_percent:g}%; nothing was deleted"
-            )
+        """The shared max-delete guard (``deleteguard.py``), one window per run.
+        The base is the objects this run may touch (prefix and filters), not the
+        whole destination: a broken source listing must not wipe a small
+        filtered set."""
+        n, base = self.stats.to_delete.count, self._dst_in_scope
+        DeleteGuard(self.opts.max_delete_count, self.opts.max_delete_percent).require(
+            n, base, f"to delete {n} objects of the {base} in scope at the destination")
 
     async def _deletes(self) -> None:
         if not self.opts.delete or self.stats.to_delete.count == 0:
