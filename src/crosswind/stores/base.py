@@ -99,7 +99,8 @@ class ObjectStore(Protocol):
     async def get(
         self, key: str, *, if_match: str | None = None, byte_range: tuple[int, int] | None = None
     ) -> ObjectReader:
-        """Open ``key`` (optionally bytes ``[start, end)``); ``if_match`` pins the version."""
+        """Open ``key`` (optionally bytes ``[start, end)``); ``if_match`` pins the version.
+        The bytes are the stored ones: a ``Content-Encoding`` is never decoded."""
         ...
 
     async def put(
@@ -112,7 +113,9 @@ class ObjectStore(Protocol):
         mode: PutMode = PutMode.OVERWRITE,
         if_match: str | None = None,
     ) -> WriteReceipt:
-        """Write ``data`` in one request and verify it against hex ``md5``."""
+        """Write ``data`` in one request and verify it against hex ``md5``.
+        Never split by an SDK; more than ``capabilities.max_single_put`` is
+        refused (``StoreError``): the caller sends such objects in parts."""
         ...
 
     async def start_upload(
