@@ -1,12 +1,15 @@
 """Copy one object from a source store to a destination store, verified.
 
 Small objects are read whole, hashed and written in one request. Large ones
-are read in parallel ranged GETs and written as parallel parts; parts are
+are read in parallel ranged GETs and written as parallel parts (which is which
+is decided here, ``in_one_request``, never by an SDK); parts are
 hashed in order as they arrive, so the whole-object MD5 is known before the
 upload completes. Every read is pinned to the listed version (``if_match``);
 every write carries the MD5 of the bytes read, and the destination's answer
 is checked against it (see the stores). A mismatch raises ``IntegrityError``
 and aborts the upload: nothing unverified becomes visible or is recorded.
+The bytes held in memory are leases on the run's ``ByteBudget``, given back
+on every way out (see ``budget.py``).
 """
 
 from __future__ import annotations
