@@ -440,9 +440,7 @@ async def check_multipart_abort_leaves_nothing(store: ObjectStore) -> None:
 async def check_abort_uploads_of_one_key(store: ObjectStore) -> None:
     """An upload whose id was never recorded (the run was killed right after
     creating it) is found by its exact key; uploads of other keys are untouched."""
-    parts = _parts(store)
     lost = await store.start_upload("k", ObjectProps())
-    await lost.put_part(1, parts[0], md5_hex(parts[0]))
     other = await store.start_upload("k2", ObjectProps())
     aborted = await store.abort_uploads_of("k")
     assert aborted in (0, 1)  # 0: the store has nothing that stays open (Azure)
@@ -451,7 +449,8 @@ async def check_abort_uploads_of_one_key(store: ObjectStore) -> None:
     assert await read(store, "k2") == b"x"
     if aborted:
         with pytest.raises(CrosswindError):
-            await lost.complete(len(parts[0]), md5_hex(parts[0]), [md5_hex(parts[0])], {})
+            await lost.put_part(1, b"y", md5_hex(b"y"))
+            await lost.complete(1, md5_hex(b"y"), [md5_hex(b"y")], {})
     await expect(NotFound, store.head("k"))
     assert await store.abort_uploads_of("nothing-here") == 0
 
