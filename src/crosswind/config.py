@@ -157,6 +157,9 @@ class SyncConfig(_Section):
     max_delete_percent: float = Field(10.0, ge=0, le=100)
     #: a metadata key the destination cannot hold: rename it reversibly, skip it, or fail
     metadata_key_policy: Literal["rename", "skip", "fail"] = "rename"
+    #: write crosswind's own entries (crosswind-md5, crosswind-mtime) on every
+    #: destination object; off for estates whose readers enumerate metadata
+    stamp_metadata: bool = True
     #: attempts per object for retryable errors (the SDKs' own retries come first)
     attempts: int = Field(3, ge=1, le=20)
 

@@ -21,8 +21,12 @@ never inspect SDK exceptions.
     │   └── NameParseError         an object name that does not fit the [keys] pattern
     ├── MetadataMappingError       metadata that cannot map under the chosen policy
     │   └── EntityMappingError     a table row / document that cannot map losslessly
-    ├── DeleteLimitExceeded        --delete would remove more than allowed
-    └── ListingOrderError          a listing arrived out of key order
+    ├── DeleteLimitExceeded        --delete would remove more than allowed (exit 4)
+    └── ListingOrderError          a listing arrived out of key order (exit 6)
+
+Exit 1 means "the run finished but some items failed"; a run that an error
+ended early exits with that error's code, and an error without a code of its
+own (not a store's, not the config's) with ``RUN_STOPPED_EXIT`` (6).
 """
 
 from __future__ import annotations
@@ -95,8 +99,12 @@ class DeleteLimitExceeded(CrosswindError):
     exit_code = 4
 
 
+#: a run ended early by an error that is neither a store's (3) nor the config's (2)
+RUN_STOPPED_EXIT = 6
+
+
 class ListingOrderError(CrosswindError):
-    pass
+    exit_code = RUN_STOPPED_EXIT
 
 
 # -- metadata rows (issue 3) ---------------------------------------------------------

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS verified(
     run_id INTEGER,
     verified_at TEXT NOT NULL,
     src_mtime INTEGER,
+    src_read_at REAL,
     PRIMARY KEY(direction, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS failures(
@@ -63,6 +65,13 @@ CREATE TABLE IF NOT EXISTS uploads(
     upload_id TEXT NOT NULL,
     started_at TEXT NOT NULL,
     PRIMARY KEY(store, key, upload_id)
+);
+CREATE TABLE IF NOT EXISTS upload_intents(
+    store TEXT NOT NULL,
+    key TEXT NOT NULL,
+    token TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    PRIMARY KEY(store, key, token)
 );
 CREATE TABLE IF NOT EXISTS pending_deletes(
     run_id INTEGER NOT NULL,
@@ -85,9 +94,14 @@ class VerifiedCopy:
     src_size: int
     md5: str
     dst_etag: str | None
-    #: the source's last-modified time (whole seconds since the epoch): S3 keeps
-    #: an object's ETag (the MD5 of its bytes) when only its metadata changes
+    #: the last-modified time (whole seconds since the epoch) of the source
+    #: version that was read: S3 keeps an object's ETag (the MD5 of its bytes)
+    #: when only its metadata changes
     src_mtime: int | None = None
+    #: when that version began to be read (epoch seconds, this machine's clock);
+    #: a read within the second of ``src_mtime`` may have missed a later change
+    #: in that same second (see ``sync/plan.py``)
+    src_read_at: float | None = None
 
 
 class StateLocked(CrosswindError):
@@ -104,10 +118,27 @@ class StateStore:
         self._lock_file: IO[str] | None = None
         self.db = self._connect()
         self.db.executescript(SCHEMA)
-        cols = {row[1] for row in self.db.execute("PRAGMA table_info(verified)")}
-        if "src_mtime" not in cols:  # a state file from before the column existed
-            self.db.execute("ALTER TABLE verified ADD COLUMN src_mtime INTEGER")
-        self.db.commit()
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added since the first state files, in one transaction (which
+        also keeps two processes opening an old file at once from both adding)."""
+        if {"src_mtime", "src_read_at"} <= self._columns("verified"):
+            return
+        with self.tx() as db:
+            cols = self._columns("verified")
+            if "src_mtime" not in cols:
+                db.execute("ALTER TABLE verified ADD COLUMN src_mtime INTEGER")
+            if "src_read_at" not in cols:
+                db.execute("ALTER TABLE verified ADD COLUMN src_read_at REAL")
+                # Records from before the column: their run's start is a lower
+                # bound of when the copy read its source (it listed after it).
+                db.execute(
+                    "UPDATE verified SET src_read_at = (SELECT (julianday(r.started_at)"
+                    " - 2440587.5) * 86400.0 FROM runs r WHERE r.id = verified.run_id)")
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -192,9 +223,9 @@ class StateStore:
         self.db.execute(
             "INSERT OR REPLACE INTO verified"
             "(direction, key, src_etag, src_size, md5, dst_etag, run_id, verified_at,"
-            " src_mtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " src_mtime, src_read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (direction, copy.key, copy.src_etag, copy.src_size, copy.md5, copy.dst_etag,
-             run_id, now_iso(), copy.src_mtime),
+             run_id, now_iso(), copy.src_mtime, copy.src_read_at),
         )
 
     def forget_verified(self, direction: str, key: str) -> None:
@@ -202,8 +233,8 @@ class StateStore:
 
     def get_verified(self, direction: str, key: str) -> VerifiedCopy | None:
         row = self.db.execute(
-            "SELECT key, src_etag, src_size, md5, dst_etag, src_mtime FROM verified"
-            " WHERE direction=? AND key=?",
+            "SELECT key, src_etag, src_size, md5, dst_etag, src_mtime, src_read_at"
+            " FROM verified WHERE direction=? AND key=?",
             (direction, key),
         ).fetchone()
         return VerifiedCopy(*row) if row else None
@@ -217,8 +248,8 @@ class StateStore:
         reader = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         try:
             cur = reader.execute(
-                "SELECT key, src_etag, src_size, md5, dst_etag, src_mtime FROM verified"
-                " WHERE direction=? AND key >= ? ORDER BY key",
+                "SELECT key, src_etag, src_size, md5, dst_etag, src_mtime, src_read_at"
+                " FROM verified WHERE direction=? AND key >= ? ORDER BY key",
                 (direction, prefix),
             )
             while rows := cur.fetchmany(2000):
@@ -243,12 +274,39 @@ class StateStore:
         return [{"key": k, "kind": kind, "reason": r} for k, kind, r in rows]
 
     # -- multipart uploads in flight -----------------------------------------
-    def upload_started(self, store: str, key: str, upload_id: str) -> None:
+    # An upload's id is known only once the service created it. The intent to
+    # start one is recorded first, so a process killed in between leaves a
+    # trace: the next run aborts that key's open uploads.
+    def upload_intended(self, store: str, key: str) -> str:
+        token = secrets.token_hex(8)
         self.db.execute(
-            "INSERT OR REPLACE INTO uploads(store, key, upload_id, started_at)"
-            " VALUES (?, ?, ?, ?)",
-            (store, key, upload_id, now_iso()),
+            "INSERT INTO upload_intents(store, key, token, started_at) VALUES (?, ?, ?, ?)",
+            (store, key, token, now_iso()),
         )
+        return token
+
+    def upload_started(self, store: str, key: str, upload_id: str,
+                       intent: str | None = None) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO uploads(store, key, upload_id, started_at)"
+                " VALUES (?, ?, ?, ?)",
+                (store, key, upload_id, now_iso()),
+            )
+            if intent is not None:
+                db.execute("DELETE FROM upload_intents WHERE store=? AND key=? AND token=?",
+                           (store, key, intent))
+
+    def upload_intents(self, store: str) -> list[tuple[str, str]]:
+        """(key, token) of uploads that were about to start and never recorded."""
+        rows = self.db.execute(
+            "SELECT key, token FROM upload_intents WHERE store=?", (store,)
+        ).fetchall()
+        return [(k, t) for k, t in rows]
+
+    def upload_intent_done(self, store: str, key: str, token: str) -> None:
+        self.db.execute("DELETE FROM upload_intents WHERE store=? AND key=? AND token=?",
+                        (store, key, token))
 
     def upload_ended(self, store: str, key: str, upload_id: str) -> None:
         self.db.execute(

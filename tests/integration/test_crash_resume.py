@@ -104,3 +104,59 @@ def test_sigkill_mid_run_then_converge(make_env: Any) -> None:
     s3: Any = env.s3
     uploads = s3.list_multipart_uploads(Bucket=env.bucket).get("Uploads", [])
     assert uploads == [], "a crashed run's multipart uploads were left open"
+
+
+KILL_AFTER_CREATE = """
+import asyncio, os, signal, sys
+from crosswind.config import load_config
+from crosswind.model import Direction
+from crosswind.state import StateStore
+from crosswind.stores.factory import open_object_store
+from crosswind.sync.engine import SyncRun
+from crosswind.sync.objects import options_from_config
+
+class KillAfterCreate:
+    # CreateMultipartUpload has been answered; the process dies before anything
+    # else runs, i.e. before the upload id can be recorded.
+    def __init__(self, inner):
+        self.inner = inner
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+    async def start_upload(self, key, props, **kw):
+        await self.inner.start_upload(key, props, **kw)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+async def main():
+    cfg = load_config(sys.argv[1])
+    direction = Direction(sys.argv[2])
+    src = await open_object_store(cfg, direction.source_side)
+    dst = KillAfterCreate(await open_object_store(cfg, direction.destination_side))
+    state = StateStore(cfg.state_dir)
+    state.lock()
+    await SyncRun(src, dst, state, options_from_config(cfg, direction)).run()
+
+asyncio.run(main())
+"""
+
+
+def test_sigkill_between_creating_an_upload_and_recording_it(make_env: Any) -> None:
+    """The upload a run created but could not record before it was killed is
+    aborted by the next run (its intent was recorded first)."""
+    env = make_env(multipart_threshold=5 * MiB, part_size=5 * MiB, memory_budget=32 * MiB)
+    data = os.urandom(6 * MiB)
+    env.container.upload_blob("big.bin", data)
+    s3: Any = env.s3
+    # Somebody else's upload of another key is none of crosswind's business.
+    foreign = s3.create_multipart_upload(Bucket=env.bucket, Key="big.bin.other")["UploadId"]
+    child = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER_CREATE, str(env.config_path), "azure-to-aws"],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, timeout=60)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    open_now = s3.list_multipart_uploads(Bucket=env.bucket).get("Uploads", [])
+    assert {u["Key"] for u in open_now} == {"big.bin", "big.bin.other"}
+
+    proc = start_sync(env)
+    assert proc.wait(120) == 0
+    left = s3.list_multipart_uploads(Bucket=env.bucket).get("Uploads", [])
+    assert [(u["Key"], u["UploadId"]) for u in left] == [("big.bin.other", foreign)]
+    assert destination_md5s(env) == {"big.bin": hashlib.md5(data).hexdigest()}

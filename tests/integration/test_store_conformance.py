@@ -41,6 +41,27 @@ def azure_factory(azurite: Azurite, blob_service: BlobServiceClient) -> StoreFac
 
 
 @pytest.fixture
+def azure_sdk_factory(azurite: Azurite, blob_service: BlobServiceClient) -> StoreFactory:
+    """Azure Blob with every read through the SDK, as with ``credential = "default"``
+    (obstore cannot use an Azure AD credential, so the store reads with the SDK)."""
+    @contextlib.asynccontextmanager
+    async def open_store() -> AsyncIterator[ObjectStore]:
+        name = unique("conf")
+        blob_service.create_container(name)
+        cfg = AzureConfig(connection_string=azurite.connection_string, container=name,
+                          emulator=True)
+        store = AzureBlobStore(resolve_auth(cfg), name)
+        store.fast = None
+        try:
+            yield store
+        finally:
+            await store.close()
+            blob_service.delete_container(name)
+
+    return open_store
+
+
+@pytest.fixture
 def s3_factory(moto: Moto, s3_client: Any) -> StoreFactory:
     @contextlib.asynccontextmanager
     async def open_store() -> AsyncIterator[ObjectStore]:
@@ -60,6 +81,11 @@ def s3_factory(moto: Moto, s3_client: Any) -> StoreFactory:
 @parametrize_checks()
 def test_contract_azure_blob(check_name: str, azure_factory: StoreFactory) -> None:
     run_check(azure_factory, CHECKS[check_name])
+
+
+@parametrize_checks()
+def test_contract_azure_blob_sdk_reads(check_name: str, azure_sdk_factory: StoreFactory) -> None:
+    run_check(azure_sdk_factory, CHECKS[check_name])
 
 
 @parametrize_checks()

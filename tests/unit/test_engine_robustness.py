@@ -138,3 +138,65 @@ def test_a_leftover_upload_that_cannot_be_aborted_does_not_fail_the_run(tmp_path
     result, still_open = asyncio.run(go())
     assert result.status == "succeeded" and result.stats.copied.count == 1
     assert still_open == [("big", "u-1")]  # kept, tried again next run
+
+
+class OutOfOrderAfter(MemoryStore):
+    """Lists its keys, then one that sorts before the last (a broken listing);
+    records when each copy began (its first read)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.reads: list[float] = []
+
+    async def list(self, prefix: str = "") -> Any:
+        async for m in super().list(prefix):
+            yield m
+        yield replace(m, key="a-out-of-order")
+
+    async def get(self, key: str, **kw: Any) -> ObjectReader:
+        self.reads.append(asyncio.get_running_loop().time())
+        return await super().get(key, **kw)
+
+
+class SlowPutStore(MemoryStore):
+    async def put(self, key: str, data: bytes, props: ObjectProps, **kw: Any) -> Any:
+        await asyncio.sleep(0.05)
+        return await super().put(key, data, props, **kw)
+
+
+def test_a_broken_listing_ends_the_run_with_its_own_exit_code_and_starts_nothing_queued(
+    tmp_path: Path,
+) -> None:
+    """Exit 1 means "some objects failed"; a run ended by a non-store error
+    (here ListingOrderError) exits 6. The queued copies do not start; the two in
+    flight finish and are recorded."""
+    async def go() -> tuple[Any, list[float], float, int]:
+        src, dst = OutOfOrderAfter("src"), SlowPutStore("dst")
+        for i in range(40):
+            await src.put(f"k{i:03d}", b"x", ObjectProps(), md5=md5_hex(b"x"))
+        src.reads.clear()
+        state = StateStore(tmp_path)
+        stopped_at = 0.0
+        try:
+            run = SyncRun(src, dst, state, SyncOptions(direction="azure-to-aws", concurrency=2))
+            original = run._stop_workers
+
+            async def stop(*a: Any, **kw: Any) -> None:
+                nonlocal stopped_at
+                stopped_at = asyncio.get_running_loop().time()
+                await original(*a, **kw)
+
+            run._stop_workers = stop  # type: ignore[method-assign]
+            result = await asyncio.wait_for(run.run(), 30)
+            return result, src.reads, stopped_at, len(list(state.iter_verified("azure-to-aws")))
+        finally:
+            state.close()
+
+    result, reads, stopped_at, recorded = asyncio.run(go())
+    assert result.status == "failed" and result.exit_code == 6
+    assert "out of order" in (result.error or "")
+    assert stopped_at > 0
+    # Only copies a worker had taken before the stop may begin reading after it.
+    assert len([t for t in reads if t > stopped_at]) <= 2
+    # The queue held 8 when the listing broke: they never started.
+    assert len(reads) <= 32 and recorded == len(reads) == result.stats.copied.count

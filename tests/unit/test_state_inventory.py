@@ -111,3 +111,34 @@ def test_state_from_before_src_mtime_is_migrated(tmp_path: Path) -> None:
                                               VerifiedCopy("old", "e", 1, "m", "f", None)]
     finally:
         s.close()
+
+
+def test_state_from_before_src_read_at_is_migrated(tmp_path: Path) -> None:
+    """Records from before the read time was kept get their run's start as a lower
+    bound of it (the copy listed after its run began); no run: unknown."""
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute("CREATE TABLE runs(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, direction TEXT "
+               "NOT NULL, started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL, "
+               "dry_run INTEGER NOT NULL DEFAULT 0, report TEXT)")
+    db.execute("INSERT INTO runs VALUES (7, 'objects', 'd', '2026-01-02T03:04:05.250+00:00', "
+               "NULL, 'succeeded', 0, NULL)")
+    db.execute("CREATE TABLE verified(direction TEXT NOT NULL, key TEXT NOT NULL, "
+               "src_etag TEXT, src_size INTEGER NOT NULL, md5 TEXT NOT NULL, dst_etag TEXT, "
+               "run_id INTEGER, verified_at TEXT NOT NULL, src_mtime INTEGER, "
+               "PRIMARY KEY(direction, key)) WITHOUT ROWID")
+    db.execute("INSERT INTO verified VALUES ('d', 'a', 'e', 1, 'm', 'f', 7, 'x', 1767322000)")
+    db.execute("INSERT INTO verified VALUES ('d', 'b', 'e', 1, 'm', 'f', NULL, 'x', 1767322000)")
+    db.commit()
+    db.close()
+    for _ in range(2):  # opening again changes nothing
+        s = StateStore(tmp_path)
+        try:
+            a, b = s.iter_verified("d")
+            assert a.src_read_at is not None
+            started = datetime(2026, 1, 2, 3, 4, 5, 250000, UTC).timestamp()
+            assert abs(a.src_read_at - started) < 1e-3
+            assert (b.src_mtime, b.src_read_at) == (1767322000, None)
+        finally:
+            s.close()

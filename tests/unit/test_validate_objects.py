@@ -200,3 +200,40 @@ def test_an_error_in_the_full_closer_look_ends_the_run_instead_of_hanging() -> N
 
     with pytest.raises(AuthError):
         asyncio.run(go())
+
+
+class SlowReads(MemoryStore):
+    """Every read takes a while; records when each began."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.reads: list[float] = []
+
+    async def get(self, key: str, **kw: Any) -> Any:
+        self.reads.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.2)
+        return await super().get(key, **kw)
+
+
+def test_cancelled_validation_starts_no_queued_closer_look() -> None:
+    """Ctrl-C during a --full --deep validation: the queued deep reads must not
+    run first (issue 15 #8's pattern: stop sentinels queued behind the work)."""
+    async def go() -> tuple[list[float], float, float]:
+        src, dst = SlowReads("src"), MemoryStore("dst")
+        for i in range(40):
+            await put(src, f"k{i:02d}", b"x", ObjectProps())
+        await mirror(src, dst)
+        task = asyncio.create_task(check_objects(
+            src, dst, ObjectCheckOptions(sample=None, deep=True, concurrency=2),
+            lambda findings: None))
+        await asyncio.sleep(0.3)
+        loop = asyncio.get_running_loop()
+        cancelled_at = loop.time()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return src.reads, cancelled_at, loop.time()
+
+    reads, cancelled_at, ended = asyncio.run(go())
+    assert [t for t in reads if t >= cancelled_at] == []
+    assert ended - cancelled_at < 0.1

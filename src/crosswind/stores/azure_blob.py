@@ -37,7 +37,7 @@ from crosswind.stores.azure_common import (
 )
 from crosswind.stores.azure_listing import fast_list
 from crosswind.stores.base import Capabilities, ObjectReader
-from crosswind.stores.common import b64_to_hex, hex_to_b64, require_md5
+from crosswind.stores.common import b64_to_hex, hex_to_b64, require_md5, single_put_fits
 from crosswind.stores.obstore_common import ObstoreReader, obstore_can_address, obstore_errors
 
 MiB = 1024 * 1024
@@ -86,13 +86,20 @@ class AzureBlobStore:
         self.name = f"azure://{auth.account_name}/{container}"
         self.capabilities = Capabilities(
             listing_has_props=True, late_metadata=True, metadata_flavor="azure",
+            # Put Blob takes up to 5000 MiB (API versions since 2019-12-12; Azurite
+            # sets no limit of its own); a block up to 4000 MiB, 50,000 of them.
             min_part_size=1, max_parts=50_000, max_single_put=5000 * MiB,
             max_metadata_bytes=8192,
         )
         # The storage SDK's default backoff waits 15 s + 18 s + 24 s before it
         # gives up on a dead endpoint; a few seconds is enough to ride out blips.
+        # max_single_put_size: whether an object goes in one request or in blocks
+        # is crosswind's decision (sync/transfer.py), never the SDK's. By default
+        # upload_blob stages blocks above 64 MiB, each sent with the whole
+        # object's Content-MD5, which the service then rejects.
         kw = {**client_kwargs(), "retry_policy": ExponentialRetry(
-            initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1)}
+            initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1),
+            "max_single_put_size": self.capabilities.max_single_put}
         if auth.connection_string:
             self.service = BlobServiceClient.from_connection_string(auth.connection_string, **kw)
         elif auth.account_key:
@@ -190,9 +197,17 @@ class AzureBlobStore:
             kw["offset"] = byte_range[0]
             kw["length"] = byte_range[1] - byte_range[0]
         with azure_errors(self._where(key)):
-            downloader = await self.container.download_blob(key, max_concurrency=1, **kw)
+            # decompress=False: the SDK would gunzip a blob stored with
+            # Content-Encoding: gzip; a copy carries the bytes as stored.
+            downloader = await self.container.download_blob(
+                key, max_concurrency=1, decompress=False, **kw)
         p = downloader.properties
-        meta = ObjectMeta(key, p.size, strip_etag(p.etag), p.last_modified,
+        # A ranged download's properties give the range's length; the contract's
+        # reader.meta describes the whole object ("bytes 0-9/10000").
+        size = p.size
+        if byte_range and p.content_range:
+            size = int(str(p.content_range).rsplit("/", 1)[1])
+        meta = ObjectMeta(key, size, strip_etag(p.etag), p.last_modified,
                           b64_to_hex(p.content_settings.content_md5), _props(p))
         return _SdkReader(meta, downloader, self._where(key))
 
@@ -208,6 +223,7 @@ class AzureBlobStore:
         if_match: str | None = None,
     ) -> WriteReceipt:
         self._writable(key)
+        single_put_fits(self._where(key), len(data), self.capabilities)
         with azure_errors(self._where(key)):
             r = await self.container.get_blob_client(key).upload_blob(
                 data, length=len(data), metadata=dict(props.metadata),
@@ -249,6 +265,12 @@ class AzureBlobStore:
     async def abort_upload(self, key: str, upload_id: str) -> None:
         # Uncommitted blocks are never visible and Azure discards them after a week.
         return None
+
+    async def abort_uploads_of(self, key: str) -> int:
+        # Nothing to abort: an Azure upload's id is made here before any request
+        # (start_upload sends none), so it is always recorded before a block is
+        # staged; and uncommitted blocks are discarded by the service anyway.
+        return 0
 
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
         kw: dict[str, Any] = {}

@@ -45,6 +45,9 @@ class Capabilities:
     max_single_put: int = 5 * 1024 * 1024 * 1024
     #: total bytes of user metadata the backend accepts
     max_metadata_bytes: int = 8192
+    #: an object's etag changes when only its headers or metadata change (Azure);
+    #: S3's ETag is the MD5 of the bytes, so a metadata-only change keeps it
+    etag_tracks_metadata: bool = True
 
 
 class ObjectReader(Protocol):
@@ -96,7 +99,8 @@ class ObjectStore(Protocol):
     async def get(
         self, key: str, *, if_match: str | None = None, byte_range: tuple[int, int] | None = None
     ) -> ObjectReader:
-        """Open ``key`` (optionally bytes ``[start, end)``); ``if_match`` pins the version."""
+        """Open ``key`` (optionally bytes ``[start, end)``); ``if_match`` pins the version.
+        The bytes are the stored ones: a ``Content-Encoding`` is never decoded."""
         ...
 
     async def put(
@@ -109,7 +113,9 @@ class ObjectStore(Protocol):
         mode: PutMode = PutMode.OVERWRITE,
         if_match: str | None = None,
     ) -> WriteReceipt:
-        """Write ``data`` in one request and verify it against hex ``md5``."""
+        """Write ``data`` in one request and verify it against hex ``md5``.
+        Never split by an SDK; more than ``capabilities.max_single_put`` is
+        refused (``StoreError``): the caller sends such objects in parts."""
         ...
 
     async def start_upload(
@@ -123,6 +129,14 @@ class ObjectStore(Protocol):
 
     async def abort_upload(self, key: str, upload_id: str) -> None:
         """Abort an upload left open by an earlier, crashed run (no-op if gone)."""
+        ...
+
+    async def abort_uploads_of(self, key: str) -> int:
+        """Abort every open upload of exactly ``key``: one a run was killed in
+        the middle of creating (the service made it, the run never learned or
+        recorded its id). Returns how many. Called only for keys with such a
+        recorded intent; a key crosswind replicates into has no other writer
+        (a write on the replica side is a conflict)."""
         ...
 
     async def delete(self, key: str, *, if_match: str | None = None) -> None:

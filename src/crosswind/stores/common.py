@@ -7,8 +7,9 @@ import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from crosswind.errors import IntegrityError
+from crosswind.errors import IntegrityError, StoreError
 from crosswind.model import ObjectMeta
+from crosswind.stores.base import Capabilities
 
 
 def md5_hex(data: bytes | memoryview) -> str:
@@ -38,6 +39,14 @@ def require_md5(key: str, expected: str, reported: str | None, what: str) -> Non
             f"{key}: {what} reported by the destination ({reported or 'none'}) "
             f"differs from the MD5 of the bytes read ({expected})"
         )
+
+
+def single_put_fits(where: str, size: int, caps: Capabilities) -> None:
+    """Refuse a one-request write the service would refuse (or an SDK would
+    split): the transfer sends larger objects in parts."""
+    if size > caps.max_single_put:
+        raise StoreError(f"{where}: {size} bytes is more than one request may write "
+                         f"({caps.max_single_put}); it must go in parts")
 
 
 @dataclass

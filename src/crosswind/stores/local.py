@@ -22,7 +22,7 @@ from pathlib import Path
 from crosswind.errors import AlreadyExists, InvalidKey, NotFound, PreconditionFailed
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt
 from crosswind.stores.base import Capabilities, MetadataFlavor, ObjectReader
-from crosswind.stores.common import BytesReader, md5_hex, require_md5
+from crosswind.stores.common import BytesReader, md5_hex, require_md5, single_put_fits
 
 META_DIR = ".cwmeta"
 TMP_MARK = ".cwtmp-"
@@ -185,6 +185,7 @@ class LocalStore:
         mode: PutMode = PutMode.OVERWRITE,
         if_match: str | None = None,
     ) -> WriteReceipt:
+        single_put_fits(f"{self.name}/{key}", len(data), self.capabilities)
         self._check_mode(key, mode, if_match)
         return await asyncio.to_thread(self._commit, key, bytes(data), props, md5)
 
@@ -204,6 +205,12 @@ class LocalStore:
 
     async def abort_upload(self, key: str, upload_id: str) -> None:
         self.uploads.pop(upload_id, None)
+
+    async def abort_uploads_of(self, key: str) -> int:
+        ids = [u for u, up in self.uploads.items() if up.key == key]
+        for upload_id in ids:
+            self.uploads.pop(upload_id, None)
+        return len(ids)
 
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
         path = self.path_of(key)
@@ -246,6 +253,9 @@ class _LocalUpload:
     async def complete(
         self, size: int, md5: str, part_md5s: list[str], late_metadata: Mapping[str, str]
     ) -> WriteReceipt:
+        if self.upload_id not in self.store.uploads:
+            # As S3 answers NoSuchUpload: an aborted upload cannot complete.
+            raise NotFound(f"{self.store.name}/{self.key}: upload {self.upload_id} was aborted")
         data = b"".join(self.parts[n] for n in sorted(self.parts))
         self.store._check_mode(self.key, self.mode, self.if_match)
         props = replace(self.props, metadata={**self.props.metadata, **late_metadata})

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from crosswind.errors import AlreadyExists, NotFound, PreconditionFailed
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt
 from crosswind.stores.base import Capabilities, MetadataFlavor, ObjectReader
-from crosswind.stores.common import BytesReader, md5_hex, require_md5
+from crosswind.stores.common import BytesReader, md5_hex, require_md5, single_put_fits
 
 
 @dataclass
@@ -91,6 +91,7 @@ class MemoryStore:
         mode: PutMode = PutMode.OVERWRITE,
         if_match: str | None = None,
     ) -> WriteReceipt:
+        single_put_fits(f"{self.name}/{key}", len(data), self.capabilities)
         self._check_mode(key, mode, if_match)
         require_md5(key, md5, md5_hex(data), "content MD5")
         s = self._store(key, bytes(data), props)
@@ -111,6 +112,12 @@ class MemoryStore:
 
     async def abort_upload(self, key: str, upload_id: str) -> None:
         self.uploads.pop(upload_id, None)
+
+    async def abort_uploads_of(self, key: str) -> int:
+        ids = [u for u, up in self.uploads.items() if up.key == key]
+        for upload_id in ids:
+            self.uploads.pop(upload_id, None)
+        return len(ids)
 
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
         s = self.objects.get(key)
@@ -145,6 +152,9 @@ class _MemoryUpload:
     async def complete(
         self, size: int, md5: str, part_md5s: list[str], late_metadata: Mapping[str, str]
     ) -> WriteReceipt:
+        if self.upload_id not in self.store.uploads:
+            # As S3 answers NoSuchUpload: an aborted upload cannot complete.
+            raise NotFound(f"{self.store.name}/{self.key}: upload {self.upload_id} was aborted")
         data = b"".join(self.parts[n] for n in sorted(self.parts))
         require_md5(self.key, md5, md5_hex(data), "content MD5")
         self.store._check_mode(self.key, self.mode, self.if_match)

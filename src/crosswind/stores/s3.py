@@ -45,7 +45,7 @@ from crosswind.errors import (
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt, strip_etag
 from crosswind.secrets import redact, resolve
 from crosswind.stores.base import Capabilities, ObjectReader
-from crosswind.stores.common import hex_to_b64, multipart_etag, require_md5
+from crosswind.stores.common import hex_to_b64, multipart_etag, require_md5, single_put_fits
 from crosswind.stores.obstore_common import (
     FIELD_TO_ATTR,
     ObstoreReader,
@@ -193,8 +193,9 @@ class S3ObjectStore:
         self.etag_is_md5 = etag_is_md5
         self.capabilities = Capabilities(
             listing_has_props=False, late_metadata=False, metadata_flavor="s3",
+            # PutObject takes up to 5 GiB; parts 5 MiB to 5 GiB, 10,000 of them.
             min_part_size=5 * MiB, max_parts=10_000, max_single_put=5 * 1024 * MiB,
-            max_metadata_bytes=2048,
+            max_metadata_bytes=2048, etag_tracks_metadata=False,
         )
 
     @classmethod
@@ -380,11 +381,31 @@ class S3ObjectStore:
             return {"IfMatch": f'"{if_match}"'}
         return {}
 
-    async def _discard(self, key: str, etag: str | None) -> None:
-        """Remove an object that failed verification: no object beats a corrupt one."""
-        with contextlib.suppress(StoreError), s3_errors(self._where(key)):
-            client = await self.client()
-            await client.delete_object(Bucket=self.bucket, Key=key)
+    async def _discard(self, key: str, etag: str | None, version: str | None) -> str:
+        """Remove the object a write just made that failed verification (no object
+        beats a corrupt one), and nothing else: by its version id where the
+        bucket keeps versions (the version before it becomes current again), else
+        only while it still has the ETag the write returned (a concurrent
+        writer's newer object stays). Returns what was done, for the message."""
+        if version is not None:
+            cond: dict[str, str] = {"VersionId": version}
+        elif etag is not None:
+            cond = {"IfMatch": f'"{etag}"'}
+        else:
+            # Nothing says the object there is the one this write made. It is not
+            # recorded as verified, so the next run copies it again.
+            return "the destination named no version or ETag, so the object was left"
+        try:
+            with s3_errors(self._where(key)):
+                client = await self.client()
+                await client.delete_object(Bucket=self.bucket, Key=key, **cond)
+        except PreconditionFailed:
+            return "another write replaced it meanwhile and was left alone"
+        except NotFound:
+            return "it is already gone"
+        except StoreError as exc:
+            return f"removing it failed ({exc}); it is not recorded and will be copied again"
+        return "the corrupt object was removed"
 
     async def put(
         self,
@@ -396,6 +417,7 @@ class S3ObjectStore:
         mode: PutMode = PutMode.OVERWRITE,
         if_match: str | None = None,
     ) -> WriteReceipt:
+        single_put_fits(self._where(key), len(data), self.capabilities)
         attrs = _obstore_attributes(props)
         # Without MD5 ETags only Content-MD5 (aiobotocore) verifies a write.
         if attrs is not None and obstore_can_address(key) and self.etag_is_md5:
@@ -458,9 +480,9 @@ class S3ObjectStore:
         if required or (self.etag_is_md5 and etag and "-" not in etag):
             try:
                 require_md5(key, md5, etag, "ETag")
-            except IntegrityError:
-                await self._discard(key, etag)
-                raise
+            except IntegrityError as exc:
+                done = await self._discard(key, etag, version)
+                raise IntegrityError(f"{exc}; {done}") from None
         return WriteReceipt(key, len(data), etag, md5, version)
 
     async def start_upload(
@@ -483,6 +505,23 @@ class S3ObjectStore:
             client = await self.client()
             await client.abort_multipart_upload(Bucket=self.bucket, Key=key,
                                                      UploadId=upload_id)
+
+    async def abort_uploads_of(self, key: str) -> int:
+        # By exact key: ListMultipartUploads returns no metadata or tags that
+        # could mark an upload as crosswind's (and moto reports a fixed
+        # Initiated time, so a time filter could not be tested on the rig).
+        # The prefix also lists longer keys.
+        aborted = 0
+        with s3_errors(self._where(key)):
+            client = await self.client()
+            pages = client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=key)
+            async for page in pages:
+                for u in page.get("Uploads", []):
+                    if u["Key"] == key:
+                        await self.abort_upload(key, u["UploadId"])
+                        aborted += 1
+        return aborted
 
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
         kw = {"IfMatch": f'"{if_match}"'} if if_match else {}
@@ -553,9 +592,9 @@ class S3Upload:
         if s.etag_is_md5 and etag and "-" in etag:
             try:
                 require_md5(self.key, multipart_etag(part_md5s), etag, "multipart ETag")
-            except IntegrityError:
-                await s._discard(self.key, etag)
-                raise
+            except IntegrityError as exc:
+                done = await s._discard(self.key, etag, r.get("VersionId"))
+                raise IntegrityError(f"{exc}; {done}") from None
         return WriteReceipt(self.key, size, etag, md5, r.get("VersionId"))
 
     async def abort(self) -> None:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from crosswind.deleteguard import DeleteGuard
 from crosswind.errors import (
+    RUN_STOPPED_EXIT,
     AuthError,
     CrosswindError,
     DeleteLimitExceeded,
@@ -37,7 +41,7 @@ from crosswind.sync.march import Match, march
 from crosswind.sync.plan import UNPROVEN, Action, decide, mtime_of
 from crosswind.sync.report import sync_report
 from crosswind.sync.result import SyncOptions, SyncResult
-from crosswind.sync.transfer import Transfer
+from crosswind.sync.transfer import Transfer, UploadJournal
 
 log = logging.getLogger("crosswind.sync")
 
@@ -81,6 +85,22 @@ async def _filtered(
             yield m
 
 
+class _StateJournal(UploadJournal):
+    """Uploads in flight, in the state store (see ``StateStore.upload_intended``)."""
+
+    def __init__(self, state: StateStore, store: str) -> None:
+        self.state, self.store = state, store
+
+    def intend(self, key: str) -> str:
+        return self.state.upload_intended(self.store, key)
+
+    def started(self, key: str, upload_id: str, intent: str) -> None:
+        self.state.upload_started(self.store, key, upload_id, intent)
+
+    def ended(self, key: str, upload_id: str) -> None:
+        self.state.upload_ended(self.store, key, upload_id)
+
+
 class SyncRun:
     def __init__(
         self,
@@ -99,21 +119,24 @@ class SyncRun:
         # With few workers, fewer failures in a row already mean every worker saw it.
         self.breaker = _Breaker(max(3, min(BREAKER_THRESHOLD, options.concurrency)))
         self.run_id = 0
+        self._started_at = time.time()
         #: destination entries inside the prefix and filters: the delete guard's base
         self._dst_in_scope = 0
         self._in_flight: set[asyncio.Task[None]] = set()
+        #: set when the run ends early: queued work is dropped, not started
+        self._stopping = False
         self.failures: list[dict[str, str]] = []
         self.would_copy: list[dict[str, Any]] = []
         self.would_delete: list[str] = []
         self.transfer = Transfer(
             src, dst, options.transfer, self.budget, self.stats,
-            on_upload_start=lambda k, u: state.upload_started(dst.name, k, u),
-            on_upload_end=lambda k, u: state.upload_ended(dst.name, k, u),
+            journal=_StateJournal(state, dst.name),
         )
 
     # -- the run -----------------------------------------------------------------
     async def run(self) -> SyncResult:
         started = datetime.now(UTC)
+        self._started_at = started.timestamp()
         self.run_id = self.state.start_run("objects", self.opts.direction, self.opts.dry_run)
         status: RunStatus = "succeeded"
         error: str | None = None
@@ -130,8 +153,10 @@ class SyncRun:
         except DeleteLimitExceeded as exc:
             status, error, exit_code = "aborted", str(exc), exc.exit_code
         except CrosswindError as exc:
-            # The run stopped early (an endpoint down, credentials refused, ...).
-            status, error, exit_code = "failed", redact(str(exc)), exc.exit_code
+            # The run stopped early (an endpoint down, credentials refused, a
+            # listing out of order, ...). Exit 1 is "some objects failed" only.
+            status, error = "failed", redact(str(exc))
+            exit_code = exc.exit_code if exc.exit_code != 1 else RUN_STOPPED_EXIT
         except asyncio.CancelledError:
             status, error, exit_code = "interrupted", "interrupted", 130
             raise
@@ -145,7 +170,19 @@ class SyncRun:
         return result
 
     async def _abort_leftover_uploads(self) -> None:
-        """Multipart uploads a crashed run left open: never visible, but billed."""
+        """Multipart uploads a crashed run left open: never visible, but billed.
+        Recorded ones by their id; one a run was killed before it could record
+        (only its intent is) by listing that key's open uploads."""
+        for key, token in self.state.upload_intents(self.dst.name):
+            try:
+                n = await self.dst.abort_uploads_of(key)
+            except CrosswindError as exc:
+                # E.g. no ListMultipartUploads right: keep it, try next run.
+                log.warning("could not look for unrecorded uploads of %s yet: %s", key, exc)
+                continue
+            if n:
+                log.info("aborted %d unrecorded upload(s) of %s", n, key)
+            self.state.upload_intent_done(self.dst.name, key, token)
         for key, upload_id in self.state.open_uploads(self.dst.name):
             try:
                 await self.dst.abort_upload(key, upload_id)
@@ -168,75 +205,116 @@ class SyncRun:
             self.opts.concurrency * 4)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.opts.concurrency)]
         try:
-            async for m in march(src, dst, records):
-                if self.breaker.tripped is not None:
-                    break
-                if m.dst is not None:
-                    self._dst_in_scope += 1
-                d = decide(m, delete=self.opts.delete)
-                if d.action is Action.COPY:
-                    assert m.src is not None
-                    self.stats.planned.add(m.src.size)
-                    self.stats.copy_reasons[d.reason] += 1
-                    if self.opts.dry_run:
-                        if len(self.would_copy) < 100:
-                            self.would_copy.append({"key": m.key, "size": m.src.size,
-                                                    "reason": d.reason})
-                    else:
-                        await queue.put((Action.COPY, m))
-                elif d.action is Action.CHECK:
-                    await queue.put((Action.CHECK, m))  # read-only, so dry runs check too
-                elif d.action is Action.SKIP:
-                    assert m.src is not None
-                    self.stats.skipped.add(m.src.size)
-                elif d.action is Action.DELETE:
-                    assert m.dst is not None
-                    self.stats.to_delete.add(m.dst.size)
-                    if self.opts.dry_run:
-                        if len(self.would_delete) < 100:
-                            self.would_delete.append(m.key)
-                    else:
-                        self.state.add_pending_delete(self.run_id, m.key, m.dst.etag, m.dst.size)
-                else:
-                    assert m.dst is not None
-                    self.stats.extra.add(m.dst.size)
+            try:
+                await self._plan_into(march(src, dst, records), queue)
+            except BaseException:
+                # The listing failed (or the run was cancelled): what is queued
+                # must not start. Copies in flight finish and are recorded.
+                self._stopping = True
+                raise
             self.stats.listing_done = True
-        finally:
+            # Normal end: the workers copy what is queued, then meet a sentinel each.
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
+        except asyncio.CancelledError:
+            # Ctrl-C (or a caller's cancel), while listing or while the last
+            # queued copies run: start nothing more and stop the copies in
+            # flight now (their uploads are aborted); the next run resumes.
+            await self._stop_workers(workers, cancel_copies=True)
+            raise
+        except BaseException:
+            await self._stop_workers(workers, cancel_copies=False)
+            raise
+
+    async def _plan_into(self, matches: AsyncIterator[Match],
+                         queue: asyncio.Queue[tuple[Action, Match] | None]) -> None:
+        tracks = self.src.capabilities.etag_tracks_metadata
+        async for m in matches:
+            if self.breaker.tripped is not None:
+                break
+            if m.dst is not None:
+                self._dst_in_scope += 1
+            d = decide(m, delete=self.opts.delete, etag_tracks_metadata=tracks)
+            if d.action is Action.COPY:
+                assert m.src is not None
+                self.stats.planned.add(m.src.size)
+                self.stats.copy_reasons[d.reason] += 1
+                if self.opts.dry_run:
+                    if len(self.would_copy) < 100:
+                        self.would_copy.append({"key": m.key, "size": m.src.size,
+                                                "reason": d.reason})
+                else:
+                    await queue.put((Action.COPY, m))
+            elif d.action is Action.CHECK:
+                await queue.put((Action.CHECK, m))  # read-only, so dry runs check too
+            elif d.action is Action.SKIP:
+                assert m.src is not None
+                self.stats.skipped.add(m.src.size)
+            elif d.action is Action.DELETE:
+                assert m.dst is not None
+                self.stats.to_delete.add(m.dst.size)
+                if self.opts.dry_run:
+                    if len(self.would_delete) < 100:
+                        self.would_delete.append(m.key)
+                else:
+                    self.state.add_pending_delete(self.run_id, m.key, m.dst.etag, m.dst.size)
+            else:
+                assert m.dst is not None
+                self.stats.extra.add(m.dst.size)
+
+    async def _stop_workers(self, workers: list[asyncio.Task[None]], *,
+                            cancel_copies: bool) -> None:
+        """Workers stop taking work at once, whatever is still queued; the copies
+        in flight are cancelled or, with ``cancel_copies=False``, awaited."""
+        self._stopping = True
+        for w in workers:
+            w.cancel()
+        copies = list(self._in_flight)
+        if cancel_copies:
+            for t in copies:
+                t.cancel()
+        await asyncio.gather(*workers, *copies, return_exceptions=True)
 
     async def _worker(self, queue: asyncio.Queue[tuple[Action, Match] | None]) -> None:
         while (item := await queue.get()) is not None:
-            if self.breaker.tripped is not None:
+            if self._stopping or self.breaker.tripped is not None:
                 continue  # drain without copying; the run is stopping
             action, m = item
-            assert m.src is not None
-            if action is Action.CHECK:
-                assert m.dst is not None
-                job = self._check_one(m.src, m.dst)
-            else:
-                job = self._copy_one(m.src)
-            task = asyncio.create_task(job)
+            task = asyncio.create_task(self._job(action, m))
+            # The set tracks the copy, not the worker: a worker cancelled while
+            # it waits must not lose sight of a copy that is still running.
             self._in_flight.add(task)
-            try:
-                await asyncio.wait({task})
-            finally:
-                self._in_flight.discard(task)
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                # A bug of ours must not stop the workers: the march would then
-                # wait forever on a full queue. The object fails, with the error.
-                log.error("internal error on %s", m.key, exc_info=exc)
-                self._failed(m.src, "InternalError", f"{type(exc).__name__}: {exc}")
+            task.add_done_callback(self._in_flight.discard)
+            await asyncio.wait({task})
             if self.breaker.tripped is not None:
                 # The endpoint is down: the copies still waiting on it would only
                 # fail after their retries. Stop them now (uploads are aborted).
                 for other in self._in_flight:
                     other.cancel()
 
-    async def _check_one(self, s: ObjectMeta, d: ObjectMeta) -> None:
-        """Equal bytes: compare headers and metadata; record the pair as verified
-        when they agree, copy when they do not."""
+    async def _job(self, action: Action, m: Match) -> None:
+        assert m.src is not None
+        try:
+            if action is Action.CHECK:
+                assert m.dst is not None
+                await self._check_one(m.src, m.dst, m.record)
+            else:
+                await self._copy_one(m.src)
+        except Exception as exc:
+            # A bug of ours must not stop the workers: the march would then
+            # wait forever on a full queue. The object fails, with the error.
+            log.error("internal error on %s", m.key, exc_info=exc)
+            self._failed(m.src, "InternalError", f"{type(exc).__name__}: {exc}")
+
+    async def _check_one(self, s: ObjectMeta, d: ObjectMeta, record: VerifiedCopy | None
+                         ) -> None:
+        """Equal bytes (same content MD5, or a verified copy that may predate a
+        metadata change in its own second): compare headers and metadata; record
+        the pair as verified when they agree, copy when they do not."""
+        # The listing was read after the run started: a lower bound of when the
+        # props were read, unless a HEAD reads them now.
+        read_at = self._started_at if s.props is not None else time.time()
         try:
             src = s if s.props is not None else await self.src.head(s.key)
             dst = d if d.props is not None else await self.dst.head(d.key)
@@ -257,11 +335,11 @@ class SyncRun:
         if diffs:
             await self._copy_checked(s, "metadata differs")
             return
-        if not self.opts.dry_run:
-            assert s.content_md5 is not None
+        md5 = s.content_md5 or (record.md5 if record is not None else None)
+        if not self.opts.dry_run and md5 is not None:
             self.state.record_verified(
-                self.opts.direction, VerifiedCopy(s.key, s.etag, s.size, s.content_md5, d.etag,
-                                           mtime_of(s)),
+                self.opts.direction,
+                VerifiedCopy(s.key, s.etag, s.size, md5, d.etag, mtime_of(src), read_at),
                 self.run_id)
         self.breaker.success()
         self.stats.skipped.add(s.size)
@@ -318,7 +396,9 @@ class SyncRun:
             r = outcome.receipt
             self.state.record_verified(
                 self.opts.direction,
-                VerifiedCopy(meta.key, meta.etag, meta.size, r.md5, r.etag, mtime_of(meta)),
+                VerifiedCopy(meta.key, meta.etag, meta.size, r.md5, r.etag,
+                             mtime_of(replace(meta, last_modified=outcome.source_modified)),
+                             outcome.read_at),
                 self.run_id,
             )
             self.stats.copied.add(meta.size)
@@ -345,17 +425,13 @@ class SyncRun:
 
     # -- deletes ---------------------------------------------------------------
     def _check_delete_limit(self) -> None:
-        n = self.stats.to_delete.count
-        # Of the objects this run may touch (prefix and filters), not of the whole
-        # destination: a broken source listing must not wipe a small filtered set.
-        total = max(self._dst_in_scope, 1)
-        pct = 100.0 * n / total
-        if n > self.opts.max_delete_count or pct > self.opts.max_delete_percent:
-            raise DeleteLimitExceeded(
-                f"refusing to delete {n} objects ({pct:.1f}% of the {self._dst_in_scope} in "
-                f"scope at the destination): limits are {self.opts.max_delete_count} objects "
-                f"and {self.opts.max_delete_percent:g}%; nothing was deleted"
-            )
+        """The shared max-delete guard (``deleteguard.py``), one window per run.
+        The base is the objects this run may touch (prefix and filters), not the
+        whole destination: a broken source listing must not wipe a small
+        filtered set."""
+        n, base = self.stats.to_delete.count, self._dst_in_scope
+        DeleteGuard(self.opts.max_delete_count, self.opts.max_delete_percent).require(
+            n, base, f"to delete {n} objects of the {base} in scope at the destination")
 
     async def _deletes(self) -> None:
         if not self.opts.delete or self.stats.to_delete.count == 0:

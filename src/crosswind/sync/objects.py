@@ -29,7 +29,7 @@ def options_from_config(cfg: Config, direction: Direction, **overrides: object) 
         max_delete_percent=s.max_delete_percent,
         attempts=s.attempts,
         transfer=TransferSettings(s.multipart_threshold, s.part_size, s.part_concurrency,
-                                  s.metadata_key_policy),
+                                  s.metadata_key_policy, s.stamp_metadata),
     )
     return replace(opts, **overrides)  # type: ignore[arg-type]
 

@@ -1,12 +1,15 @@
 """Copy one object from a source store to a destination store, verified.
 
 Small objects are read whole, hashed and written in one request. Large ones
-are read in parallel ranged GETs and written as parallel parts; parts are
+are read in parallel ranged GETs and written as parallel parts (which is which
+is decided here, ``in_one_request``, never by an SDK); parts are
 hashed in order as they arrive, so the whole-object MD5 is known before the
 upload completes. Every read is pinned to the listed version (``if_match``);
 every write carries the MD5 of the bytes read, and the destination's answer
 is checked against it (see the stores). A mismatch raises ``IntegrityError``
 and aborts the upload: nothing unverified becomes visible or is recorded.
+The bytes held in memory are leases on the run's ``ByteBudget``, given back
+on every way out (see ``budget.py``).
 """
 
 from __future__ import annotations
@@ -16,24 +19,27 @@ import contextlib
 import hashlib
 import logging
 import math
+import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
 
 from crosswind.errors import IntegrityError
 from crosswind.mapping import (
     Policy,
     check_metadata_size,
     map_metadata,
+    metadata_size,
     reserved_name,
     split_reserved,
 )
 from crosswind.model import ObjectMeta, ObjectProps, WriteReceipt
 from crosswind.observability.stats import SyncStats
 from crosswind.secrets import redact
-from crosswind.stores.base import ObjectStore
+from crosswind.stores.base import Capabilities, ObjectStore
 from crosswind.stores.common import md5_hex
-from crosswind.sync.budget import ByteBudget
+from crosswind.sync.budget import ByteBudget, Lease, LeaseSet
 
 MiB = 1024 * 1024
 log = logging.getLogger("crosswind.sync")
@@ -45,6 +51,8 @@ class TransferSettings:
     part_size: int = 8 * MiB
     part_concurrency: int = 4
     metadata_policy: Policy = "rename"
+    #: write crosswind's own md5/mtime entries on destination objects
+    stamp_metadata: bool = True
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,12 @@ class CopyOutcome:
     receipt: WriteReceipt
     renamed: int
     dropped: int
+    #: last-modified of the source version whose bytes and props were copied
+    #: (the read's, not the listing's: a pinned read of an S3 object whose
+    #: metadata changed since listing gets the new version, same ETag)
+    source_modified: datetime | None = None
+    #: when reading that version began (epoch seconds, this machine's clock)
+    read_at: float | None = None
 
 
 def destination_props(
@@ -60,25 +74,63 @@ def destination_props(
     dst: ObjectStore,
     policy: Policy,
     md5: str | None,
+    *,
+    stamp: bool = True,
 ) -> tuple[ObjectProps, int, int]:
-    """Source props mapped for ``dst``, with crosswind's md5/mtime entries. Pure."""
+    """Source props mapped for ``dst``; with ``stamp``, plus crosswind's md5 and
+    mtime entries where they fit within the destination's metadata limit. Pure.
+
+    Those entries are never copied on (``map_metadata`` drops every reserved
+    entry and re-adds its own), so a round trip does not accumulate them; the
+    mtime entry keeps the first origin's time.
+    """
     flavor = dst.capabilities.metadata_flavor
+    limit = dst.capabilities.max_metadata_bytes
     mapped = map_metadata(props.metadata, flavor, policy)
     md = dict(mapped.metadata)
-    # The first origin's mtime survives a round trip; otherwise the source's own.
-    mtime = split_reserved(props.metadata)[1].get("mtime")
-    if mtime is None and meta.last_modified is not None:
-        mtime = meta.last_modified.isoformat()
-    if mtime:
-        md[reserved_name(flavor, "mtime")] = mtime
-    if md5:
-        md[reserved_name(flavor, "md5")] = md5
-    # The md5 entry may be added at completion: count it now.
-    check_metadata_size(
-        {**md, reserved_name(flavor, "md5"): "0" * 32}, dst.capabilities.max_metadata_bytes,
-        meta.key,
-    )
+    # The user's metadata (and the keymap that restores its names) must fit.
+    check_metadata_size(md, limit, meta.key)
+    if stamp:
+        ours: dict[str, str] = {}
+        # The first origin's mtime survives a round trip; otherwise the source's own.
+        mtime = split_reserved(props.metadata)[1].get("mtime")
+        if mtime is None and meta.last_modified is not None:
+            mtime = meta.last_modified.isoformat()
+        if mtime:
+            ours[reserved_name(flavor, "mtime")] = mtime
+        # Counted even when the md5 comes only at completion (multipart uploads).
+        ours[reserved_name(flavor, "md5")] = md5 or "0" * 32
+        # crosswind's entries are optional: they are left out rather than fail
+        # an object whose own metadata fits.
+        if metadata_size({**md, **ours}) <= limit:
+            if not md5:
+                del ours[reserved_name(flavor, "md5")]
+            md.update(ours)
     return replace(props, metadata=md), len(mapped.renamed), len(mapped.dropped)
+
+
+def in_one_request(size: int, settings: TransferSettings, budget_total: int,
+                   caps: Capabilities) -> bool:
+    """Whether an object is read whole and written in one request, rather than in
+    parts. Crosswind's decision alone (no SDK may split a request on its own):
+    below ``multipart_threshold``, below the memory budget (the object is held
+    whole) and within what the destination takes in one request. Pure."""
+    return (size < settings.multipart_threshold and size < budget_total
+            and size <= caps.max_single_put)
+
+
+class UploadJournal:
+    """Where the multipart uploads in flight are written down, so that a run
+    killed at any moment leaves a trace the next one can clean up. ``intend``
+    comes first: the service names the upload only once it exists."""
+
+    def intend(self, key: str) -> str:
+        """Before the upload is created; returns a token for ``started``."""
+        return ""
+
+    def started(self, key: str, upload_id: str, intent: str) -> None: ...
+
+    def ended(self, key: str, upload_id: str) -> None: ...
 
 
 class Transfer:
@@ -89,16 +141,14 @@ class Transfer:
         settings: TransferSettings,
         budget: ByteBudget,
         stats: SyncStats,
-        on_upload_start: Callable[[str, str], None] = lambda key, upload_id: None,
-        on_upload_end: Callable[[str, str], None] = lambda key, upload_id: None,
+        journal: UploadJournal | None = None,
     ) -> None:
         self.src = src
         self.dst = dst
         self.settings = settings
         self.budget = budget
         self.stats = stats
-        self.on_upload_start = on_upload_start
-        self.on_upload_end = on_upload_end
+        self.journal = journal or UploadJournal()
 
     async def _source_props(self, meta: ObjectMeta, from_get: ObjectProps | None) -> ObjectProps:
         if meta.props is not None:
@@ -108,15 +158,14 @@ class Transfer:
         return (await self.src.head(meta.key)).props or ObjectProps()
 
     async def copy(self, meta: ObjectMeta) -> CopyOutcome:
-        # An object larger than the whole memory budget cannot be held whole.
-        if meta.size >= min(self.settings.multipart_threshold, self.budget.total):
-            return await self._copy_parts(meta)
-        return await self._copy_whole(meta)
+        if in_one_request(meta.size, self.settings, self.budget.total, self.dst.capabilities):
+            return await self._copy_whole(meta)
+        return await self._copy_parts(meta)
 
     # -- one request -----------------------------------------------------------
     async def _copy_whole(self, meta: ObjectMeta) -> CopyOutcome:
-        held = await self.budget.acquire(max(meta.size, 1))
-        try:
+        async with self.budget.hold(max(meta.size, 1)):
+            read_at = time.time()
             reader = await self.src.get(meta.key, if_match=meta.etag)
             data = await reader.read_all()
             # hashlib releases the GIL: a big object is hashed off the event loop.
@@ -124,13 +173,13 @@ class Transfer:
             md5 = self._check_read(meta, data, digest)
             props = await self._source_props(meta, reader.meta.props)
             dst_props, renamed, dropped = destination_props(
-                props, meta, self.dst, self.settings.metadata_policy, md5
+                props, meta, self.dst, self.settings.metadata_policy, md5,
+                stamp=self.settings.stamp_metadata,
             )
             receipt = await self.dst.put(meta.key, data, dst_props, md5=md5)
             self.stats.bytes_moved += len(data)
-            return CopyOutcome(receipt, renamed, dropped)
-        finally:
-            await self.budget.release(held)
+            return CopyOutcome(receipt, renamed, dropped,
+                               reader.meta.last_modified or meta.last_modified, read_at)
 
     @staticmethod
     def _check_read(meta: ObjectMeta, data: bytes, md5: str) -> str:
@@ -157,15 +206,25 @@ class Transfer:
         n = math.ceil(size / ps)
         k = self.settings.part_concurrency
         late = self.dst.capabilities.late_metadata
-        # First part's GET brings the props (S3); the listing's are used when present.
-        first_props = None if meta.props is not None else (await self.src.head(meta.key)).props
-        props = await self._source_props(meta, first_props)
+        # The listing's props when it has them (Azure: its etag pins them too);
+        # else a HEAD's, and then that HEAD is the version whose props are copied.
+        read_at = time.time()
+        version = meta if meta.props is not None else await self.src.head(meta.key)
+        props = await self._source_props(meta, version.props)
         dst_props, renamed, dropped = destination_props(
             props, meta, self.dst, self.settings.metadata_policy,
-            None if late else meta.content_md5,
+            None if late else meta.content_md5, stamp=self.settings.stamp_metadata,
         )
+        # The whole-object MD5 is stored at completion only where the stamps fit.
+        late_md5 = late and self.settings.stamp_metadata and metadata_size(
+            {**dst_props.metadata, reserved_name(self.dst.capabilities.metadata_flavor,
+                                                 "md5"): "0" * 32}
+        ) <= self.dst.capabilities.max_metadata_bytes
+        # If start_upload fails, the intent stays: the service may have created
+        # the upload all the same (a lost response), and the next run looks.
+        intent = self.journal.intend(meta.key)
         upload = await self.dst.start_upload(meta.key, dst_props)
-        self.on_upload_start(meta.key, upload.upload_id)
+        self.journal.started(meta.key, upload.upload_id, intent)
 
         async def fetch(i: int) -> bytes:
             start = i * ps
@@ -178,14 +237,19 @@ class Transfer:
                 )
             return data
 
-        async def put(i: int, data: bytes, md5: str, held: int) -> None:
+        async def put(i: int, data: bytes, md5: str, lease: Lease) -> None:
             try:
                 await upload.put_part(i + 1, data, md5)
                 self.stats.bytes_moved += len(data)
             finally:
-                await self.budget.release(held)
+                lease.release()  # early, so the next parts can be read
 
-        fetches: deque[tuple[asyncio.Task[bytes], int]] = deque()
+        # Every part's bytes are a lease in ``leases`` from the moment they are
+        # taken: whichever task owns them at the time (a fetch, the loop below,
+        # a put, or none, if a put was cancelled before it started), leaving
+        # this method releases what is still out.
+        leases = LeaseSet(self.budget)
+        fetches: deque[tuple[asyncio.Task[bytes], Lease]] = deque()
         puts: set[asyncio.Task[None]] = set()
         whole = hashlib.md5(usedforsecurity=False)
         part_md5s: list[str] = []
@@ -193,21 +257,16 @@ class Transfer:
 
         async def launch() -> None:
             nonlocal launched
-            length = min(ps, size - launched * ps)
-            held = await self.budget.acquire(length)
-            fetches.append((asyncio.create_task(fetch(launched)), held))
+            lease = await leases.acquire(min(ps, size - launched * ps))
+            fetches.append((asyncio.create_task(fetch(launched)), lease))
             launched += 1
 
         try:
             while launched < min(k, n):
                 await launch()
             for i in range(n):
-                task, held = fetches.popleft()
-                try:
-                    data = await task
-                except BaseException:
-                    await self.budget.release(held)
-                    raise
+                task, lease = fetches.popleft()
+                data = await task
                 pm = md5_hex(data)
                 whole.update(data)
                 part_md5s.append(pm)
@@ -216,7 +275,8 @@ class Transfer:
                     for t in done:
                         puts.discard(t)
                         t.result()
-                puts.add(asyncio.create_task(put(i, data, pm, held)))
+                puts.add(asyncio.create_task(put(i, data, pm, lease)))
+                del data  # the put task owns the bytes now
                 if launched < n:
                     await launch()
             await asyncio.gather(*puts)
@@ -228,17 +288,16 @@ class Transfer:
                     f"({md5} vs {meta.content_md5})"
                 )
             late_md = {reserved_name(self.dst.capabilities.metadata_flavor, "md5"): md5}
-            receipt = await upload.complete(size, md5, part_md5s, late_md if late else {})
+            receipt = await upload.complete(size, md5, part_md5s, late_md if late_md5 else {})
         except BaseException:
-            for fetch_task, held in fetches:
-                fetch_task.cancel()
+            pending: list[asyncio.Task[Any]] = [f for f, _ in fetches] + list(puts)
+            for p in pending:
+                p.cancel()
+            for p in pending:
                 with contextlib.suppress(BaseException):
-                    await fetch_task
-                await self.budget.release(held)
-            for put_task in puts:
-                put_task.cancel()
-                with contextlib.suppress(BaseException):
-                    await put_task
+                    await p
+            # The bytes are gone: give them back before the abort's round trip.
+            leases.release_all()
             try:
                 await upload.abort()
             except Exception as exc:
@@ -246,7 +305,11 @@ class Transfer:
                 log.warning("could not abort the upload of %s: %s", meta.key,
                             redact(str(exc)))
             else:
-                self.on_upload_end(meta.key, upload.upload_id)
+                self.journal.ended(meta.key, upload.upload_id)
             raise
-        self.on_upload_end(meta.key, upload.upload_id)
-        return CopyOutcome(receipt, renamed, dropped)
+        finally:
+            # Also when the cleanup above was itself interrupted (a second cancel).
+            leases.release_all()
+        self.journal.ended(meta.key, upload.upload_id)
+        return CopyOutcome(receipt, renamed, dropped,
+                           version.last_modified or meta.last_modified, read_at)

@@ -162,13 +162,21 @@ class ObjectValidator:
                     _, dropped = reservoir.offer(_Pair(s, d, quick))
                     if dropped is not None:
                         self._record_pair(dropped.quick)
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        except BaseException:
+            # Cancelled (Ctrl-C) or the listing failed: the queued closer looks
+            # must not run (sentinels behind them would let every one of them
+            # run first, deep reads included). Stop the workers now.
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
         finally:
             if counted_here:
                 self.tally.listed["source"] += n_src
                 self.tally.listed["destination"] += n_dst
-            for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers)
         if self._error is not None:
             raise self._error
         sampled = reservoir.items()

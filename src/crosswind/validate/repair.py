@@ -57,6 +57,9 @@ class _View:
     async def abort_upload(self, key: str, upload_id: str) -> None:
         await self.inner.abort_upload(key, upload_id)
 
+    async def abort_uploads_of(self, key: str) -> int:
+        return await self.inner.abort_uploads_of(key)
+
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
         await self.inner.delete(key, if_match=if_match)
 
