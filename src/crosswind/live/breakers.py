@@ -223,6 +223,9 @@ class GuardedObjectStore:
     async def abort_upload(self, key: str, upload_id: str) -> None:
         await self._call(lambda: self.inner.abort_upload(key, upload_id))
 
+    async def abort_uploads_of(self, key: str) -> int:
+        return await self._call(lambda: self.inner.abort_uploads_of(key))
+
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
         await self._call(lambda: self.inner.delete(key, if_match=if_match))
 
@@ -266,6 +269,9 @@ class GuardedRecordStore:
 
     async def check(self) -> None:
         await self._call(self.inner.check)
+
+    async def server_time(self) -> EdmDateTime | None:
+        return await self._call(self.inner.server_time)
 
     async def close(self) -> None:
         await self.inner.close()

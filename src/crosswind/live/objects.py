@@ -18,7 +18,7 @@ and an upsert event for an object deleted since is a delete.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from crosswind.deleteguard import DeleteGuard
@@ -27,7 +27,7 @@ from crosswind.model import ObjectMeta
 from crosswind.state import StateStore, VerifiedCopy
 from crosswind.stores.base import ObjectStore
 from crosswind.sync.filters import KeyFilter
-from crosswind.sync.plan import mtime_of
+from crosswind.sync.plan import mtime_of, settled
 from crosswind.sync.transfer import Transfer
 
 Applied = Literal["copied", "deleted", "unchanged", "absent", "filtered"]
@@ -46,12 +46,18 @@ class ApplyOutcome:
     new_key: bool = False
 
 
-def same_source_version(rec: VerifiedCopy | None, meta: ObjectMeta) -> bool:
-    """Is ``meta`` the very source version the verified copy ``rec`` was made from?"""
+def same_source_version(rec: VerifiedCopy | None, meta: ObjectMeta, *,
+                        etag_tracks_metadata: bool = True) -> bool:
+    """Is ``meta`` the very source version the verified copy ``rec`` was made from?
+    Where the etag misses metadata changes (S3) and times are whole seconds, a
+    copy read in the second of its version's change proves nothing (``settled``)."""
     if rec is None or rec.src_size != meta.size or rec.src_etag != meta.etag:
         return False
     # S3 keeps the ETag (the MD5 of the bytes) when only the metadata changes.
-    return rec.src_mtime is None or meta.last_modified is None or rec.src_mtime == mtime_of(meta)
+    if not (rec.src_mtime is None or meta.last_modified is None
+            or rec.src_mtime == mtime_of(meta)):
+        return False
+    return etag_tracks_metadata or meta.last_modified is None or settled(rec)
 
 
 class ObjectApplier:
@@ -83,7 +89,8 @@ class ObjectApplier:
             if meta is None:
                 return await self._delete(key)
             rec = self.state.get_verified(self.direction, key)
-            if trust_record and same_source_version(rec, meta):
+            if trust_record and same_source_version(
+                    rec, meta, etag_tracks_metadata=self.src.capabilities.etag_tracks_metadata):
                 return ApplyOutcome("unchanged", meta.size, retries)
             try:
                 outcome = await self.transfer.copy(meta)
@@ -95,9 +102,11 @@ class ObjectApplier:
                         f"{key}: the source kept changing during the copy") from None
                 continue
             r = outcome.receipt
+            read = replace(meta, last_modified=outcome.source_modified)
             self.state.record_verified(
                 self.direction,
-                VerifiedCopy(key, meta.etag, meta.size, r.md5, r.etag, mtime_of(meta)))
+                VerifiedCopy(key, meta.etag, meta.size, r.md5, r.etag, mtime_of(read),
+                             outcome.read_at))
             return ApplyOutcome("copied", meta.size, retries, new_key=rec is None)
 
     async def _delete(self, key: str) -> ApplyOutcome:

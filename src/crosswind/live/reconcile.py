@@ -87,7 +87,7 @@ async def reconcile_objects(src: ObjectStore, dst: ObjectStore, state: StateStor
     async for m in merged:
         if m.dst is not None:
             res.replica_in_scope += 1
-        d = decide(m, delete=True)
+        d = decide(m, delete=True, etag_tracks_metadata=src.capabilities.etag_tracks_metadata)
         if d.action in (Action.SKIP, Action.EXTRA):
             continue
         op: ChangeOp = "delete" if d.action is Action.DELETE else "upsert"

@@ -52,6 +52,7 @@ from crosswind.stores.base import ObjectStore
 from crosswind.stores.factory import open_object_store
 from crosswind.stores.queues import QueueMessage
 from crosswind.sync.budget import ByteBudget
+from crosswind.sync.engine import StateJournal, abort_leftover_uploads
 from crosswind.sync.filters import KeyFilter
 from crosswind.sync.transfer import Transfer, TransferSettings
 
@@ -174,6 +175,7 @@ class Epoch:
             self.dst = GuardedObjectStore(dst_raw, self.dst_ep, self.breakers)
             await src_raw.check()
             await dst_raw.check(write=True)
+            await abort_leftover_uploads(dst_raw, self.state)
             self._build_applier()
             self.streams[RECONCILE_STREAM] = StreamState(
                 RECONCILE_STREAM, "objects", f"{self.src.name} ⇄ {self.dst.name}",
@@ -267,11 +269,8 @@ class Epoch:
         settings = TransferSettings(s.multipart_threshold, s.part_size, s.part_concurrency,
                                     s.metadata_key_policy)
         self.sync_stats = SyncStats()
-        store_name = self.dst.name
-        transfer = Transfer(
-            self.src, self.dst, settings, ByteBudget(s.memory_budget), self.sync_stats,
-            on_upload_start=lambda k, u: self.state.upload_started(store_name, k, u),
-            on_upload_end=lambda k, u: self.state.upload_ended(store_name, k, u))
+        transfer = Transfer(self.src, self.dst, settings, ByteBudget(s.memory_budget),
+                            self.sync_stats, StateJournal(self.state, self.dst.name))
         self.applier = ObjectApplier(self.src, self.dst, self.state, self.direction.value,
                                      transfer, self.guard, self._guard_base, self.keep,
                                      attempts=s.attempts)

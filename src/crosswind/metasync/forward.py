@@ -101,6 +101,9 @@ class ForwardSync:
         self.dlq_open = self.ledger.dlq_open_count(ctx.direction) > 0
         #: object-driven: the object names behind each row being written
         self._names: dict[tuple[str, str], list[str]] = {}
+        #: called with the rows of each batch once written (the replication service
+        #: measures lag from their Timestamps)
+        self.on_written: Callable[[list[Entity]], None] | None = None
 
     # -- the one way out -----------------------------------------------------------
     async def write_rows(self, entities: list[Entity], *, force: bool = False,
@@ -125,9 +128,11 @@ class ForwardSync:
         results = await self.ctx.retrying(lambda: self.dst.write_batch(writes))
         self.stats.batches += 1
         synced: list[RowRecord] = []
+        written: list[Entity] = []
         for r in results:
             e = r.write.entity
             if r.status == "ok":
+                written.append(e)
                 synced.append(RowRecord(e.partition_key, e.row_key, e.etag, e.content_hash(),
                                         e.record_id or doc_id(*e.key)))
             elif r.status == "stale":
@@ -141,6 +146,8 @@ class ForwardSync:
             if self.dlq_open:  # DLQ entries of rows are named by their keys
                 self.ledger.dlq_resolve(self.ctx.direction, "row", [doc_id(*s.key)
                                                                     for s in synced])
+            if self.on_written is not None:
+                self.on_written(written)
         return done | {s.key for s in synced}
 
     @staticmethod

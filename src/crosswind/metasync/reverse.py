@@ -30,6 +30,7 @@ import asyncio
 import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from crosswind.entities import (
@@ -44,8 +45,8 @@ from crosswind.metasync.context import RunContext
 from crosswind.metasync.ledger import RowRecord
 from crosswind.metasync.march import march_rows
 from crosswind.metasync.plan import by_partition, reverse_decision
-from crosswind.stores.azure_tables import MAX_TRANSACTION, AzureTableStore
-from crosswind.stores.base import BadRecord, RecordOp, RecordWrite, WriteResult
+from crosswind.stores.azure_tables import MAX_TRANSACTION
+from crosswind.stores.base import BadRecord, RecordOp, RecordStore, RecordWrite, WriteResult
 from crosswind.stores.documentdb import (
     ChangeFeed,
     DocumentDBStore,
@@ -64,7 +65,7 @@ class _Planned:
 
 
 class ReverseSync:
-    def __init__(self, docs: DocumentDBStore, table: AzureTableStore, ctx: RunContext) -> None:
+    def __init__(self, docs: DocumentDBStore, table: RecordStore, ctx: RunContext) -> None:
         self.docs = docs
         self.table = table
         self.ctx = ctx
@@ -78,6 +79,9 @@ class ReverseSync:
         #: document _id → other names of DLQ entries its success settles (a replay
         #: of an entry filed under the document's keys rather than its _id)
         self.dlq_aliases: dict[str, list[str]] = {}
+        #: called with each batch of changes once it is applied (the replication
+        #: service measures lag from the changes' server times)
+        self.on_batch: Callable[[list[RecordChange]], None] | None = None
 
     # -- the loop ------------------------------------------------------------------
     async def run(self) -> None:
@@ -129,11 +133,14 @@ class ReverseSync:
             self.ledger.set_resume_token(token_text(start))
         return feed
 
-    async def _follow(self, feed: ChangeFeed) -> bool:
+    async def _follow(self, feed: ChangeFeed, until: Callable[[], bool] | None = None) -> bool:
         """Read and apply changes until quiet for ``idle_timeout_s`` (False) or, with
-        ``follow``, forever; each batch is applied, then its token saved."""
+        ``follow``, until ``until()`` says so (True); each batch is applied, then
+        its token saved."""
         quiet_since = time.monotonic()
         while True:
+            if until is not None and until():
+                return True
             batch: list[RecordChange] = []
             flush_at = time.monotonic() + self.opts.flush_interval_s
             while len(batch) < self.opts.batch_size:
@@ -153,6 +160,8 @@ class ReverseSync:
                     return False
                 if not self.opts.dry_run:
                     self.ledger.set_resume_token(token_text(batch[-1].token))
+                if self.on_batch is not None:
+                    self.on_batch(batch)
                 quiet_since = time.monotonic()
                 continue
             # Quiet: keep the saved position fresh so it stays inside the history.

@@ -243,6 +243,18 @@ class RecordChange:
     error: EntityMappingError | None
     raw: str | None
     token: Mapping[str, Any]
+    #: when the change was made on the server (``wallTime``, else ``clusterTime``):
+    #: where the replication lag of a change-stream event is measured from
+    at: datetime | None = None
+
+
+def _change_time(change: Mapping[str, Any]) -> datetime | None:
+    wall = change.get("wallTime")
+    if isinstance(wall, datetime):
+        return wall if wall.tzinfo else wall.replace(tzinfo=UTC)
+    ct = change.get("clusterTime")
+    as_dt = getattr(ct, "as_datetime", None)
+    return as_dt() if callable(as_dt) else None
 
 
 class ChangeFeed:
@@ -296,7 +308,8 @@ class ChangeFeed:
         doc_id = id_text(_id)
         key = parse_doc_id(_id)
         if kind == "delete":
-            return RecordChange("delete", doc_id, key, None, None, None, token)
+            return RecordChange("delete", doc_id, key, None, None, None, token,
+                                _change_time(change))
         if kind not in ("insert", "update", "replace"):
             return None
         doc = change.get("fullDocument")
@@ -308,8 +321,10 @@ class ChangeFeed:
             pk, rk = doc.get("PartitionKey"), doc.get("RowKey")
             if isinstance(pk, str) and isinstance(rk, str):
                 key = (pk, rk)
-            return RecordChange("upsert", doc_id, key, None, exc, raw_text(doc), token)
-        return RecordChange("upsert", doc_id, entity.key, entity, None, None, token)
+            return RecordChange("upsert", doc_id, key, None, exc, raw_text(doc), token,
+                                _change_time(change))
+        return RecordChange("upsert", doc_id, entity.key, entity, None, None, token,
+                            _change_time(change))
 
     async def close(self) -> None:
         with contextlib.suppress(pe.PyMongoError):

@@ -85,7 +85,34 @@ async def _filtered(
             yield m
 
 
-class _StateJournal(UploadJournal):
+async def abort_leftover_uploads(dst: ObjectStore, state: StateStore) -> None:
+    """Multipart uploads a crashed run left open: never visible, but billed.
+    Recorded ones by their id; one a run was killed before it could record
+    (only its intent is) by listing that key's open uploads."""
+    for key, token in state.upload_intents(dst.name):
+        try:
+            n = await dst.abort_uploads_of(key)
+        except CrosswindError as exc:
+            # E.g. no ListMultipartUploads right: keep it, try next run.
+            log.warning("could not look for unrecorded uploads of %s yet: %s", key, exc)
+            continue
+        if n:
+            log.info("aborted %d unrecorded upload(s) of %s", n, key)
+        state.upload_intent_done(dst.name, key, token)
+    for key, upload_id in state.open_uploads(dst.name):
+        try:
+            await dst.abort_upload(key, upload_id)
+        except NotFound:
+            pass  # already gone
+        except CrosswindError as exc:
+            # Not worth failing the run (e.g. no AbortMultipartUpload right):
+            # keep the record and try again next time.
+            log.warning("could not abort upload %s of %s yet: %s", upload_id, key, exc)
+            continue
+        state.upload_ended(dst.name, key, upload_id)
+
+
+class StateJournal(UploadJournal):
     """Uploads in flight, in the state store (see ``StateStore.upload_intended``)."""
 
     def __init__(self, state: StateStore, store: str) -> None:
@@ -130,7 +157,7 @@ class SyncRun:
         self.would_delete: list[str] = []
         self.transfer = Transfer(
             src, dst, options.transfer, self.budget, self.stats,
-            journal=_StateJournal(state, dst.name),
+            journal=StateJournal(state, dst.name),
         )
 
     # -- the run -----------------------------------------------------------------
@@ -170,30 +197,7 @@ class SyncRun:
         return result
 
     async def _abort_leftover_uploads(self) -> None:
-        """Multipart uploads a crashed run left open: never visible, but billed.
-        Recorded ones by their id; one a run was killed before it could record
-        (only its intent is) by listing that key's open uploads."""
-        for key, token in self.state.upload_intents(self.dst.name):
-            try:
-                n = await self.dst.abort_uploads_of(key)
-            except CrosswindError as exc:
-                # E.g. no ListMultipartUploads right: keep it, try next run.
-                log.warning("could not look for unrecorded uploads of %s yet: %s", key, exc)
-                continue
-            if n:
-                log.info("aborted %d unrecorded upload(s) of %s", n, key)
-            self.state.upload_intent_done(self.dst.name, key, token)
-        for key, upload_id in self.state.open_uploads(self.dst.name):
-            try:
-                await self.dst.abort_upload(key, upload_id)
-            except NotFound:
-                pass  # already gone
-            except CrosswindError as exc:
-                # Not worth failing the run (e.g. no AbortMultipartUpload right):
-                # keep the record and try again next time.
-                log.warning("could not abort upload %s of %s yet: %s", upload_id, key, exc)
-                continue
-            self.state.upload_ended(self.dst.name, key, upload_id)
+        await abort_leftover_uploads(self.dst, self.state)
 
     async def _march_and_copy(self) -> None:
         keep = self.opts.filter
