@@ -16,6 +16,7 @@ acknowledged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -115,6 +116,8 @@ class Breakers:
             ) from None
         except FAILURES as exc:
             self._mirror.setdefault(endpoint, _Mirror()).last_error = str(exc)[:300]
+            # Counted against this endpoint: callers further up need not count it again.
+            setattr(exc, "endpoint", endpoint)  # noqa: B010  (not every error declares it)
             raise
 
     async def failed(self, endpoint: Endpoint, exc: BaseException) -> None:
@@ -125,6 +128,12 @@ class Breakers:
             raise exc
 
         await self.call(endpoint, again)
+
+    async def note(self, endpoint: Endpoint, exc: BaseException) -> None:
+        """Count an endpoint failure no guarded call has counted yet; never raises."""
+        if isinstance(exc, FAILURES) and getattr(exc, "endpoint", None) is None:
+            with contextlib.suppress(BaseException):
+                await self.failed(endpoint, exc)
 
     def blocked(self, endpoint: str) -> bool:
         """Open and still inside its TTL: a call now would be refused."""

@@ -37,6 +37,7 @@ from crosswind.live.objects import ApplyOutcome, ObjectApplier
 from crosswind.live.queue_source import QueueSource
 from crosswind.live.reconcile import STREAM as RECONCILE_STREAM
 from crosswind.live.reconcile import ReconcileResult, reconcile_objects
+from crosswind.live.rows import RowStreams
 from crosswind.live.scheduler import KeyScheduler
 from crosswind.live.status import StatusStore
 from crosswind.live.streams import StreamState
@@ -150,6 +151,7 @@ class Epoch:
             window_s=self.rc.delete_window_s)
         self.streams: dict[str, StreamState] = {}
         self.queue_source: QueueSource | None = None
+        self.rows: RowStreams | None = None
         self.last_reconcile: ReconcileResult | None = None
         self.reconciling = False
         self.replica_in_scope: int | None = None
@@ -169,6 +171,7 @@ class Epoch:
         http = None
         tasks: list[asyncio.Task[Any]] = []
         workers: list[asyncio.Task[None]] = []
+        rows_task: asyncio.Task[None] | None = None
         try:
             dst_raw = await open_object_store(self.cfg, dst_side)
             self.src = GuardedObjectStore(src_raw, self.src_ep, self.breakers)
@@ -181,6 +184,7 @@ class Epoch:
                 RECONCILE_STREAM, "objects", f"{self.src.name} ⇄ {self.dst.name}",
                 LagTracker(self.rc.lag_window_s))
             await self._open_event_queue()
+            await self._open_rows()
             from crosswind.live.http import HttpEndpoint, make_app
 
             if self.rc.http != "off":
@@ -200,13 +204,17 @@ class Epoch:
             tasks.append(asyncio.create_task(self._guarded_loop(
                 "reconcile", lambda: self._reconcile_loop(epoch_stop))))
             tasks.append(asyncio.create_task(self._status_loop(epoch_stop)))
+            if self.rows is not None:
+                rows = self.rows
+                rows_task = asyncio.create_task(self._guarded_loop(
+                    "rows", lambda: rows.run(epoch_stop)))
             self.publish()
             await epoch_stop.wait()
-            await self._shutdown(tasks, workers, acker)
+            await self._shutdown(tasks, workers, acker, rows_task)
         finally:
-            for t in (*tasks, *workers):
+            for t in (*tasks, *workers, *([rows_task] if rows_task else [])):
                 t.cancel()
-            for t in (*tasks, *workers):
+            for t in (*tasks, *workers, *([rows_task] if rows_task else [])):
                 with contextlib.suppress(BaseException):
                     await t
             if self.queue_source is not None:
@@ -225,15 +233,18 @@ class Epoch:
         epoch_stop.set()
 
     async def _shutdown(self, tasks: list[asyncio.Task[Any]],
-                        workers: list[asyncio.Task[None]], acker: asyncio.Task[None] | None
-                        ) -> None:
-        """Stop taking changes; give in-flight applies the grace to finish; the
-        rest is abandoned (their messages stay unacknowledged and come back)."""
+                        workers: list[asyncio.Task[None]], acker: asyncio.Task[None] | None,
+                        rows_task: asyncio.Task[None] | None) -> None:
+        """Stop taking changes; give in-flight applies (and the row stream's batch)
+        the grace to finish; the rest is abandoned (their messages stay
+        unacknowledged and come back, the row position was saved after its last
+        applied batch)."""
         self.scheduler.close()
         for t in tasks:
             t.cancel()
-        if workers:
-            _, late = await asyncio.wait(workers, timeout=self.rc.shutdown_grace_s)
+        finishing = [*workers, *([rows_task] if rows_task is not None else [])]
+        if finishing:
+            _, late = await asyncio.wait(finishing, timeout=self.rc.shutdown_grace_s)
             for t in late:
                 t.cancel()
             for t in late:
@@ -351,6 +362,20 @@ class Epoch:
                                         "outstanding": src.outstanding,
                                         "queue_depth": counters.depth}})
 
+    async def _open_rows(self) -> None:
+        """The row streams, when the config names a table and a collection."""
+        from crosswind.metasync.runner import opened_row_stores
+
+        if not (self.cfg.azure.table and self.cfg.aws.documentdb_uri):
+            return
+        async with opened_row_stores(self.cfg, self.direction) as (table, docs):
+            await table.check()
+            await docs.check()  # fail at start, with one line, not in a retry loop
+        self.rows = RowStreams(self.cfg, self.direction, self.ledger, self.guard,
+                               self.breakers, self.status, self.run_id)
+        for st in (self.rows.stream, self.rows.reconcile_stream):
+            self.streams[st.name] = st
+
     # -- applying ------------------------------------------------------------------
     def _gate(self) -> float:
         return max(self.breakers.hold_s(self.src_ep), self.breakers.hold_s(self.dst_ep))
@@ -421,7 +446,8 @@ class Epoch:
             if limit is not None:
                 if self.is_idle():
                     idle_since = idle_since or now
-                    last = max(idle_since, self.last_activity, self.workers.last_activity)
+                    last = max(idle_since, self.last_activity, self.workers.last_activity,
+                               self.rows.last_activity if self.rows is not None else 0.0)
                     if now - last >= limit:
                         self.service.stop("idle")
                         return
@@ -430,8 +456,10 @@ class Epoch:
 
     def is_idle(self) -> bool:
         src = self.queue_source
+        rows = self.rows
         return (self.scheduler.idle and not self.reconciling
-                and (src is None or (src.outstanding == 0 and src.last_receive_empty)))
+                and (src is None or (src.outstanding == 0 and src.last_receive_empty))
+                and (rows is None or (not rows.busy and rows.last_reconcile is not None)))
 
     def slo_target(self) -> float:
         return self.rc.lag_slo_pre_s if self.direction is Direction.AZURE_TO_AWS \
@@ -443,6 +471,8 @@ class Epoch:
     def problems(self) -> list[str]:
         out = [f"circuit breaker open: {ep}" for ep, st in self.breakers.states().items()
                if st == "open"]
+        if self.rows is not None and self.rows.held:
+            out.append(f"row deletes held by the max-delete guard: {self.rows.held}")
         target = self.slo_target()
         p99, oldest = self.lag_p99(), self.scheduler.oldest_pending_s()
         if p99 > target:
@@ -465,7 +495,8 @@ class Epoch:
                         "oldest_s": round(self.scheduler.oldest_pending_s(), 3)},
             "breakers": self.breakers.states(),
             "breaker_details": self.breakers.details(),
-            "last_reconcile": rec.as_dict() if rec is not None else mark,
+            "last_reconcile": self._reconcile_summary(rec.as_dict() if rec is not None
+                                                      else mark),
             "reconciling": self.reconciling,
             "slo": {"target_s": target, "breached": bool(self.problems_lag())},
             "deletes": {"window_s": self.guard.window_s, "allowed_in_window":
@@ -474,6 +505,17 @@ class Epoch:
             "http": self.http_url,
             "errors": list(self.errors),
         }
+
+    def _reconcile_summary(self, objects: dict[str, Any] | None) -> dict[str, Any] | None:
+        rows = self.rows.last_reconcile if self.rows is not None else None
+        if objects is None and rows is None:
+            return None
+        parts = [p for p in (objects, rows) if p]
+        return {"at": max(str(p.get("at")) for p in parts),
+                "drift": sum(int(p.get("drift") or 0) for p in parts),
+                "found": int((objects or {}).get("found") or 0),
+                "drift_examples": (objects or {}).get("drift_examples", []),
+                "objects": objects, "rows": rows}
 
     def problems_lag(self) -> list[str]:
         return [p for p in self.problems() if "SLO" in p]

@@ -212,9 +212,10 @@ class ForwardSync:
             self.ledger.set_watermark("scan", mark)
 
     # -- reconcile (with deletes) --------------------------------------------------
-    async def reconcile(self) -> None:
+    async def reconcile(self, *, deletes: bool = True) -> None:
         """Both sides merged in key order: write what differs, delete what the
-        source no longer has (if the guard allows), skip what is in step."""
+        source no longer has (if the guard allows; ``deletes=False``: only count
+        them as ``to_delete``), skip what is in step."""
         self.watermark_before = self.ledger.watermark("scan")
         started = await self._started()
         doomed: list[tuple[str, str]] = []
@@ -263,7 +264,8 @@ class ForwardSync:
             self.stats.listing_done = True
 
         await run_batches(batches(), self.opts.concurrency, self._write_all)
-        await self._deletes(doomed, listed_here[0])
+        if deletes:
+            await self._deletes(doomed, listed_here[0])
         self._move_watermark(started)
 
     async def _write_all(self, batch: list[Entity]) -> None:

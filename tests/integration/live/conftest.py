@@ -19,14 +19,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueClient, QueueServiceClient
+from pymongo import MongoClient
 
 from crosswind.config import Config, load_config
+from crosswind.entities import CODEC_OPTIONS, Entity, document_to_entity
 from crosswind.live.events import azure_queue_body, blob_event
 from crosswind.live.report import read_status
 from crosswind.migration import MigrationStore, Phase
+from crosswind.rig.emulators import Secantus
 from crosswind.state import StateStore
+from crosswind.stores.azure_tables import from_sdk, to_sdk
 from tests.integration.conftest import Env, unique
+from tests.integration.metadata.conftest import mongo, table_service
+
+__all__ = ["mongo", "table_service"]  # session fixtures shared with the metadata tests
 
 
 @dataclass
@@ -36,6 +44,21 @@ class LiveEnv:
     sqs: Any
     sqs_url: str
     path: Path
+    #: with rows=True: the Azure table (sync SDK) and the DocumentDB collection
+    table: Any = None
+    coll: Any = None
+
+    def put_rows(self, *entities: Entity) -> None:
+        for e in entities:
+            self.table.upsert_entity(to_sdk(e), mode="replace")
+
+    def azure_rows(self) -> dict[tuple[str, str], Entity]:
+        return {(e.partition_key, e.row_key): e
+                for e in (from_sdk(r) for r in self.table.list_entities())}
+
+    def documents(self) -> dict[tuple[str, str], Entity]:
+        return {(e.partition_key, e.row_key): e
+                for e in (document_to_entity(d) for d in self.coll.find())}
 
     @property
     def config(self) -> Config:
@@ -95,8 +118,10 @@ class LiveEnv:
 
 @pytest.fixture
 def make_live_env(make_env: Callable[..., Env], queue_service: QueueServiceClient,
-                  sqs_client: Any) -> Callable[..., LiveEnv]:
-    def make(replicate: str = "", **kw: Any) -> LiveEnv:
+                  sqs_client: Any, secantus: Secantus, table_service: TableServiceClient,
+                  mongo: MongoClient[dict[str, Any]]) -> Callable[..., LiveEnv]:
+    def make(replicate: str = "", *, rows: bool = False, metadata: str = "",
+             **kw: Any) -> LiveEnv:
         qname = unique("q").lower()[:63]
         queue_service.create_queue(qname)
         url = sqs_client.create_queue(QueueName=unique("sqs"))["QueueUrl"]
@@ -109,12 +134,22 @@ def make_live_env(make_env: Callable[..., Env], queue_service: QueueServiceClien
         text = env.config_path.read_text()
         text = text.replace("[aws]\n", f'[aws]\nsqs_queue_url = "{url}"\n', 1)
         text = text.replace("[azure]\n", f'[azure]\nqueue = "{qname}"\n', 1)
+        table = coll = None
+        if rows:
+            tname = env.bucket.replace("-", "")
+            table = table_service.create_table(tname)
+            coll = mongo[env.bucket].get_collection("rows", codec_options=CODEC_OPTIONS)
+            text = text.replace("[azure]\n", f'[azure]\ntable = "{tname}"\n', 1)
+            text = text.replace("[aws]\n", f'[aws]\ndocumentdb_uri = "{secantus.uri}"\n'
+                                f'database = "{env.bucket}"\ncollection = "rows"\n', 1)
+            text += ("\n[metadata]\nbatch_size = 50\nflush_interval_s = 0.2\n"
+                     + metadata + "\n")
         text += ("\n[replicate]\nhttp = \"127.0.0.1:0\"\nstatus_interval_s = 0.2\n"
                  "shutdown_grace_s = 10\nreceive_wait_s = 1\nbreaker_reset_s = 2\n"
-                 + replicate + "\n")
+                 "table_poll_interval_s = 0.5\n" + replicate + "\n")
         env.config_path.write_text(text)
         return LiveEnv(env, queue_service.get_queue_client(qname), sqs_client, url,
-                       env.config_path)
+                       env.config_path, table, coll)
 
     return make
 
