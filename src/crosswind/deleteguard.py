@@ -27,10 +27,14 @@ def guard_reason(deletes: int, base: int, max_count: int, max_percent: float) ->
     """Why ``deletes`` out of ``base`` replica items is too many, or None."""
     if deletes > max_count:
         return f"{deletes} deletes exceed max_delete_count = {max_count}"
+    if max_percent >= 100:
+        # "Everything may go": over a window the base shrinks as deletes land, so a
+        # ratio of the deletes to what is left could pass 100 % and refuse anyway.
+        return None
     if base > 0 and deletes * 100.0 / base > max_percent:
         return (f"{deletes} deletes are {deletes * 100.0 / base:.1f}% of {base} items, over "
                 f"max_delete_percent = {max_percent:g}")
-    if base <= 0 and deletes > 0 and max_percent < 100:
+    if base <= 0 and deletes > 0:
         # Nothing known to be there: any delete is 100 % of what was seen.
         return (f"{deletes} deletes with no replica items counted in scope, over "
                 f"max_delete_percent = {max_percent:g}")

@@ -96,16 +96,18 @@ def make_env(
     azurite: Azurite, moto: Moto, blob_service: BlobServiceClient, s3_client: object,
     tmp_path: Path,
 ) -> Callable[..., Env]:
-    def make(extra: str = "", **sync: object) -> Env:
+    def make(extra: str = "", container_name: str | None = None, **sync: object) -> Env:
         name = unique("cw")
-        container = blob_service.create_container(name)
+        # A fixed container name when a test needs one; the bucket stays unique.
+        cname = container_name or name
+        container = blob_service.create_container(cname)
         s3_client.create_bucket(Bucket=name)  # type: ignore[attr-defined]
         settings = {"concurrency": 16, **sync}
         sync_lines = "\n".join(f"{k} = {v!r}" for k, v in settings.items()).replace("'", '"')
         text = textwrap.dedent(f"""
             [azure]
             connection_string = "{azurite.connection_string}"
-            container = "{name}"
+            container = "{cname}"
             emulator = true
 
             [aws]

@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crosswind.deleteguard import DeleteGuard
-from crosswind.errors import TransientError
+from crosswind.errors import AuthError, TransientError
+from crosswind.live.breakers import Breakers, GuardedObjectStore
 from crosswind.live.changes import Change
 from crosswind.live.lag import LagTracker
 from crosswind.live.objects import ObjectApplier
@@ -279,6 +280,41 @@ def test_endpoint_failures_wait_and_never_reach_the_dlq() -> None:
         await rig.settle()
         assert flaky.objects["k"].data == b"data"
         assert rig.ledger.dlq_open_count() == 0
+
+    with live_rig() as rig:
+        asyncio.run(run_in(rig, go))
+
+
+class RefusingStore(MemoryStore):
+    """Serves every key but one, which it refuses as a bucket policy would."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__("refusing")
+        self.refused = refused
+
+    async def put(self, key: str, *args: Any, **kw: Any) -> Any:
+        if key == self.refused:
+            raise AuthError(f"{self.name}/{key}: AccessDenied")
+        return await super().put(key, *args, **kw)
+
+
+def test_a_key_the_endpoint_keeps_refusing_goes_to_the_dlq_not_the_breaker() -> None:
+    async def go(rig: Rig) -> None:
+        breakers = Breakers(threshold=50, ttl_s=0.05)
+        refusing = RefusingStore("secret/x")
+        guarded = GuardedObjectStore(refusing, "s3", breakers)
+        rig.workers.applier.dst = guarded
+        rig.workers.applier.transfer.dst = guarded
+        rig.workers.breakers = breakers
+        rig.workers.probe = lambda endpoint: guarded.check(write=True)
+        for k in ("secret/x", "a", "b", "c"):
+            await write(rig.src, k, b"v", "t")
+            rig.scheduler.submit(Change("object", "upsert", k, EVENTS, None))
+        await rig.settle()
+        assert set(refusing.objects) == {"a", "b", "c"}
+        [dead] = rig.ledger.dlq_list(kind="refused")
+        assert dead.item == "secret/x" and "AccessDenied" in dead.reason
+        assert breakers.states()["s3"] == "closed"
 
     with live_rig() as rig:
         asyncio.run(run_in(rig, go))

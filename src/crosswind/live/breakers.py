@@ -73,6 +73,8 @@ class _Mirror:
     opened_at: float | None = None
     last_error: str | None = None
     opens: int = 0
+    #: when a call last succeeded (time.monotonic)
+    last_ok: float | None = None
 
 
 class Breakers:
@@ -107,7 +109,9 @@ class Breakers:
         breaker = await self._factory.get_breaker(endpoint)
         try:
             async with breaker:
-                return await fn()
+                result = await fn()
+            self._mirror.setdefault(endpoint, _Mirror()).last_ok = time.monotonic()
+            return result
         except OpenedState:
             m = self._mirror.get(endpoint) or _Mirror()
             raise BreakerOpen(
@@ -141,6 +145,11 @@ class Breakers:
         if m is None or m.state != "open" or m.opened_at is None:
             return False
         return time.time() < m.opened_at + self.ttl_s
+
+    def served_since(self, endpoint: str, since: float) -> bool:
+        """Has ``endpoint`` answered a call successfully after ``since`` (monotonic)?"""
+        m = self._mirror.get(endpoint)
+        return m is not None and m.last_ok is not None and m.last_ok > since
 
     def hold_s(self, endpoint: str) -> float:
         """Seconds until an open breaker lets a request through (0: not blocked)."""

@@ -62,6 +62,9 @@ class _Entry:
     #: sitting in a due queue or the delayed heap
     queued: bool = False
     attempts: int = 0
+    #: failures blamed on an endpoint (not counted as attempts), and since when
+    endpoint_failures: int = 0
+    failing_since: float | None = None
     not_before: float = 0.0
 
     @property
@@ -83,6 +86,9 @@ class Work:
     attempt: int
     #: every change this apply covers (for lag and counts)
     covers: tuple[Change, ...]
+    #: earlier tries that failed on an endpoint, and since when (clock of the scheduler)
+    endpoint_failures: int = 0
+    failing_since: float | None = None
 
 
 def backoff_s(attempt: int, base: float = 0.5, cap: float = 60.0,
@@ -174,7 +180,8 @@ class KeyScheduler:
                 e.in_flight = True
                 e.running, e.waiting = e.waiting, []
                 return Work(e.key, e.running[-1].change, e.attempts + 1,
-                            tuple(s.change for s in e.running))
+                            tuple(s.change for s in e.running), e.endpoint_failures,
+                            e.failing_since)
             self._wake.clear()
             await self._sleep(wait)
 
@@ -193,6 +200,8 @@ class KeyScheduler:
         e.running = []
         e.in_flight = False
         e.attempts = 0
+        e.endpoint_failures = 0
+        e.failing_since = None
         e.not_before = 0.0
         if e.waiting:
             self._enqueue(e)
@@ -211,6 +220,10 @@ class KeyScheduler:
         e.in_flight = False
         if count_attempt:
             e.attempts += 1
+        else:
+            e.endpoint_failures += 1
+            if e.failing_since is None:
+                e.failing_since = self.clock()
         e.not_before = self.clock() + (self.backoff(max(1, e.attempts)) if delay is None
                                        else delay)
         self._enqueue(e)

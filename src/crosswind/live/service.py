@@ -289,7 +289,13 @@ class Epoch:
                                     self.direction.value, self.streams,
                                     attempts=self.rc.attempts, run_id=self.run_id,
                                     gate=self._gate, on_applied=self._on_applied,
-                                    on_outcome=self._count_replica)
+                                    on_outcome=self._count_replica,
+                                    breakers=self.breakers, probe=self._probe)
+
+    async def _probe(self, endpoint: str) -> None:
+        for store in (self.src, self.dst):
+            if store.endpoint == endpoint:
+                await store.check(write=store is self.dst)
 
     def _on_applied(self, c: Change) -> None:
         src = self.queue_source

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from crosswind.errors import (
     AuthError,
@@ -29,7 +29,7 @@ from crosswind.errors import (
     MetadataMappingError,
     TransientError,
 )
-from crosswind.live.breakers import BreakerOpen
+from crosswind.live.breakers import BreakerOpen, Breakers
 from crosswind.live.changes import Change
 from crosswind.live.objects import ApplyOutcome, DeleteHeld, ObjectApplier
 from crosswind.live.reconcile import STREAM as RECONCILE_STREAM
@@ -48,7 +48,9 @@ class ApplyWorkers:
                  direction: str, streams: dict[str, StreamState], *, attempts: int,
                  run_id: int | None = None, gate: Callable[[], float] | None = None,
                  on_applied: Callable[[Change], None] | None = None,
-                 on_outcome: Callable[[ApplyOutcome], None] | None = None) -> None:
+                 on_outcome: Callable[[ApplyOutcome], None] | None = None,
+                 breakers: Breakers | None = None,
+                 probe: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.scheduler = scheduler
         self.applier = applier
         self.ledger = ledger
@@ -59,6 +61,10 @@ class ApplyWorkers:
         self.gate = gate
         self.on_applied = on_applied
         self.on_outcome = on_outcome
+        self.breakers = breakers
+        #: a cheap call to an endpoint (its store's check), to tell a refused key
+        #: from a refusing endpoint when nothing else called it meanwhile
+        self.probe = probe
         self.last_activity = time.monotonic()
         self._dlq_open = ledger.dlq_open_count(direction) > 0
 
@@ -74,9 +80,18 @@ class ApplyWorkers:
             self.scheduler.retry(work, count_attempt=False, delay=0)
             raise
         except ENDPOINT_FAILURES as exc:
+            if await self._refused_key(work, exc):
+                # The endpoint answers, but keeps refusing this key (a bucket policy
+                # denying a prefix, a name it cannot address): the key's own failure,
+                # or it would hold the endpoint's breaker open for everyone.
+                self.dead(work, "refused", f"{getattr(exc, 'endpoint', 'the endpoint')} "
+                          f"answers other requests but refused this key "
+                          f"{work.endpoint_failures + 1} times: {exc}")
+                return
             # The endpoint, not the change: wait (the breaker gates the workers).
             self.scheduler.retry(work, count_attempt=False,
-                                 delay=min(30.0, self.scheduler.backoff(work.attempt)))
+                                 delay=min(30.0, self.scheduler.backoff(
+                                     work.endpoint_failures + 1)))
             log.info("waiting to apply %s: %s", work.key, redact(str(exc)))
             return
         except DeleteHeld as exc:
@@ -93,6 +108,23 @@ class ApplyWorkers:
             self._failed_try(work, "internal-error", f"{type(exc).__name__}: {exc}")
             return
         self.applied(work, outcome)
+
+    async def _refused_key(self, work: Work, exc: BaseException) -> bool:
+        """After ``attempts`` endpoint failures of one key: does the endpoint serve
+        other calls (seen since, or a probe now)? Then the key is the problem."""
+        endpoint = getattr(exc, "endpoint", None)
+        if (self.breakers is None or endpoint is None or work.failing_since is None
+                or work.endpoint_failures + 1 < self.attempts):
+            return False
+        if self.breakers.served_since(endpoint, work.failing_since):
+            return True
+        if self.probe is None:
+            return False
+        try:
+            await self.probe(endpoint)
+        except Exception:
+            return False  # the endpoint itself is unwell: wait
+        return True
 
     def applied(self, work: Work, outcome: ApplyOutcome) -> None:
         now = time.time()

@@ -166,6 +166,7 @@ class AzureBlobStore:
         return utf16_to_codepoint(self._native_list(prefix), key=lambda m: m.key)
 
     async def head(self, key: str) -> ObjectMeta:
+        self._addressable(key)
         with azure_errors(self._where(key)):
             p = await self.container.get_blob_client(key).get_blob_properties()
         return ObjectMeta(key, p.size, strip_etag(p.etag), p.last_modified,
@@ -174,6 +175,7 @@ class AzureBlobStore:
     async def get(
         self, key: str, *, if_match: str | None = None, byte_range: tuple[int, int] | None = None
     ) -> ObjectReader:
+        self._addressable(key)
         if self.fast is not None and obstore_can_address(key):
             opts: dict[str, Any] = {}
             if if_match:
@@ -256,9 +258,14 @@ class AzureBlobStore:
         if len(key) > 1024:
             raise InvalidKey(f"{self._where(key)[:120]}…: blob names are at most 1,024 "
                              f"characters; this one has {len(key)}")
+        self._addressable(key)
+
+    def _addressable(self, key: str) -> None:
+        """A name no blob URL can reach: the HTTP client resolves dot segments, so
+        the signed path differs from the sent one and Azure answers 403. That is
+        the key's fault, not the credentials' (which an AuthError would say, and
+        count against the endpoint), so it is an InvalidKey naming it."""
         if any(part in (".", "..") for part in key.split("/")):
-            # The HTTP client resolves dot segments in the URL, so the signed
-            # path differs from the sent one and Azure answers 403 (AuthError).
             raise InvalidKey(f"{self._where(key)}: a '.' or '..' path segment cannot be "
                              "addressed in an Azure blob URL")
 
@@ -273,6 +280,7 @@ class AzureBlobStore:
         return 0
 
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        self._addressable(key)
         kw: dict[str, Any] = {}
         if if_match:
             kw = {"etag": f'"{if_match}"', "match_condition": MatchConditions.IfNotModified}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueClient, QueueServiceClient
 from pymongo import MongoClient
@@ -93,16 +94,26 @@ class LiveEnv:
         self.queue.send_message(azure_queue_body(ev))
 
     def s3_keys(self) -> dict[str, bytes]:
+        """What the bucket holds (a key deleted between listing and reading is left out:
+        the service may be at work)."""
         out: dict[str, bytes] = {}
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
             for o in page.get("Contents", []):
-                out[o["Key"]] = self.s3.get_object(Bucket=self.bucket, Key=o["Key"])[
-                    "Body"].read()
+                try:
+                    out[o["Key"]] = self.s3.get_object(Bucket=self.bucket, Key=o["Key"])[
+                        "Body"].read()
+                except self.s3.exceptions.NoSuchKey:
+                    continue
         return out
 
     def blob_keys(self) -> dict[str, bytes]:
-        return {b.name: self.container.download_blob(b.name).readall()
-                for b in self.container.list_blobs()}
+        out: dict[str, bytes] = {}
+        for b in self.container.list_blobs():
+            try:
+                out[b.name] = self.container.download_blob(b.name).readall()
+            except ResourceNotFoundError:
+                continue
+        return out
 
     def set_phase(self, phase: Phase) -> None:
         state = StateStore(self.config.state_dir)
