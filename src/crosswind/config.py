@@ -317,10 +317,11 @@ class ApproverConfig(_Section):
         try:
             blob = base64.b64decode(parts[1], validate=True)
         except (binascii.Error, ValueError):
-            raise ValueError("the key's base64 part does not decode") from None
+            raise ValueError("is not a public key: its base64 part does not decode") from None
         # An ed25519 public key blob: string "ssh-ed25519" (4 + 11) + string key (4 + 32).
         if len(blob) != 51 or blob[4:15] != b"ssh-ed25519":
-            raise ValueError("the key's base64 part is not an ed25519 public key") from None
+            raise ValueError("is not an ed25519 public key: its base64 part holds another "
+                             "kind of key")
         return " ".join(parts[:2])  # the comment is not part of the key
 
 
