@@ -394,10 +394,10 @@ CREATE TABLE IF NOT EXISTS control_progress(
 ) WITHOUT ROWID;
 """
 
-# -- cutover and rollback (issue 8): plans, approvals and the audit chain. Read and
-# written through crosswind.cutover.plan, crosswind.cutover.approvals and
-# crosswind.audit. ``document`` and ``body`` are RFC 8785 canonical JSON, so what is
-# read back hashes to what was stored.
+# -- cutover and rollback (issue 8): plans, approvals, the audit chain and the step
+# journal. Read and written through crosswind.cutover.plan, crosswind.cutover.approvals,
+# crosswind.audit and crosswind.cutover.journal. ``document`` and ``body`` are RFC 8785
+# canonical JSON, so what is read back hashes to what was stored.
 SCHEMA += """
 CREATE TABLE IF NOT EXISTS cutover_plans(
     seq INTEGER PRIMARY KEY,
@@ -427,4 +427,15 @@ CREATE TABLE IF NOT EXISTS audit_log(
     hash TEXT NOT NULL,
     body TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cutover_journal(
+    seq INTEGER PRIMARY KEY,
+    plan_hash TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step TEXT NOT NULL,
+    event TEXT NOT NULL,
+    outcome TEXT,
+    at TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS cutover_journal_plan ON cutover_journal(plan_hash, seq);
 """
