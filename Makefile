@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AZURITE := tools/node_modules/.bin/azurite
 
-.PHONY: setup demo test test-unit test-integration lint typecheck bench clean
+.PHONY: setup rclone ssh-keygen demo test test-unit test-integration lint typecheck bench clean
 
-setup: $(STAMP) $(AZURITE) rclone
+setup: $(STAMP) $(AZURITE) rclone ssh-keygen
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,6 +27,15 @@ rclone:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q rclone >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q rclone >/dev/null; }; }
+
+# ssh-keygen signs cutover approvals (`crosswind cutover approve --key`) and makes the
+# tests' keys; crosswind verifies signatures in Python (Debian package openssh-client).
+ssh-keygen:
+	@command -v ssh-keygen >/dev/null 2>&1 || { \
+	  echo "installing ssh-keygen (Debian package openssh-client)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q openssh-client >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q openssh-client >/dev/null; }; }
 
 demo: setup
 	$(BIN)/python scripts/demo.py

@@ -7,6 +7,8 @@ errors: a typo must not silently fall back to a default.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 import tomllib
@@ -295,6 +297,128 @@ class ReplicateConfig(_Section):
         return _host_port(v)
 
 
+#: approver names: the key of a ``[cutover.approvers.NAME]`` table, shown in approvals
+_APPROVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ApproverConfig(_Section):
+    """``[cutover.approvers.NAME]``: one person (or team key) who may approve."""
+
+    #: the approver's SSH public key, as in ``~/.ssh/id_ed25519.pub``:
+    #: ``ssh-ed25519 AAAA... [comment]``
+    public_key: str
+    #: the role this key approves for, e.g. "platform" or "security"
+    role: str = Field(min_length=1, max_length=64)
+
+    @field_validator("public_key")
+    @classmethod
+    def _ed25519(cls, v: str) -> str:
+        parts = v.split()
+        if len(parts) < 2 or parts[0] != "ssh-ed25519":
+            raise ValueError("must be an ed25519 public key: \"ssh-ed25519 AAAA... "
+                             "[comment]\" (the one line of a .pub file)")
+        try:
+            blob = base64.b64decode(parts[1], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("is not a public key: its base64 part does not decode") from None
+        # An ed25519 public key blob: string "ssh-ed25519" (4 + 11) + string key (4 + 32).
+        if len(blob) != 51 or blob[4:15] != b"ssh-ed25519":
+            raise ValueError("is not an ed25519 public key: its base64 part holds another "
+                             "kind of key")
+        return " ".join(parts[:2])  # the comment is not part of the key
+
+
+class CutoverConfig(_Section):
+    """``[cutover]``: gates, approvals, hooks and rollback triggers of the switch."""
+
+    #: gate: replication lag p99 (and the oldest pending change) must be below this
+    max_lag_s: float = Field(30.0, gt=0)
+    #: gate: the latest passing validation must be younger than this (24 h: the age
+    #: after which PlanetScale shows a VDiff as stale)
+    validation_max_age_s: float = Field(86400.0, gt=0)
+    #: the primary is quiet when no new change arrived for this long ...
+    quiet_period_s: float = Field(10.0, ge=0)
+    #: ... and the backlog must be drained (with the quiet period) within this
+    drain_timeout_s: float = Field(300.0, gt=0)
+    #: roles the approvals must cover, one approval per role from distinct keys
+    required_roles: tuple[str, ...] = ("platform", "security")
+    #: an approval counts for this long after it was recorded
+    approval_ttl_s: float = Field(3600.0, gt=0)
+    #: the cutover's approvals also authorize a later rollback (automatic rollback
+    #: needs this)
+    rollback_preapproved: bool = False
+    #: a fired trigger starts the rollback by itself (needs rollback_preapproved)
+    auto_rollback: bool = False
+    #: triggers after cutover: lag p99 above the post-cutover SLO for this long ...
+    trigger_lag_for_s: float = Field(300.0, gt=0)
+    #: ... failed changes / changes over the last 5 minutes above this fraction ...
+    trigger_error_rate: float = Field(0.05, gt=0, le=1)
+    #: ... a circuit breaker open for longer than this
+    trigger_breaker_open_s: float = Field(120.0, gt=0)
+    #: a fired trigger re-arms only after its condition was clear this long
+    trigger_clear_for_s: float = Field(300.0, ge=0)
+    #: hooks: shell command strings run with /bin/sh -c ("" = no hook). freeze stops
+    #: writers on Azure, switch points the application at AWS; unfreeze and unswitch
+    #: undo them. The aws_ pair freezes and unfreezes writers on AWS for a rollback.
+    freeze_command: str = ""
+    unfreeze_command: str = ""
+    switch_command: str = ""
+    unswitch_command: str = ""
+    aws_freeze_command: str = ""
+    aws_unfreeze_command: str = ""
+    #: every hook is killed (its whole process group) after this long
+    hook_timeout_s: float = Field(120.0, gt=0, le=86400)
+    #: the reverse (or restarted forward) replication must carry one probe change
+    #: across within this
+    probe_timeout_s: float = Field(60.0, gt=0)
+    #: the gates (status, validation history, the post-switch preflight) within this
+    gates_timeout_s: float = Field(60.0, gt=0)
+    #: the final validation of a switch (sampled, [validation] targets) within this
+    validation_timeout_s: float = Field(900.0, gt=0)
+    approvers: dict[str, ApproverConfig] = Field(default_factory=dict)
+
+    @field_validator("required_roles")
+    @classmethod
+    def _roles(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("must name at least one role")
+        if len(set(v)) != len(v):
+            raise ValueError("must not list a role twice")
+        if any(not r.strip() for r in v):
+            raise ValueError("must not hold an empty role")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CutoverConfig:
+        for name in self.approvers:
+            if not _APPROVER_NAME.match(name):
+                raise ValueError(f"approver name {name!r}: use letters, digits, '.', '_' "
+                                 "and '-' (at most 64)")
+        keys: dict[str, str] = {}
+        for name, a in self.approvers.items():
+            if a.public_key in keys:
+                raise ValueError(f"approvers {keys[a.public_key]!r} and {name!r} have the "
+                                 "same public key; one key is one approver")
+            keys[a.public_key] = name
+        # A hook that changes the world before the point of no return needs the hook
+        # that undoes it, or a failed cutover could not be undone.
+        for do, undo in (("freeze_command", "unfreeze_command"),
+                         ("switch_command", "unswitch_command"),
+                         ("aws_freeze_command", "aws_unfreeze_command")):
+            if getattr(self, do).strip() and not getattr(self, undo).strip():
+                raise ValueError(f"{do} is set but {undo} is not: every hook needs the "
+                                 "hook that undoes it")
+        if self.auto_rollback and not self.rollback_preapproved:
+            raise ValueError("auto_rollback = true needs rollback_preapproved = true (an "
+                             "automatic rollback cannot wait for approvals)")
+        if self.approvers:
+            missing = sorted(set(self.required_roles)
+                             - {a.role for a in self.approvers.values()})
+            if missing:
+                raise ValueError(f"no approver has the required role(s) {', '.join(missing)}")
+        return self
+
+
 class Config(_Section):
     azure: AzureConfig
     aws: AwsConfig
@@ -304,6 +428,7 @@ class Config(_Section):
     validation: ValidationConfig = ValidationConfig.model_validate({})
     metadata: MetadataConfig = MetadataConfig.model_validate({})
     replicate: ReplicateConfig = ReplicateConfig.model_validate({})
+    cutover: CutoverConfig = CutoverConfig.model_validate({})
     #: directory of the config file; relative paths in it are taken from here
     base_dir: Path = Path(".")
 

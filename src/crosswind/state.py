@@ -451,3 +451,49 @@ CREATE TABLE IF NOT EXISTS control_progress(
     PRIMARY KEY(request_id, seq)
 ) WITHOUT ROWID;
 """
+
+# -- cutover and rollback (issue 8): plans, approvals, the audit chain and the step
+# journal. Read and written through crosswind.cutover.plan, crosswind.cutover.approvals,
+# crosswind.audit and crosswind.cutover.journal. ``document`` and ``body`` are RFC 8785
+# canonical JSON, so what is read back hashes to what was stored.
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS cutover_plans(
+    seq INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    gates_passed INTEGER NOT NULL,
+    document TEXT NOT NULL,
+    executed_at TEXT
+);
+CREATE INDEX IF NOT EXISTS cutover_plans_kind ON cutover_plans(kind, seq);
+CREATE TABLE IF NOT EXISTS cutover_approvals(
+    id INTEGER PRIMARY KEY,
+    plan_hash TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    approver TEXT NOT NULL,
+    role TEXT NOT NULL,
+    key_fingerprint TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    approved_at TEXT NOT NULL,
+    recorded_by TEXT,
+    UNIQUE(plan_hash, key_fingerprint)
+);
+CREATE TABLE IF NOT EXISTS audit_log(
+    seq INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cutover_journal(
+    seq INTEGER PRIMARY KEY,
+    plan_hash TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step TEXT NOT NULL,
+    event TEXT NOT NULL,
+    outcome TEXT,
+    at TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS cutover_journal_plan ON cutover_journal(plan_hash, seq);
+"""
