@@ -384,11 +384,22 @@ def dlq_replay_cmd(
     """Try entries again from their current source version (exit 1 if some still fail,
     4 if the max-delete guard held deletes back)."""
     cfg = load(config)
-    from crosswind.metasync.repair import replay
+    from crosswind.live.dlq import replay_all
+    from crosswind.live.remote import in_service_or_here
+    from crosswind.metasync.repair import ReplayResult, select_items
 
-    result = run(replay(cfg, ids, every=every, direction=direction.value if direction else None,
-                        kind=kind))
-    report = result.report()
+    id_list = list(ids or [])
+    where = direction.value if direction else None
+    args: dict[str, Any] = {"ids": id_list, "every": every, "direction": where, "kind": kind}
+
+    async def here(state: StateStore) -> dict[str, Any]:
+        ledger = Ledger(state, scope_of(cfg))
+        items = select_items(ledger, id_list, every=every, direction=where, kind=kind)
+        return (await replay_all(cfg, state, ledger, items)).report()
+
+    report = in_service_or_here(cfg, "dlq-replay", args, here, say=err.print)
+    result = ReplayResult(report["replayed"], report["resolved_ids"],
+                          report["still_failing"], report.get("deletes_blocked"))
     if as_json:
         print_json(report)
     else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -28,10 +29,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from crosswind.config import Config
-from crosswind.deleteguard import DeleteGuard
+from crosswind.control import ControlQueue, Request
 from crosswind.errors import ConfigError, CrosswindError
 from crosswind.live.breakers import Breakers, Endpoint, GuardedObjectStore
 from crosswind.live.changes import Change, ParsedMessage
+from crosswind.live.dlq import object_delete_guard
 from crosswind.live.lag import LagTracker
 from crosswind.live.objects import ApplyOutcome, ObjectApplier
 from crosswind.live.queue_source import QueueSource
@@ -103,6 +105,8 @@ class Replicator:
                     f"--direction {self.asked_direction.value} disagrees with the migration "
                     f"phase {record.phase.value} (which replicates {record.direction.value})")
             run_id = state.start_run("replicate", record.direction.value, False)
+            # Requests a killed service was running: their callers see "abandoned".
+            ControlQueue(state).abandon_running()
             epochs = 0
             final: dict[str, Any] = {}
             try:
@@ -144,11 +148,7 @@ class Epoch:
         self.scheduler = KeyScheduler(max_pending=self.rc.max_pending)
         s = self.cfg.sync
         self.keep = KeyFilter(s.include, s.exclude, s.prefix)
-        self.guard = DeleteGuard(
-            s.max_delete_count if self.rc.max_delete_count is None else self.rc.max_delete_count,
-            s.max_delete_percent if self.rc.max_delete_percent is None
-            else self.rc.max_delete_percent,
-            window_s=self.rc.delete_window_s)
+        self.guard = object_delete_guard(self.cfg, window_s=self.rc.delete_window_s)
         self.streams: dict[str, StreamState] = {}
         self.queue_source: QueueSource | None = None
         self.rows: RowStreams | None = None
@@ -204,6 +204,8 @@ class Epoch:
             tasks.append(asyncio.create_task(self._guarded_loop(
                 "reconcile", lambda: self._reconcile_loop(epoch_stop))))
             tasks.append(asyncio.create_task(self._status_loop(epoch_stop)))
+            tasks.append(asyncio.create_task(self._guarded_loop(
+                "control", lambda: self._control_loop(epoch_stop))))
             if self.rows is not None:
                 rows = self.rows
                 rows_task = asyncio.create_task(self._guarded_loop(
@@ -426,6 +428,53 @@ class Epoch:
         self.last_reconcile = res
         self.status.mark(f"reconcile:{self.direction.value}", res.as_dict())
         return res
+
+    # -- control requests ----------------------------------------------------------
+    async def _control_loop(self, stop: asyncio.Event) -> None:
+        queue = ControlQueue(self.state)
+        while not stop.is_set():
+            request = queue.take()
+            if request is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=0.5)
+                continue
+            self.last_activity = time.monotonic()
+            try:
+                result = await self._handle(request, functools.partial(queue.say, request.id))
+            except CrosswindError as exc:
+                queue.finish(request.id, "failed", {"error": redact(str(exc)),
+                                                    "exit_code": exc.exit_code})
+            except Exception as exc:
+                log.error("control request %s failed", request.kind, exc_info=exc)
+                queue.finish(request.id, "failed", {
+                    "error": redact(f"internal error {type(exc).__name__}: {exc}"),
+                    "exit_code": 70})
+            else:
+                queue.finish(request.id, "done", result)
+
+    async def _handle(self, request: Request, say: Callable[[str], None]) -> dict[str, Any]:
+        if request.kind == "dlq-replay":
+            return await self._dlq_replay(request.args, say)
+        raise ConfigError(f"this replication service does not know requests of kind "
+                          f"{request.kind!r}")
+
+    async def _dlq_replay(self, args: dict[str, Any], say: Callable[[str], None]
+                          ) -> dict[str, Any]:
+        from crosswind.live.dlq import merged, replay_through
+        from crosswind.metasync.repair import replay_items, select_items
+
+        items = select_items(self.ledger, args.get("ids") or [], every=bool(args.get("every")),
+                             direction=args.get("direction"), kind=args.get("kind"))
+        say(f"replaying {len(items)} entries in the service")
+        others = [i for i in items if i.direction != self.direction.value]
+        if others:
+            raise ConfigError(f"{len(others)} of these entries are {others[0].direction} "
+                              f"ones; the service now replicates {self.direction.value} — "
+                              "name entries of this direction")
+        rows = await replay_items(self.cfg, self.state, self.ledger, items, guard=self.guard)
+        objs = await replay_through(self.cfg, self.ledger, self.scheduler, items,
+                                    self.direction)
+        return merged(rows, objs).report()
 
     # -- status --------------------------------------------------------------------
     async def _status_loop(self, stop: asyncio.Event) -> None:

@@ -41,6 +41,7 @@ from crosswind.secrets import redact
 log = logging.getLogger("crosswind.live")
 
 ENDPOINT_FAILURES = (BreakerOpen, EndpointUnreachable, TransientError, AuthError)
+UNTRUSTED_STREAMS = (RECONCILE_STREAM, "dlq-replay")
 
 
 class ApplyWorkers:
@@ -73,7 +74,9 @@ class ApplyWorkers:
             await self.apply(work)
 
     async def apply(self, work: Work) -> None:
-        trust = all(c.stream != RECONCILE_STREAM for c in work.covers)
+        # What a reconcile or a DLQ replay asks for was compared with, or failed on,
+        # the replica itself: a recorded copy proves nothing about it.
+        trust = all(c.stream not in UNTRUSTED_STREAMS for c in work.covers)
         try:
             outcome = await self.applier.apply(work.key, trust_record=trust)
         except asyncio.CancelledError:
@@ -141,7 +144,8 @@ class ApplyWorkers:
                 self.on_applied(c)
         if self.on_outcome is not None:
             self.on_outcome(outcome)
-        if self._dlq_open:
+        # (a replay's entry may have been filed by another process since we looked)
+        if self._dlq_open or any(c.stream == "dlq-replay" for c in work.covers):
             self.ledger.dlq_resolve(self.direction, "object-key", [work.key],
                                     note="replicated")
         self.last_activity = time.monotonic()

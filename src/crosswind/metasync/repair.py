@@ -88,44 +88,60 @@ async def replay(cfg: Config, ids: Iterable[int] | None = None, *, every: bool =
                  guard: DeleteGuard | None = None) -> ReplayResult:
     """Replay DLQ entries; ``guard``: the max-delete guard to ask (default: one
     for this replay, with the ``[metadata]`` limits)."""
-    result = ReplayResult()
     with _state(cfg) as (state, ledger):
         items = select_items(ledger, ids, every=every, direction=direction, kind=kind)
-        result.replayed = len(items)
-        for d in (Direction.AZURE_TO_AWS, Direction.AWS_TO_AZURE):
-            mine = [i for i in items if i.direction == d.value]
-            if not mine:
-                continue
-            run_id = state.start_run("metadata-replay", d.value, False)
-            opts = MetaOptions.from_config(cfg, d, full=True)
-            if guard is None:
-                guard = opts.one_run_guard()  # one window for the whole command
-            ctx = RunContext(ledger, run_id, opts, guard=guard)
-            blocked: str | None = None
-            async with opened_row_stores(cfg, d) as (table, docs):
-                if d is Direction.AZURE_TO_AWS:
-                    await _replay_forward(cfg, ForwardSync(table, docs, ctx), table, mine)
-                else:
-                    rev = ReverseSync(docs, table, ctx)
-                    await _replay_reverse(rev, docs, mine)
-                    blocked = rev.delete_blocked
-            result.blocked = result.blocked or blocked
-            status: RunStatus = ("aborted" if blocked else "failed" if ctx.stats.failed
-                                 else "succeeded")
-            state.finish_run(run_id, status,
-                             {"kind": "dlq-replay", "crosswind_version": crosswind_version(),
-                              "items": [i.id for i in mine],
-                              "failed": ctx.stats.failed, "error": blocked})
-        after = {i.id: i for i in ledger.dlq_list(status=None, ids=[i.id for i in items],
-                                                  limit=None)}
-        for i in items:
-            now = after.get(i.id)
-            if now is not None and now.status == "resolved":
-                result.resolved.append(i.id)
-            elif now is not None:
-                result.still_open.append({"id": i.id, "item": i.item, "kind": now.kind,
-                                          "reason": now.reason, "attempts": now.attempts})
+        return await replay_items(cfg, state, ledger, items, guard=guard)
+
+
+ROW_ITEM_KINDS = ("row", "object", "document")
+
+
+async def replay_items(cfg: Config, state: StateStore, ledger: Ledger, items: list[DlqItem], *,
+                       guard: DeleteGuard | None = None) -> ReplayResult:
+    """Replay these entries (of the row kinds) with a state store the caller holds:
+    a command that took the lock, or the replication service."""
+    result = ReplayResult()
+    items = [i for i in items if i.item_kind in ROW_ITEM_KINDS]
+    result.replayed = len(items)
+    for d in (Direction.AZURE_TO_AWS, Direction.AWS_TO_AZURE):
+        mine = [i for i in items if i.direction == d.value]
+        if not mine:
+            continue
+        run_id = state.start_run("metadata-replay", d.value, False)
+        opts = MetaOptions.from_config(cfg, d, full=True)
+        if guard is None:
+            guard = opts.one_run_guard()  # one window for the whole command
+        ctx = RunContext(ledger, run_id, opts, guard=guard)
+        blocked: str | None = None
+        async with opened_row_stores(cfg, d) as (table, docs):
+            if d is Direction.AZURE_TO_AWS:
+                await _replay_forward(cfg, ForwardSync(table, docs, ctx), table, mine)
+            else:
+                rev = ReverseSync(docs, table, ctx)
+                await _replay_reverse(rev, docs, mine)
+                blocked = rev.delete_blocked
+        result.blocked = result.blocked or blocked
+        status: RunStatus = ("aborted" if blocked else "failed" if ctx.stats.failed
+                             else "succeeded")
+        state.finish_run(run_id, status,
+                         {"kind": "dlq-replay", "crosswind_version": crosswind_version(),
+                          "items": [i.id for i in mine],
+                          "failed": ctx.stats.failed, "error": blocked})
+    settle(ledger, items, result)
     return result
+
+
+def settle(ledger: Ledger, items: list[DlqItem], result: ReplayResult) -> None:
+    """Which of ``items`` are resolved now, and which still fail (and why)."""
+    after = {i.id: i for i in ledger.dlq_list(status=None, ids=[i.id for i in items],
+                                              limit=None)}
+    for i in items:
+        now = after.get(i.id)
+        if now is not None and now.status == "resolved":
+            result.resolved.append(i.id)
+        elif now is not None:
+            result.still_open.append({"id": i.id, "item": i.item, "kind": now.kind,
+                                      "reason": now.reason, "attempts": now.attempts})
 
 
 async def _names(names: list[str]) -> AsyncIterator[str]:
