@@ -290,6 +290,9 @@ class ReplicateConfig(_Section):
     drift_grace_s: float = Field(60.0, ge=0)
     #: the status snapshot (and heartbeat) is written this often
     status_interval_s: float = Field(1.0, gt=0, le=60)
+    #: a sampled validation of the direction this often (0: never); after cutover a
+    #: failed one is a rollback trigger
+    validate_interval_s: float = Field(3600.0, ge=0)
 
     @field_validator("http")
     @classmethod
@@ -375,6 +378,9 @@ class CutoverConfig(_Section):
     gates_timeout_s: float = Field(60.0, gt=0)
     #: the final validation of a switch (sampled, [validation] targets) within this
     validation_timeout_s: float = Field(900.0, gt=0)
+    #: ``crosswind cutover rehearse`` may switch without approvals (a non-production
+    #: estate only)
+    allow_rehearsal: bool = False
     approvers: dict[str, ApproverConfig] = Field(default_factory=dict)
 
     @field_validator("required_roles")

@@ -74,10 +74,12 @@ def replicate_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the replication service until SIGTERM/Ctrl-C: keep the replica in step."""
+    from crosswind.cutover.runner import SwitchRunner
     from crosswind.live.service import Replicator
 
     cfg = load(config)
-    service = Replicator(cfg, direction=direction, exit_when_idle=exit_when_idle)
+    service = Replicator(cfg, direction=direction, exit_when_idle=exit_when_idle,
+                         switches=SwitchRunner())
 
     async def go() -> Any:
         loop = asyncio.get_running_loop()

@@ -109,6 +109,8 @@ class QueueSource:
         self._outstanding: dict[str, tuple[QueueMessage, float]] = {}
         self._to_ack: asyncio.Queue[QueueMessage] = asyncio.Queue()
         self.last_receive_empty = False
+        #: when a message last brought a change not yet covered (time.monotonic)
+        self.last_fresh = 0.0
 
     # -- receiving -----------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -166,6 +168,7 @@ class QueueSource:
         if not fresh:
             self._release(m.id)
             return
+        self.last_fresh = time.monotonic()
         ticket = _Ticket(self, m.id, len(fresh))
         for c in fresh:
             self.scheduler.submit(c, ticket, priority=EVENT)

@@ -36,6 +36,8 @@ def status_document(*, phase: Phase, running: bool, pid: int | None, since: str 
         "last_reconcile": _reconcile_brief(snap.get("last_reconcile")),
         "slo": snap.get("slo", {"target_s": None, "breached": False}),
         "deletes": snap.get("deletes"),
+        "validation": snap.get("validation"),
+        "switch": snap.get("switch"),
         "errors": snap.get("errors", []),
     }
 

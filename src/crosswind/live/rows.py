@@ -84,6 +84,7 @@ class RowStreams:
         self.last_reconcile: dict[str, Any] | None = status.get_mark(self._mark)
         self.last_activity = time.monotonic()
         self.busy = False
+        self.forced = False
         self.polls = 0
         self.reconciles = 0
         self.errors = 0
@@ -99,7 +100,13 @@ class RowStreams:
                 "last_error": self.last_error}
 
     # -- shared --------------------------------------------------------------------
+    def reconcile_now(self) -> None:
+        """Reconcile at the next chance (a switch's final reconcile)."""
+        self.forced = True
+
     def _reconcile_due(self) -> bool:
+        if self.forced:
+            return True
         last = self.last_reconcile
         if not last:
             return True
@@ -113,6 +120,7 @@ class RowStreams:
                                "drift": drift, "error": error}
         self.status.mark(self._mark, self.last_reconcile)
         self.reconciles += 1
+        self.forced = False
         if drift:
             log.warning("row reconcile found %d rows no poll or change had brought", drift)
 

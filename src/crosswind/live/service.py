@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from crosswind.config import Config
 from crosswind.control import ControlQueue, Request
@@ -67,6 +67,30 @@ OBJECT_EVENTS = {Direction.AZURE_TO_AWS: "azure-blob-events",
 _ENDPOINTS: dict[str, Endpoint] = {"azure": "azure-blob", "aws": "s3"}
 
 
+class SwitchHooks(Protocol):
+    """What runs cutovers and rollbacks in the service (``cutover.runner``)."""
+
+    def handles(self, kind: str) -> bool:
+        """Is a control request of ``kind`` a switch request?"""
+        ...
+
+    def start(self, service: Replicator, request: Request, queue: ControlQueue) -> None:
+        """Start it; it finishes the request itself (it may outlive the epoch)."""
+        ...
+
+    async def on_status(self, service: Replicator, doc: dict[str, Any]) -> None:
+        """Each status tick: rollback triggers after cutover."""
+        ...
+
+    def status(self) -> dict[str, Any] | None:
+        """The switch under way and the triggers, for the status document."""
+        ...
+
+    async def close(self) -> None:
+        """The service stops: a switch under way is stopped (journaled)."""
+        ...
+
+
 @dataclass
 class ServiceOutcome:
     exit_code: int
@@ -80,7 +104,8 @@ class Replicator:
     idle for ``exit_when_idle`` seconds, or on a fatal error."""
 
     def __init__(self, cfg: Config, *, direction: Direction | None = None,
-                 exit_when_idle: float | None = None) -> None:
+                 exit_when_idle: float | None = None, switches: SwitchHooks | None = None
+                 ) -> None:
         self.cfg = cfg
         self.rc = cfg.replicate
         self.asked_direction = direction
@@ -88,6 +113,12 @@ class Replicator:
         self._stop = asyncio.Event()
         self.stop_reason: StopReason | None = None
         self.started_at = now_iso()
+        #: the epoch running now (None between two, while the direction flips)
+        self.epoch: Epoch | None = None
+        #: cutovers and rollbacks (``cutover.runner``): they run above the epochs, as a
+        #: switch flips the direction under them
+        self.switches = switches
+        self.state: StateStore | None = None
 
     def stop(self, reason: StopReason = "signal") -> None:
         if self.stop_reason is None:
@@ -109,11 +140,15 @@ class Replicator:
             ControlQueue(state).abandon_running()
             epochs = 0
             final: dict[str, Any] = {}
+            self.state = state
             try:
                 while True:
                     epochs += 1
-                    epoch = Epoch(self, state, record.phase, run_id)
-                    final = await epoch.run()
+                    epoch = self.epoch = Epoch(self, state, record.phase, run_id)
+                    try:
+                        final = await epoch.run()
+                    finally:
+                        self.epoch = None
                     if self.stop_reason == "phase" and not self._stop.is_set():
                         record = migration.get()
                         log.warning("migration phase is now %s: replicating %s",
@@ -122,11 +157,16 @@ class Replicator:
                         continue
                     break
             finally:
+                if self.switches is not None:
+                    # Stopping in the middle of a switch is a crash to it: journaled, and
+                    # undone if before its point of no return (see the executor).
+                    await self.switches.close()
                 state.finish_run(run_id, "succeeded" if self.stop_reason != "error"
                                  else "failed", final)
             return ServiceOutcome(0, self.stop_reason or "signal", epochs, final)
         finally:
             state.close()
+
 
 
 class Epoch:
@@ -138,7 +178,6 @@ class Epoch:
         self.cfg = service.cfg
         self.rc = service.cfg.replicate
         self.state = state
-        self.phase = phase
         self.direction = phase.direction
         self.run_id = run_id
         self.status = StatusStore(state)
@@ -156,6 +195,10 @@ class Epoch:
         self.reconciling = False
         self.replica_in_scope: int | None = None
         self.last_activity = time.monotonic()
+        self.started_mono = time.monotonic()
+        #: up and replicating (stores checked, streams started)
+        self.ready = False
+        self.last_validation: dict[str, Any] | None = None
         self.http_url: str | None = None
         self.errors: list[str] = []
 
@@ -174,6 +217,7 @@ class Epoch:
         rows_task: asyncio.Task[None] | None = None
         try:
             dst_raw = await open_object_store(self.cfg, dst_side)
+            self.src_raw, self.dst_raw = src_raw, dst_raw
             self.src = GuardedObjectStore(src_raw, self.src_ep, self.breakers)
             self.dst = GuardedObjectStore(dst_raw, self.dst_ep, self.breakers)
             await src_raw.check()
@@ -210,8 +254,13 @@ class Epoch:
                 rows = self.rows
                 rows_task = asyncio.create_task(self._guarded_loop(
                     "rows", lambda: rows.run(epoch_stop)))
+            if self.rc.validate_interval_s > 0:
+                tasks.append(asyncio.create_task(self._guarded_loop(
+                    "validation", lambda: self._validation_loop(epoch_stop))))
+            self.ready = True
             self.publish()
             await epoch_stop.wait()
+            self.ready = False
             await self._shutdown(tasks, workers, acker, rows_task)
         finally:
             for t in (*tasks, *workers, *([rows_task] if rows_task else [])):
@@ -439,6 +488,14 @@ class Epoch:
                     await asyncio.wait_for(stop.wait(), timeout=0.5)
                 continue
             self.last_activity = time.monotonic()
+            hooks = self.service.switches
+            if hooks is not None and hooks.handles(request.kind):
+                try:
+                    hooks.start(self.service, request, queue)  # it finishes the request
+                except CrosswindError as exc:
+                    queue.finish(request.id, "failed", {"error": redact(str(exc)),
+                                                        "exit_code": exc.exit_code})
+                continue
             try:
                 result = await self._handle(request, functools.partial(queue.say, request.id))
             except CrosswindError as exc:
@@ -491,6 +548,9 @@ class Epoch:
                 next_depth = now + 5.0
             try:
                 self.publish()
+                if self.service.switches is not None:
+                    await self.service.switches.on_status(self.service,
+                                                          self.status_document())
                 if self.migration.get().direction is not self.direction:
                     self.service.stop_reason = "phase"
                     stop.set()
@@ -508,6 +568,76 @@ class Epoch:
                         return
                 else:
                     idle_since = None
+
+    # -- what a switch asks (cutover/controls.py) --------------------------------
+    @property
+    def phase(self) -> Phase:
+        return self.migration.get().phase
+
+    @property
+    def last_change_seen(self) -> float:
+        """When a change the replica did not have yet last came in (monotonic)."""
+        times = [self.started_mono]
+        if self.queue_source is not None:
+            times.append(self.queue_source.last_fresh)
+        if self.rows is not None:
+            times.append(self.rows.last_activity)
+        return max(times)
+
+    def is_drained(self) -> bool:
+        src = self.queue_source
+        return (self.scheduler.idle and not self.reconciling
+                and (src is None or (src.outstanding == 0 and not src.counters.depth))
+                and (self.rows is None or (not self.rows.busy and not self.rows.forced)))
+
+    def drain_evidence(self) -> dict[str, Any]:
+        src = self.queue_source
+        return {"pending_keys": self.scheduler.pending,
+                "queue_depth": None if src is None else src.counters.depth,
+                "messages_outstanding": None if src is None else src.outstanding,
+                "rows_busy": None if self.rows is None else self.rows.busy,
+                "lag_p99_s": round(self.lag_p99(), 3)}
+
+    async def refresh_depth(self) -> None:
+        if self.queue_source is not None:
+            await self.queue_source.refresh_depth()
+
+    async def final_reconcile(self, timeout_s: float) -> int:
+        """Objects and rows compared once more (a switch's drain); what it found."""
+        res = await self.reconcile_once()
+        drift = res.drift if res.error is None else 0
+        if res.error is not None:
+            raise CrosswindError(f"the final reconcile of objects failed: {res.error}")
+        if self.rows is not None:
+            before = self.rows.reconciles
+            self.rows.reconcile_now()
+            deadline = time.monotonic() + timeout_s
+            while self.rows.reconciles == before:
+                if time.monotonic() > deadline:
+                    raise CrosswindError("the final reconcile of rows did not finish in time")
+                await asyncio.sleep(0.2)
+            drift += int((self.rows.last_reconcile or {}).get("drift") or 0)
+        return drift
+
+    async def _validation_loop(self, stop: asyncio.Event) -> None:
+        """A sampled validation every ``validate_interval_s``: what the rollback
+        trigger "a failed scheduled validation" watches after cutover."""
+        from crosswind.validate.run import ValidateOptions, available_checks, validate
+
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.rc.validate_interval_s)
+            if stop.is_set():
+                return
+            try:
+                report = await validate(self.cfg, ValidateOptions(
+                    self.direction, checks=available_checks(self.cfg)))
+            except CrosswindError as exc:
+                self.last_validation = {"run_id": None, "verdict": "error", "at": now_iso(),
+                                        "error": redact(str(exc))}
+                continue
+            self.last_validation = {"run_id": report.get("run_id"),
+                                    "verdict": report.get("verdict"), "at": now_iso()}
 
     def is_idle(self) -> bool:
         src = self.queue_source
@@ -554,6 +684,8 @@ class Epoch:
                                                       else mark),
             "reconciling": self.reconciling,
             "slo": {"target_s": target, "breached": bool(self.problems_lag())},
+            "validation": self.last_validation,
+            "switch": None if self.service.switches is None else self.service.switches.status(),
             "deletes": {"window_s": self.guard.window_s, "allowed_in_window":
                         self.guard.counted, "max_count": self.guard.max_count,
                         "max_percent": self.guard.max_percent, "base": self._guard_base()},
