@@ -82,12 +82,15 @@ class ControlQueue:
         return [(int(s), str(line)) for s, line in rows]
 
     def wait(self, request_id: int, *, timeout_s: float, on_line: Callable[[str], None]
-             = lambda line: None, poll_s: float = 0.2) -> dict[str, Any]:
+             = lambda line: None, poll_s: float = 0.2,
+             alive: Callable[[], bool] | None = None) -> dict[str, Any]:
         """Block until the service has finished the request; its progress lines
         are passed to ``on_line`` as they appear. Returns its result or raises
-        ``RequestFailed`` / ``NoAnswer``."""
+        ``RequestFailed`` / ``NoAnswer`` (also when ``alive`` says the service is
+        gone: it cannot finish the request any more)."""
         deadline = time.monotonic() + timeout_s
         seen = 0
+        dead_since: float | None = None
         while True:
             for seq, line in self.progress(request_id, seen):
                 seen = seq
@@ -103,6 +106,16 @@ class ControlQueue:
                 r = result or {}
                 raise RequestFailed(str(r.get("error") or f"request {status}"),
                                     int(r.get("exit_code", 1)))
+            if alive is not None:
+                if alive():
+                    dead_since = None
+                elif dead_since is None:
+                    dead_since = time.monotonic()
+                elif time.monotonic() - dead_since > 2.0:
+                    raise NoAnswer(f"the replication service stopped while it ran request "
+                                   f"{request_id} (still {status}); it is marked abandoned "
+                                   "when the service starts again — crosswind status, and "
+                                   "crosswind cutover status for a switch")
             if time.monotonic() > deadline:
                 raise NoAnswer(f"the replication service has not finished request "
                                f"{request_id} within {timeout_s:.0f}s; it is still "

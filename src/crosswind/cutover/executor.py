@@ -271,10 +271,15 @@ class Executor:
         if self._committed():
             raise PlanError(f"the {plan.kind} of plan {plan.hash[:12]}… is past its point of "
                             "no return: it can only go forward (cutover resume)")
-        started = [p.step for p in self.journal.progress(plan.hash) if p.started_at
+        progress = self.journal.progress(plan.hash)
+        started = [p.step for p in progress if p.started_at
                    and p.step in {s.name for s in book.steps}]
         report = SwitchReport(plan.kind, plan.hash, now_iso(),
                               phase_before=self.migration.get().phase.value)
+        for p in progress:
+            if p.started_at and not p.finished_at:  # cut off by the crash
+                self.journal.outcome(plan.hash, plan.kind, p.step, "undone",
+                                     {"reason": "interrupted, then aborted"})
         if started:
             await self._undo(plan, book, started[-1], report)
         report.status = "aborted"

@@ -35,7 +35,9 @@ def in_service_or_here(cfg: Config, kind: str, args: dict[str, Any], here: Here,
             say("the replication service holds the state: it runs this request")
             queue = ControlQueue(state)
             request_id = queue.submit(kind, args)
-            return queue.wait(request_id, timeout_s=timeout_s, on_line=say)
+            status = StatusStore(state)
+            return queue.wait(request_id, timeout_s=timeout_s, on_line=say,
+                              alive=lambda: is_running(status.read()))
         return asyncio.run(here(state))
     finally:
         state.close()
