@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol
 from crosswind.audit import AuditLog
 from crosswind.config import Config
 from crosswind.cutover.approvals import ApprovalBook, ApprovalRefused
-from crosswind.cutover.gates import Kind, evaluate_gates
+from crosswind.cutover.gates import GateInputs, Kind, evaluate_gates
 from crosswind.cutover.hooks import HookContext, run_hook
 from crosswind.cutover.inputs import gather_inputs
 from crosswind.cutover.journal import COMPLETE, PONR, StepJournal
@@ -147,6 +147,13 @@ class SwitchReport:
                 "report_files": dict(self.report_files)}
 
 
+GateInputsFn = Callable[[Config, Kind, int], Awaitable[GateInputs]]
+
+
+async def _gather(cfg: Config, kind: Kind, dlq_acknowledged: int) -> GateInputs:
+    return await gather_inputs(cfg, kind, dlq_acknowledged=dlq_acknowledged)
+
+
 def _direction_of(step: Step, fallback: Direction) -> Direction:
     d = step.params.get("direction")
     return Direction(str(d)) if d else fallback
@@ -154,8 +161,12 @@ def _direction_of(step: Step, fallback: Direction) -> Direction:
 
 class Executor:
     def __init__(self, cfg: Config, state: StateStore, controls: Controls, *,
-                 say: Say = lambda line: None, principal: str = "crosswind replicate") -> None:
+                 say: Say = lambda line: None, principal: str = "crosswind replicate",
+                 gate_inputs: GateInputsFn | None = None) -> None:
         self.cfg = cfg
+        #: where the gates' inputs come from (the state store, the service's status and a
+        #: preflight; tests of the executor on memory stores give their own)
+        self.gate_inputs = gate_inputs or _gather
         self.state = state
         self.controls = controls
         self.say = say
@@ -363,7 +374,7 @@ class Executor:
 
     async def _gates(self, plan: Plan) -> dict[str, Any]:
         ack = int(plan.document.get("inputs", {}).get("dlq_acknowledged") or 0)
-        inputs = await gather_inputs(self.cfg, plan.kind, dlq_acknowledged=ack)
+        inputs = await self.gate_inputs(self.cfg, plan.kind, ack)
         gates = evaluate_gates(inputs, limits(self.cfg))
         evidence = {"gates": {g.name: {"passed": g.passed, "reason": g.reason} for g in gates},
                     "lag_p99_s": inputs.lag_p99_s}
@@ -419,7 +430,13 @@ class Executor:
 
     async def _undo(self, plan: Plan, book: Runbook, failed: str, report: SwitchReport
                     ) -> None:
-        steps = book.undo_for(failed) if failed in {s.name for s in book.steps} else []
+        names = [s.name for s in book.steps]
+        if failed in names and names.index(failed) >= book.point_of_no_return \
+                and not self._committed():
+            # Stopped at (not past) the point of no return, which never happened:
+            # undo everything before it.
+            failed = names[book.point_of_no_return - 1]
+        steps = book.undo_for(failed) if failed in names else []
         if not steps:
             return
         self.say(f"undoing the {plan.kind} (it failed before its point of no return)")
