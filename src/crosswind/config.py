@@ -374,6 +374,9 @@ class CutoverConfig(_Section):
     #: the reverse (or restarted forward) replication must carry one probe change
     #: across within this
     probe_timeout_s: float = Field(60.0, gt=0)
+    #: the probe waits this long for its change event before it tells the service
+    #: directly (real clouds deliver events in seconds; Azurite delivers none)
+    probe_event_wait_s: float = Field(10.0, ge=0)
     #: the gates (status, validation history, the post-switch preflight) within this
     gates_timeout_s: float = Field(60.0, gt=0)
     #: the final validation of a switch (sampled, [validation] targets) within this

@@ -191,16 +191,19 @@ def switch_status(cfg: Config) -> dict[str, Any]:
         shown = plans.get(plan_hash) if plan_hash else (latest["cutover"] or latest["rollback"])
         approvals = [] if shown is None else [
             a.as_dict(cfg.cutover.approval_ttl_s) for a in book.approvals(shown.hash)]
+        steps = [] if plan_hash is None else [_timed(p.as_dict()) for p in
+                                              journal.progress(plan_hash)]
         doc = {
             "phase": rec.phase.value, "direction": rec.direction.value,
             "version": rec.version, "updated_at": rec.updated_at, "updated_by": rec.updated_by,
             "plan_hash": shown.hash if shown else None,
             "plan_kind": shown.kind if shown else None,
-            "approved": None if shown is None else book.authorization(shown.hash).reason,
+            "approved": None if shown is None else (
+                book.quorum(shown.hash, check_stale=False).reason if shown.executed_at
+                else book.authorization(shown.hash).reason),
             "approvals": approvals,
             "gates": [] if shown is None else shown.document.get("gates", []),
-            "steps": [] if plan_hash is None else [p.as_dict() for p in
-                                                    journal.progress(plan_hash)],
+            "steps": steps,
             "interrupted_step": None if plan_hash is None else journal.interrupted(plan_hash),
             "committed_switch": journal.committed_switch(),
             "last_cutover": _brief(last_switch(state, "cutover")),
@@ -211,6 +214,15 @@ def switch_status(cfg: Config) -> dict[str, Any]:
     finally:
         state.close()
     return doc
+
+
+def _timed(step: dict[str, Any]) -> dict[str, Any]:
+    from datetime import datetime
+
+    a, b = step.get("started_at"), step.get("finished_at")
+    step["duration_s"] = (round((datetime.fromisoformat(b) - datetime.fromisoformat(a))
+                                .total_seconds(), 3) if a and b else None)
+    return step
 
 
 def _brief(r: dict[str, Any] | None) -> dict[str, Any] | None:

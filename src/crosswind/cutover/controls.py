@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from crosswind.live.service import Epoch, Replicator
 
 PROBE_DIR = "crosswind-probe/"
-_EVENT_GRACE_S = 10.0
 
 
 class ServiceControls:
@@ -87,10 +86,10 @@ class ServiceControls:
         return ev
 
     async def validate(self, direction: Direction, sample: int | None) -> dict[str, Any]:
-        from crosswind.validate.run import ValidateOptions, available_checks, validate
+        from crosswind.validate.run import ValidateOptions, replication_checks, validate
 
         cfg = self.service.cfg
-        return await validate(cfg, ValidateOptions(direction, checks=available_checks(cfg),
+        return await validate(cfg, ValidateOptions(direction, checks=replication_checks(cfg),
                                                    sample=sample))
 
     async def probe(self, direction: Direction, plan_hash: str, timeout_s: float, say: Say
@@ -119,12 +118,12 @@ class ServiceControls:
                 if now > deadline:
                     raise StepFailed(f"the probe object did not reach {dst.name} within "
                                      f"{timeout_s:g}s", evidence)
-                if via == "events" and now - t0 > min(_EVENT_GRACE_S, timeout_s / 2):
+                grace = min(self.service.cfg.cutover.probe_event_wait_s, timeout_s / 2)
+                if via == "events" and now - t0 > grace:
                     # No event came (an emulator emits none, or events are slow): the
                     # service is told about the probe directly; the path from here on
                     # (read primary, write replica, verify) is still the real one.
-                    via = "handed to the scheduler (no event within "\
-                          f"{min(_EVENT_GRACE_S, timeout_s / 2):g}s)"
+                    via = f"handed to the scheduler (no event within {grace:g}s)"
                     say(f"no event for the probe yet: {via}")
                     epoch.scheduler.submit(Change("object", "upsert", key, "probe",
                                                   datetime.now(UTC)), priority=EVENT)

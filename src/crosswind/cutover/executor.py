@@ -357,9 +357,13 @@ class Executor:
             evidence = {"validation_id": report.get("run_id"), "verdict": report.get("verdict"),
                         "totals": report.get("totals")}
             if report.get("verdict") != "pass":
+                missed = [f"{name} (completeness {c.get('completeness_pct')} %, pass rate "
+                          f"{c.get('pass_rate_pct')} %)"
+                          for name, c in (report.get("checks") or {}).items()
+                          if not (c.get("meets_completeness") and c.get("meets_pass_rate"))]
+                why = report.get("error") or ", ".join(missed) or "targets missed"
                 raise StepFailed(f"validation {report.get('run_id')} says "
-                                 f"{report.get('verdict')}: {report.get('error') or ''}"
-                                 .strip().rstrip(":"), evidence)
+                                 f"{report.get('verdict')}: {why}", evidence)
             return evidence
         if step.action == "point_of_no_return":
             return await self._point_of_no_return(plan, step)

@@ -622,7 +622,7 @@ class Epoch:
     async def _validation_loop(self, stop: asyncio.Event) -> None:
         """A sampled validation every ``validate_interval_s``: what the rollback
         trigger "a failed scheduled validation" watches after cutover."""
-        from crosswind.validate.run import ValidateOptions, available_checks, validate
+        from crosswind.validate.run import ValidateOptions, replication_checks, validate
 
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -631,7 +631,7 @@ class Epoch:
                 return
             try:
                 report = await validate(self.cfg, ValidateOptions(
-                    self.direction, checks=available_checks(self.cfg)))
+                    self.direction, checks=replication_checks(self.cfg)))
             except CrosswindError as exc:
                 self.last_validation = {"run_id": None, "verdict": "error", "at": now_iso(),
                                         "error": redact(str(exc))}

@@ -48,6 +48,14 @@ def available_checks(cfg: Config) -> frozenset[Check]:
     return frozenset(out)
 
 
+def replication_checks(cfg: Config) -> frozenset[Check]:
+    """What a cutover, a rollback and the service's scheduled validation check:
+    that the replica holds what the primary holds — objects, and rows when
+    configured. Not the join: an object without its row on the primary is the
+    primary's own (a data-quality finding) that no replication can fix."""
+    return frozenset(c for c in available_checks(cfg) if c in (Check.OBJECTS, Check.METADATA))
+
+
 def require_checks(cfg: Config, checks: frozenset[Check]) -> None:
     missing = checks - available_checks(cfg)
     if missing:
