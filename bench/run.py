@@ -5,7 +5,8 @@
 2. ``objects.py``: crosswind vs rclone on 2,000 x 4 KiB and 5 x 50 MiB
    objects, with the servers' ceilings;
 3. ``bench_metadata.py`` and ``bench_validate.py``, when present (owned by the
-   metadata and validation work).
+   metadata and validation work);
+4. ``cutover.py``: cutover duration and rollback RTO on the demo estate.
 
 Options after ``--`` go to ``objects.py`` (e.g. ``--rounds 5``). Figures are
 medians of a few rounds on a 2-core machine shared with the servers: noisy.
@@ -40,9 +41,10 @@ def main() -> int:
         "objects.py": run_script("objects.py", objects_args),
         "bench_metadata.py": run_script("bench_metadata.py", []),
         "bench_validate.py": run_script("bench_validate.py", []),
+        "cutover.py": run_script("cutover.py", []),
     }
     summary: dict[str, object] = {"exit_codes": codes, "load_end": load_now()}
-    for name in ("plan.json", "objects.json"):
+    for name in ("plan.json", "objects.json", "cutover.json"):
         p = OUT_DIR / name
         if p.exists():
             summary[name] = json.loads(p.read_text())
