@@ -290,6 +290,9 @@ class ReplicateConfig(_Section):
     drift_grace_s: float = Field(60.0, ge=0)
     #: the status snapshot (and heartbeat) is written this often
     status_interval_s: float = Field(1.0, gt=0, le=60)
+    #: after cutover, an Azure object written by someone else since crosswind last saw
+    #: it: "record" keeps it and files a conflict in the DLQ; "overwrite" replaces it
+    replica_writes: Literal["record", "overwrite"] = "record"
     #: a sampled validation of the direction this often (0: never); after cutover a
     #: failed one is a rollback trigger
     validate_interval_s: float = Field(3600.0, ge=0)

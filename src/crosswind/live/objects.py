@@ -37,6 +37,19 @@ class DeleteHeld(CrosswindError):
     """The max-delete guard refused this delete: it waits for an operator."""
 
 
+class ReplicaConflict(CrosswindError):
+    """The replica's object was written by someone else since crosswind last saw
+    it (after cutover: a write that still reached Azure): not overwritten or
+    deleted, kept as a conflict for an operator."""
+
+    def __init__(self, message: str, evidence: dict[str, object]) -> None:
+        super().__init__(message)
+        self.evidence = evidence
+
+
+ReplicaWrites = Literal["overwrite", "record"]
+
+
 @dataclass(frozen=True, slots=True)
 class ApplyOutcome:
     result: Applied
@@ -63,7 +76,15 @@ def same_source_version(rec: VerifiedCopy | None, meta: ObjectMeta, *,
 class ObjectApplier:
     def __init__(self, src: ObjectStore, dst: ObjectStore, state: StateStore, direction: str,
                  transfer: Transfer, guard: DeleteGuard, guard_base: Callable[[], int],
-                 keep: KeyFilter, attempts: int = 3) -> None:
+                 keep: KeyFilter, attempts: int = 3,
+                 replica_writes: ReplicaWrites = "overwrite",
+                 other_direction: str | None = None) -> None:
+        """``replica_writes = "record"``: before overwriting or deleting a replica
+        object, check it is a version crosswind knows (the one it last wrote in
+        this direction, or the one it last read when that side was the primary,
+        ``other_direction``); anything else is a ``ReplicaConflict``."""
+        self.replica_writes = replica_writes
+        self.other_direction = other_direction
         self.src = src
         self.dst = dst
         self.state = state
@@ -74,10 +95,12 @@ class ObjectApplier:
         self.keep = keep
         self.attempts = attempts
 
-    async def apply(self, key: str, *, trust_record: bool = True) -> ApplyOutcome:
+    async def apply(self, key: str, *, trust_record: bool = True,
+                    overwrite: bool = False) -> ApplyOutcome:
         """``trust_record=False`` for what a reconcile found: it compared the replica
         itself, so a recorded copy of this source version does not prove the
-        replica still holds it."""
+        replica still holds it. ``overwrite``: an operator's replay of a conflict —
+        the primary's version replaces the replica's."""
         if not self.keep(key):
             return ApplyOutcome("filtered")
         retries = 0
@@ -87,11 +110,13 @@ class ObjectApplier:
             except NotFound:
                 meta = None
             if meta is None:
-                return await self._delete(key)
+                return await self._delete(key, overwrite)
             rec = self.state.get_verified(self.direction, key)
             if trust_record and same_source_version(
                     rec, meta, etag_tracks_metadata=self.src.capabilities.etag_tracks_metadata):
                 return ApplyOutcome("unchanged", meta.size, retries)
+            if self.replica_writes == "record" and not overwrite:
+                await self._check_replica(key, rec, meta)
             try:
                 outcome = await self.transfer.copy(meta)
             except (PreconditionFailed, NotFound):
@@ -109,12 +134,44 @@ class ObjectApplier:
                              outcome.read_at))
             return ApplyOutcome("copied", meta.size, retries, new_key=rec is None)
 
-    async def _delete(self, key: str) -> ApplyOutcome:
+    async def _check_replica(self, key: str, rec: VerifiedCopy | None,
+                             meta: ObjectMeta | None, there: ObjectMeta | None = None) -> None:
+        """Raise ``ReplicaConflict`` when the replica holds a version crosswind does
+        not know. With no record at all (the replica predates crosswind) nothing is
+        known to disagree, and the primary's version wins."""
+        if there is None:
+            try:
+                there = await self.dst.head(key)
+            except NotFound:
+                return
+        other = (self.state.get_verified(self.other_direction, key)
+                 if self.other_direction else None)
+        known = {e for e in (rec.dst_etag if rec else None,
+                             other.src_etag if other else None) if e}
+        if not known or there.etag in known:
+            return
+        if meta is not None and meta.content_md5 and there.content_md5 == meta.content_md5 \
+                and there.size == meta.size:
+            return  # the same bytes: nothing to lose
+        raise ReplicaConflict(
+            f"{key}: the replica's object changed since crosswind last saw it (etag "
+            f"{there.etag}, known {', '.join(sorted(known))}): it was written on the replica "
+            "side, so it is neither overwritten nor deleted; dlq replay overwrites it",
+            {"replica": {"etag": there.etag, "size": there.size, "md5": there.content_md5,
+                         "last_modified": str(there.last_modified)},
+             "primary": None if meta is None else {
+                 "etag": meta.etag, "size": meta.size, "md5": meta.content_md5,
+                 "last_modified": str(meta.last_modified)}})
+
+    async def _delete(self, key: str, overwrite: bool = False) -> ApplyOutcome:
         try:
             there = await self.dst.head(key)
         except NotFound:
             self.state.forget_verified(self.direction, key)
             return ApplyOutcome("absent")
+        if self.replica_writes == "record" and not overwrite:
+            await self._check_replica(key, self.state.get_verified(self.direction, key), None,
+                                      there)
         reason = self.guard.admit(1, self.guard_base())
         if reason is not None:
             raise DeleteHeld(f"delete of {key!r} held by the max-delete guard: {reason}")

@@ -35,7 +35,7 @@ from crosswind.live.breakers import Breakers, Endpoint, GuardedObjectStore
 from crosswind.live.changes import Change, ParsedMessage
 from crosswind.live.dlq import object_delete_guard
 from crosswind.live.lag import LagTracker
-from crosswind.live.objects import ApplyOutcome, ObjectApplier
+from crosswind.live.objects import ApplyOutcome, ObjectApplier, ReplicaWrites
 from crosswind.live.queue_source import QueueSource
 from crosswind.live.reconcile import STREAM as RECONCILE_STREAM
 from crosswind.live.reconcile import ReconcileResult, reconcile_objects
@@ -333,9 +333,16 @@ class Epoch:
         self.sync_stats = SyncStats()
         transfer = Transfer(self.src, self.dst, settings, ByteBudget(s.memory_budget),
                             self.sync_stats, StateJournal(self.state, self.dst.name))
+        other = (Direction.AZURE_TO_AWS if self.direction is Direction.AWS_TO_AZURE
+                 else Direction.AWS_TO_AZURE)
+        # After cutover a write that still reaches Azure is a conflict, never overwritten
+        # (CW-4); before it the replica is AWS's and the primary's version wins.
+        writes: ReplicaWrites = ("record" if self.direction is Direction.AWS_TO_AZURE
+                                 and self.rc.replica_writes == "record" else "overwrite")
         self.applier = ObjectApplier(self.src, self.dst, self.state, self.direction.value,
                                      transfer, self.guard, self._guard_base, self.keep,
-                                     attempts=s.attempts)
+                                     attempts=s.attempts, replica_writes=writes,
+                                     other_direction=other.value)
         self.workers = ApplyWorkers(self.scheduler, self.applier, self.ledger,
                                     self.direction.value, self.streams,
                                     attempts=self.rc.attempts, run_id=self.run_id,

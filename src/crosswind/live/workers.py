@@ -17,6 +17,7 @@ is never acknowledged for a change that is neither applied nor kept.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,7 @@ from crosswind.errors import (
 )
 from crosswind.live.breakers import BreakerOpen, Breakers
 from crosswind.live.changes import Change
-from crosswind.live.objects import ApplyOutcome, DeleteHeld, ObjectApplier
+from crosswind.live.objects import ApplyOutcome, DeleteHeld, ObjectApplier, ReplicaConflict
 from crosswind.live.reconcile import STREAM as RECONCILE_STREAM
 from crosswind.live.scheduler import KeyScheduler, Work
 from crosswind.live.streams import StreamState
@@ -77,8 +78,10 @@ class ApplyWorkers:
         # What a reconcile or a DLQ replay asks for was compared with, or failed on,
         # the replica itself: a recorded copy proves nothing about it.
         trust = all(c.stream not in UNTRUSTED_STREAMS for c in work.covers)
+        # An operator's replay settles a conflict in the primary's favour.
+        replay = any(c.stream == "dlq-replay" for c in work.covers)
         try:
-            outcome = await self.applier.apply(work.key, trust_record=trust)
+            outcome = await self.applier.apply(work.key, trust_record=trust, overwrite=replay)
         except asyncio.CancelledError:
             self.scheduler.retry(work, count_attempt=False, delay=0)
             raise
@@ -99,6 +102,9 @@ class ApplyWorkers:
             return
         except DeleteHeld as exc:
             self.dead(work, "delete-held", str(exc), held=True)
+            return
+        except ReplicaConflict as exc:
+            self.dead(work, "conflict", str(exc), payload=json.dumps(exc.evidence, default=str))
             return
         except (InvalidKey, MetadataMappingError) as exc:
             self.dead(work, "cannot-write", str(exc))
@@ -157,11 +163,12 @@ class ApplyWorkers:
         else:
             self.scheduler.retry(work)
 
-    def dead(self, work: Work, kind: str, reason: str, *, held: bool = False) -> None:
+    def dead(self, work: Work, kind: str, reason: str, *, held: bool = False,
+             payload: str | None = None) -> None:
         """Into the DLQ (durably), then the change's tickets are released."""
         reason = redact(reason)
         self.ledger.dlq_put(self.direction, "object-key", work.key, pk=None, rk=None,
-                            kind=kind, reason=reason, payload=None, run_id=self.run_id)
+                            kind=kind, reason=reason, payload=payload, run_id=self.run_id)
         self._dlq_open = True
         for c in work.covers:
             st = self.streams.get(c.stream)

@@ -84,3 +84,33 @@ def test_dlq_replay_while_the_service_runs_is_done_by_the_service(
     assert listed["counts"].get("open", 0) == 0
     assert svc.proc.poll() is None
     assert svc.terminate() == 0
+
+
+def test_after_cutover_a_write_on_azure_is_a_conflict_never_overwritten(
+        make_live_env: Callable[..., LiveEnv], services: Callable[..., Service]) -> None:
+    from crosswind.migration import Phase
+
+    live = make_live_env()
+    live.set_phase(Phase.CUTTING_OVER)
+    live.set_phase(Phase.POST_CUTOVER)
+    svc = services(live)
+    svc.wait_until(lambda s: s["last_reconcile"] is not None, what="first reconcile")
+    live.s3.put_object(Bucket=live.bucket, Key="k.json", Body=b"v1 from aws")
+    svc.wait_until(lambda s: live.blob_keys().get("k.json") == b"v1 from aws", what="copied")
+    # someone still writes to Azure after the flip ...
+    live.container.get_blob_client("k.json").upload_blob(b"written on azure", overwrite=True)
+    # ... and AWS changes the same object
+    live.s3.put_object(Bucket=live.bucket, Key="k.json", Body=b"v2 from aws")
+    st = svc.wait_until(lambda s: s["dlq_open"] >= 1, what="the conflict")
+    assert live.blob_keys()["k.json"] == b"written on azure"  # not lost
+    code, listed, _ = cli(live, "dlq", "list", "--kind", "conflict", "--json")
+    [entry] = listed["items"]
+    assert entry["item"] == "k.json" and "written on the replica side" in entry["reason"]
+    code, shown, _ = cli(live, "dlq", "show", str(entry["id"]), "--json")
+    assert shown["payload"]["replica"]["size"] == len(b"written on azure")
+    assert shown["payload"]["primary"]["size"] == len(b"v2 from aws")
+    # an operator decides: replay lets the primary's version win
+    code, report, err = cli(live, "dlq", "replay", str(entry["id"]), "--json")
+    assert code == 0, err
+    assert live.blob_keys()["k.json"] == b"v2 from aws"
+    assert st["service"]["running"] and svc.terminate() == 0
