@@ -112,5 +112,6 @@ def test_after_cutover_a_write_on_azure_is_a_conflict_never_overwritten(
     # an operator decides: replay lets the primary's version win
     code, report, err = cli(live, "dlq", "replay", str(entry["id"]), "--json")
     assert code == 0, err
+    assert report["resolved"] == 1
     assert live.blob_keys()["k.json"] == b"v2 from aws"
     assert st["service"]["running"] and svc.terminate() == 0
