@@ -176,3 +176,56 @@ def test_start_without_the_service_is_a_clear_error(make_live_env: Callable[...,
     r = cli(live, "cutover", "start", "--plan", "0" * 64)
     assert r.returncode == 3
     assert "the replication service is not running" in r.stderr
+
+
+def test_a_drain_that_times_out_is_undone(make_live_env: Callable[..., LiveEnv],
+                                          services: Callable[..., Service],
+                                          tmp_path: Path) -> None:
+    live, alice, bob, log = setup(make_live_env, tmp_path, HOOKS)
+    live.path.write_text(live.path.read_text().replace(
+        "quiet_period_s = 1\ndrain_timeout_s = 90", "quiet_period_s = 30\ndrain_timeout_s = 2"))
+    svc = services(live)
+    svc.wait_until(lambda s: s["last_reconcile"] is not None, what="first reconcile")
+    assert cli(live, "validate", "--objects").returncode == 0
+    h = plan_and_approve(live, "cutover", alice, bob)
+    r = cli(live, "cutover", "start", "--plan", h, "--json")
+    assert r.returncode == 1
+    assert "wait_drained failed: not quiet and drained within 2s" in r.stderr
+    assert "unfreeze_command cutting_over" in log.read_text()
+    assert json.loads(cli(live, "cutover", "status", "--json").stdout)["phase"] == "pre_cutover"
+    assert svc.terminate() == 0
+
+
+def test_a_fired_trigger_rolls_back_by_itself(make_live_env: Callable[..., LiveEnv],
+                                              services: Callable[..., Service],
+                                              tmp_path: Path) -> None:
+    live, alice, bob, log = setup(make_live_env, tmp_path, HOOKS,
+                                  extra="auto_rollback = true\ntrigger_lag_for_s = 1\n"
+                                        "trigger_clear_for_s = 0")
+    # an SLO after cutover that any real lag breaks
+    live.path.write_text(live.path.read_text().replace(
+        "[replicate]\n", "[replicate]\nlag_slo_post_s = 0.05\n", 1))
+    svc = services(live)
+    svc.wait_until(lambda s: s["last_reconcile"] is not None, what="first reconcile")
+    assert cli(live, "validate", "--objects", "--metadata").returncode == 0
+    h = plan_and_approve(live, "cutover", alice, bob)
+    r = cli(live, "cutover", "start", "--plan", h, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for i in range(5):  # changes on AWS: their lag breaks the tiny SLO
+        live.s3.put_object(Bucket=live.bucket, Key=f"late/{i}.json", Body=b"x")
+    st = svc.wait_until(lambda s: s["phase"] == "pre_cutover" and s["direction"]
+                        == "azure-to-aws", timeout=180, what="the automatic rollback")
+    alerts = st["switch"]["alerts"]
+    assert any(a["trigger"] == "lag" and a["kind"] == "fired" for a in alerts), alerts
+    st = svc.wait_until(lambda s: not s["switch"]["running"], what="the rollback to finish")
+    assert "rollback succeeded" in st["switch"]["auto_rollback"], st["switch"]
+    status = json.loads(cli(live, "cutover", "status", "--json").stdout)
+    assert status["last_rollback"]["status"] == "succeeded"
+    assert status["last_rollback"]["rto_s"] is not None
+    assert "unswitch_command pre_cutover" in log.read_text()
+    audit = cli(live, "audit", "export", "--out", str(tmp_path / "audit.jsonl"))
+    assert audit.returncode == 0
+    actions = [json.loads(line)["action"] for line in
+               (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert "trigger" in actions
+    assert svc.terminate() == 0
