@@ -270,10 +270,23 @@ def preflight_cmd(config: ConfigOpt, direction: DirectionOpt = Direction.AZURE_T
     cfg = load(config)
     from crosswind.sync.objects import opened_stores
 
-    async def go() -> tuple[str, str]:
+    async def go() -> tuple[str, str, str | None]:
         async with opened_stores(cfg, direction) as (src, dst):
             await preflight(src, dst)
-            return src.name, dst.name
+            names = src.name, dst.name
+        # The event queue of the source side, when one is configured (replicate uses it).
+        side = direction.source_side
+        if not (cfg.azure.queue if side == "azure" else cfg.aws.sqs_queue_url):
+            return (*names, None)
+        from crosswind.stores.factory import open_event_queue
 
-    src, dst = run(go())
-    err.print(f"ok: {src} → {dst} reachable, credentials accepted")
+        queue = await open_event_queue(cfg, side)
+        try:
+            await queue.check()
+        finally:
+            await queue.close()
+        return (*names, queue.name)
+
+    src, dst, queue = run(go())
+    err.print(f"ok: {src} → {dst} reachable, credentials accepted"
+              + (f"; event queue {queue} readable" if queue else ""))

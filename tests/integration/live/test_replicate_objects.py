@@ -111,3 +111,25 @@ def test_exit_when_idle_and_status_when_stopped(make_live_env: Callable[..., Liv
     assert not st["service"]["running"]
     assert stream(st, "reconcile")["applied"] == 1
     assert set(live.s3_keys()) == {"x.json"}
+
+
+def test_preflight_probes_the_event_queue(make_live_env: Callable[..., LiveEnv]) -> None:
+    import subprocess
+    import sys
+
+    live = make_live_env()
+
+    def preflight(direction: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "crosswind", "preflight", "-c",
+                               str(live.path), "-d", direction], capture_output=True,
+                              text=True, timeout=120)
+
+    ok = preflight("azure-to-aws")
+    assert ok.returncode == 0, ok.stderr
+    assert "event queue azure-queue://" in " ".join(ok.stderr.split())
+    assert "event queue sqs://" in " ".join(preflight("aws-to-azure").stderr.split())
+    live.path.write_text(live.path.read_text().replace(
+        f'queue = "{live.queue.queue_name}"', 'queue = "no-such-queue"'))
+    bad = preflight("azure-to-aws")
+    assert bad.returncode == 3 and "no-such-queue" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
