@@ -53,6 +53,7 @@ class SwitchRunner:
         self.detector: Detector | None = None
         self.alerts: list[dict[str, Any]] = []
         self.auto: str | None = None
+        self.planning: asyncio.Task[None] | None = None
 
     # -- SwitchHooks -----------------------------------------------------------------
     def handles(self, kind: str) -> bool:
@@ -153,6 +154,8 @@ class SwitchRunner:
                 "alerts": self.alerts[-20:], "auto_rollback": self.auto}
 
     async def close(self) -> None:
+        if self.planning is not None:
+            self.planning.cancel()
         if self.task is not None and not self.task.done():
             self.task.cancel()
             with contextlib.suppress(BaseException):
@@ -161,7 +164,8 @@ class SwitchRunner:
     # -- rollback triggers (after cutover) ------------------------------------------
     async def on_status(self, service: Replicator, doc: dict[str, Any]) -> None:
         cfg = service.cfg
-        if doc.get("phase") != Phase.POST_CUTOVER.value or self.running:
+        if doc.get("phase") != Phase.POST_CUTOVER.value or self.running \
+                or self.planning is not None:
             self.detector = None  # re-armed fresh for the next cutover
             return
         if self.detector is None:
@@ -170,8 +174,15 @@ class SwitchRunner:
         self.detector, events = step(self.detector, sample_from_status(doc, time.time()))
         for ev in events:
             self._alert(service, ev)
-            if ev.kind == "fired" and cfg.cutover.auto_rollback:
-                await self._auto_rollback(service, ev)
+            if ev.kind == "fired" and cfg.cutover.auto_rollback and self.planning is None:
+                # Planning probes stores (the preflight): not on the status tick.
+                self.planning = asyncio.create_task(self._auto_rollback(service, ev))
+                self.planning.add_done_callback(self._planned)
+
+    def _planned(self, task: asyncio.Task[None]) -> None:
+        self.planning = None
+        if not task.cancelled() and task.exception() is not None:
+            self.auto = f"not started: {redact(str(task.exception()))}"
 
     def _alert(self, service: Replicator, ev: TriggerEvent) -> None:
         entry = {"trigger": ev.trigger, "kind": ev.kind, "at": now_iso(), "reason": ev.reason,
