@@ -155,9 +155,13 @@ def make_live_env(make_env: Callable[..., Env], queue_service: QueueServiceClien
                                 f'database = "{env.bucket}"\ncollection = "rows"\n', 1)
             text += ("\n[metadata]\nbatch_size = 50\nflush_interval_s = 0.2\n"
                      + metadata + "\n")
-        text += ("\n[replicate]\nhttp = \"127.0.0.1:0\"\nstatus_interval_s = 0.2\n"
-                 "shutdown_grace_s = 10\nreceive_wait_s = 1\nbreaker_reset_s = 2\n"
-                 "table_poll_interval_s = 0.5\n" + replicate + "\n")
+        # Quick settings for tests; a test's own [replicate] lines win.
+        defaults = {"http": '"127.0.0.1:0"', "status_interval_s": "0.2",
+                    "shutdown_grace_s": "10", "receive_wait_s": "1", "breaker_reset_s": "2",
+                    "table_poll_interval_s": "0.5"}
+        given = {line.split("=")[0].strip() for line in replicate.splitlines() if "=" in line}
+        text += ("\n[replicate]\n" + "".join(f"{k} = {v}\n" for k, v in defaults.items()
+                                            if k not in given) + replicate + "\n")
         env.config_path.write_text(text)
         return LiveEnv(env, queue_service.get_queue_client(qname), sqs_client, url,
                        env.config_path, table, coll)

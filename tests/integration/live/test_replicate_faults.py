@@ -210,3 +210,32 @@ def test_a_thousand_fuzzed_messages_never_stop_the_service(
         live.container.delete_container()
 
 
+
+
+def test_sigterm_abandons_slow_work_within_the_grace_and_loses_nothing(
+        make_live_env: Callable[..., LiveEnv], moto: Moto,
+        services: Callable[..., Service]) -> None:
+    proxy = FaultProxy(moto.endpoint, Faults()).start()
+    try:
+        live = make_live_env(replicate="shutdown_grace_s = 2\nvisibility_timeout_s = 10")
+        live.path.write_text(live.path.read_text().replace(
+            f'endpoint_url = "{moto.endpoint}"', f'endpoint_url = "{proxy.url}"'))
+        svc = services(live)
+        svc.wait_until(lambda s: s["last_reconcile"] is not None, what="first reconcile")
+        proxy.faults.rtt_s = 20.0  # every S3 request now hangs for 20 s
+        live.put_blob("slow.json", b"slow bytes")
+        svc.wait_until(lambda s: stream(s, "azure-blob-events").get("messages", {})
+                       .get("outstanding", 0) >= 1, what="the change in flight")
+        t0 = time.monotonic()
+        assert svc.terminate(timeout=30) == 0
+        took = time.monotonic() - t0
+        assert took < 2 + 8, f"stopped after {took:.1f}s"
+        proxy.faults.rtt_s = 0.0
+        # The abandoned change was not acknowledged: it comes back and is applied.
+        again = services(live)
+        again.wait_until(lambda s: "slow.json" in live.s3_keys(), timeout=90,
+                         what="the abandoned change")
+        assert live.s3_keys()["slow.json"] == b"slow bytes"
+        assert again.terminate() == 0
+    finally:
+        proxy.stop()
