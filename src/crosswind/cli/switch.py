@@ -22,7 +22,7 @@ from crosswind.cli.cutover import PlanOpt, cutover_app, rollback_app
 from crosswind.config import Config
 from crosswind.control import RequestFailed
 from crosswind.cutover.gates import Kind
-from crosswind.errors import CrosswindError, EndpointUnreachable
+from crosswind.errors import ConfigError, CrosswindError, EndpointUnreachable
 from crosswind.state import StateStore
 
 TimeoutOpt = Annotated[float, typer.Option(
@@ -74,8 +74,14 @@ def _finish(result: dict[str, Any], as_json: bool) -> None:
 
 def _start(config: Path, kind: Kind, plan: str, timeout: float, as_json: bool,
            request: str = "switch-start") -> None:
+    from crosswind.cutover.plan import PlanError, check_hash
+
     cfg = load(config)
-    result = _request(cfg, request, {"plan": plan.strip().lower(), "kind": kind}, timeout)
+    try:
+        h = check_hash(plan)
+    except PlanError as exc:
+        raise ConfigError(str(exc)) from None
+    result = _request(cfg, request, {"plan": h, "kind": kind}, timeout)
     _finish(result, as_json)
 
 

@@ -63,6 +63,13 @@ class StepFailed(CrosswindError):
         self.evidence = dict(evidence or {})
 
 
+class SwitchRefused(CrosswindError):
+    """The plan may not run (not approved, stale, failing gates, nothing to resume):
+    nothing was done."""
+
+    exit_code = 2
+
+
 class SwitchAborted(CrosswindError):
     """``cutover abort`` asked to stop before the point of no return."""
 
@@ -184,19 +191,21 @@ class Executor:
     # -- running a plan --------------------------------------------------------------
     async def run(self, plan_hash: str, *, resume: bool = False, rehearsal: bool = False
                   ) -> SwitchReport:
-        plan = self.plans.require(check_hash(plan_hash))
+        try:
+            plan = self.plans.require(check_hash(plan_hash))
+            book = runbook_for(plan.kind, self.cfg.cutover, self.cfg.validation)
+            start_at = self._resume_point(plan, book) if resume else 0
+            authorization = ("resume of a plan already authorized and started" if resume
+                             else self._authorize(plan, rehearsal))
+        except (PlanError, ApprovalRefused) as exc:
+            raise SwitchRefused(str(exc)) from None
         kind = plan.kind
-        book = runbook_for(kind, self.cfg.cutover, self.cfg.validation)
         before = self.migration.get()
         report = SwitchReport(kind, plan.hash, now_iso(), phase_before=before.phase.value,
                               rehearsal=rehearsal, resumed=resume)
+        report.authorization = authorization
         t0 = time.monotonic()
-        start_at = 0
-        if resume:
-            start_at = self._resume_point(plan, book)
-            report.authorization = "resume of a plan already authorized and started"
-        else:
-            report.authorization = self._authorize(plan, rehearsal)
+        if not resume:
             self.plans.mark_executed(plan.hash)
         self._audit("resume" if resume else "start", "started", plan.hash,
                     {"kind": kind, "phase": before.phase.value,

@@ -82,7 +82,7 @@ def test_cutover_then_rollback_end_to_end(make_live_env: Callable[..., LiveEnv],
     # An unapproved plan may not start.
     h = plan_and_approve(live, "cutover", alice)
     r = cli(live, "cutover", "start", "--plan", h)
-    assert r.returncode != 0 and "not approved" in r.stderr, r.stderr
+    assert r.returncode == 2 and "not approved" in r.stderr, r.stderr
     b = cli(live, "cutover", "approve", "--plan", h, "--key", str(bob.private))
     assert b.returncode == 0, b.stderr
 
@@ -98,7 +98,7 @@ def test_cutover_then_rollback_end_to_end(make_live_env: Callable[..., LiveEnv],
     assert "wait_drained" in r.stderr and "point of no return passed" in r.stderr
     # the same plan cannot run twice
     again = cli(live, "cutover", "start", "--plan", h)
-    assert again.returncode != 0 and "already run" in again.stderr
+    assert again.returncode == 2 and "already run" in again.stderr
 
     st = svc.wait_until(lambda s: s["direction"] == "aws-to-azure"
                         and s["phase"] == "post_cutover", what="the service flipped")
@@ -176,6 +176,9 @@ def test_start_without_the_service_is_a_clear_error(make_live_env: Callable[...,
     r = cli(live, "cutover", "start", "--plan", "0" * 64)
     assert r.returncode == 3
     assert "the replication service is not running" in r.stderr
+    bad = cli(live, "cutover", "start", "--plan", "not-a-hash")
+    assert bad.returncode == 2 and "is not a plan hash" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_a_drain_that_times_out_is_undone(make_live_env: Callable[..., LiveEnv],
