@@ -49,6 +49,8 @@ class QueueCounters:
     receive_errors: int = 0
     depth: int | None = None
     last_event_at: float | None = None
+    #: the last receive failed with this (None once one succeeds)
+    error: str | None = None
 
 
 class _Ticket:
@@ -125,11 +127,13 @@ class QueueSource:
                     wait_s=self.wait_s), stop.wait())
             except StoreError as exc:
                 self.counters.receive_errors += 1
+                self.counters.error = redact(str(exc))[:300]
                 log.warning("%s: receive failed: %s", self.stream, redact(str(exc)))
                 await _first(asyncio.sleep(1.0), stop.wait())
                 continue
             if messages is None:  # stopping
                 return
+            self.counters.error = None
             self.last_receive_empty = not messages
             for m in messages:
                 self.handle(m)

@@ -97,7 +97,9 @@ class RowStreams:
     def _extra(self) -> dict[str, Any]:
         return {"polls": self.polls, "reconciles": self.reconciles,
                 "deletes_held": self.held, "errors": self.errors,
-                "last_error": self.last_error}
+                "last_error": self.last_error,
+                # failing right now (the cutover's streams gate reads it)
+                "error": self.last_error if self.errors else None}
 
     # -- shared --------------------------------------------------------------------
     def reconcile_now(self) -> None:

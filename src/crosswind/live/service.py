@@ -420,7 +420,8 @@ class Epoch:
         self.streams[name] = StreamState(
             name, "objects", queue.name, LagTracker(self.rc.lag_window_s),
             backlog=lambda: max(counters.depth or 0, src.outstanding),
-            extra=lambda: {"events": counters.events, "stale_events": counters.stale,
+            extra=lambda: {"error": counters.error,
+                           "events": counters.events, "stale_events": counters.stale,
                            "poison": counters.poison, "ignored": dict(counters.ignored),
                            "messages": {"received": counters.received, "acked": counters.acked,
                                         "outstanding": src.outstanding,
