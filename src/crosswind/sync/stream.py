@@ -1,0 +1,77 @@
+"""The source's bytes on their way to the destination, hashed as they pass.
+
+A ``SourceStream`` wraps the chunks of one source read (pinned to the listed
+version) and is handed to the destination's ``put_stream`` as its body: each
+chunk is counted and folded into the MD5 before it is yielded, so the hash is
+of exactly the bytes the destination was sent, and nothing is held beyond the
+chunk in flight. A source that yields more or fewer bytes than its listing
+said stops the write with ``IntegrityError`` before the request completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+
+from crosswind.errors import IntegrityError
+
+#: chunks at least this big are hashed in a worker thread (hashlib releases the
+#: GIL), so hashing overlaps the event loop's own work on the second core
+THREAD_HASH_MIN = 256 * 1024
+
+
+class SourceStream:
+    """A ``StreamBody`` (see ``stores/base.py``) over a source reader's chunks."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], size: int, key: str) -> None:
+        self.size = size
+        self.key = key
+        self.read = 0
+        self._chunks = chunks
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._started = False
+        #: what stopped the iteration, if anything did: an HTTP client may hide
+        #: the body's own exception behind a connection error of its own
+        self.error: BaseException | None = None
+
+    def md5(self) -> str:
+        return self._md5.hexdigest()
+
+    @property
+    def complete(self) -> bool:
+        return self.read == self.size and self.error is None
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._started:
+            # A retry of the same body would send nothing: the caller must re-read.
+            raise RuntimeError(f"{self.key}: a source stream can be sent only once")
+        self._started = True
+        return self._gen()
+
+    async def _gen(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._chunks:
+                self.read += len(chunk)
+                if self.read > self.size:
+                    raise IntegrityError(
+                        f"{self.key}: the source sent more than the {self.size} bytes its "
+                        "listing says")
+                if len(chunk) >= THREAD_HASH_MIN:
+                    await asyncio.to_thread(self._md5.update, chunk)
+                else:
+                    self._md5.update(chunk)
+                yield chunk
+            if self.read != self.size:
+                raise IntegrityError(
+                    f"{self.key}: read {self.read} bytes from the source, its listing "
+                    f"says {self.size}")
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def raise_own_error(self) -> None:
+        """Re-raise what stopped the body (a source error or a size mismatch), if
+        anything did: that, not the HTTP client's view of it, is the cause."""
+        if self.error is not None and isinstance(self.error, Exception):
+            raise self.error
