@@ -196,6 +196,10 @@ def bucket_contents(rig: Rig, bucket: str) -> tuple[int, int]:
     return n, size
 
 
+#: extra [sync] settings for crosswind's config (``--sync KEY=VALUE``), to compare designs
+SYNC_EXTRA: dict[str, str] = {}
+
+
 def crosswind_config(rig: Rig, case: Case, bucket: str, workdir: Path, concurrency: int) -> Path:
     path = workdir / f"{bucket}.toml"
     path.write_text(textwrap.dedent(f"""
@@ -216,7 +220,7 @@ def crosswind_config(rig: Rig, case: Case, bucket: str, workdir: Path, concurren
 
         [sync]
         concurrency = {concurrency}
-        """))
+        """) + "".join(f"{k} = {v}\n" for k, v in SYNC_EXTRA.items()))
     return path
 
 
@@ -398,17 +402,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--small-size", type=int, default=4096)
     p.add_argument("--large-count", type=int, default=5)
     p.add_argument("--large-size-mib", type=int, default=50)
-    p.add_argument("--only", choices=("small", "large"), default=None)
+    p.add_argument("--huge-count", type=int, default=2)
+    p.add_argument("--huge-size-mib", type=int, default=300)
+    p.add_argument("--only", choices=("small", "large", "huge"), action="append", default=None)
     p.add_argument("--out", default="objects.json", help="file name under .bench/")
+    p.add_argument("--sync", action="append", default=[], metavar="KEY=VALUE",
+                   help="an extra [sync] setting for crosswind (to compare designs)")
     args = p.parse_args(argv)
+    SYNC_EXTRA.update(kv.split("=", 1) for kv in args.sync)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     cases = [Case("small", args.small_count, args.small_size),
-             Case("large", args.large_count, args.large_size_mib * MiB)]
+             Case("large", args.large_count, args.large_size_mib * MiB),
+             Case("huge", args.huge_count, args.huge_size_mib * MiB)]
     if args.only:
-        cases = [c for c in cases if c.name == args.only]
+        cases = [c for c in cases if c.name in args.only]
     result: dict[str, Any] = {"benchmark": "objects", "machine": machine(),
                               "load_start": load_now(), "concurrency": args.concurrency,
                               "startup": startup_cost(), "cases": []}

@@ -55,7 +55,7 @@ class CorruptedBody:
     def size(self) -> int:
         return self.inner.size
 
-    def md5(self) -> str:
+    def md5(self) -> str | None:
         return self.inner.md5()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:

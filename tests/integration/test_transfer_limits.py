@@ -161,6 +161,6 @@ def test_just_above_the_azure_sdks_single_put_size(make_env: Any, direction: Dir
     """Issue 15 #7: the Azure SDK's upload_blob switches to staged blocks above its
     max_single_put_size (64 MiB) while crosswind sent the whole object's MD5, so
     every S3 object between 64 MiB and the multipart threshold failed. With the
-    default threshold (100 MiB), 64 MiB + 1 byte is one request either way."""
+    default threshold (512 MiB), 64 MiB + 1 byte is one request either way."""
     env = make_env()
     _check_boundary(env, direction, {64 * MiB + 1: True})

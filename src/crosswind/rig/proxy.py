@@ -5,7 +5,12 @@ streams the answer back, and can:
 
 * answer a share of requests (or the next N) itself with 503 or 429, as a
   throttled cloud endpoint does, without forwarding them;
-* add latency to every request (``rtt_s``), as a WAN between two clouds does.
+* add latency to every request (``rtt_s``), as a WAN between two clouds does;
+* cap the rate at which request bodies are passed on (``upload_bytes_per_s``),
+  so that a test can catch a large upload in the middle.
+
+Request and response bodies stream through (a large PUT is never held whole),
+so the proxy's own memory stays flat and it can sit in front of benchmarks.
 
 It runs in a thread with its own event loop, so synchronous tests and
 benchmarks can start it, point a config at ``url`` and change its behaviour
@@ -18,6 +23,7 @@ import asyncio
 import random
 import socket
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
@@ -44,6 +50,8 @@ class Faults:
     status: int = 503
     #: added round-trip time per request (half before forwarding, half after)
     rtt_s: float = 0.0
+    #: request bodies are forwarded at most this fast (0: as fast as they come)
+    upload_bytes_per_s: float = 0.0
     injected: int = 0
     forwarded: int = 0
     rnd: random.Random = field(default_factory=lambda: random.Random(7))
@@ -81,10 +89,17 @@ class FaultProxy:
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         headers["Host"] = request.headers.get("Host", "")
-        body = await request.read()
+        data: object = None
+        if request.content_length:
+            # Streamed on, with the length the client declared (servers such as
+            # moto refuse chunked uploads).
+            headers["Content-Length"] = str(request.content_length)
+            data = self._body(request)
+        elif request.body_exists:
+            data = await request.read()
         async with self._session.request(
                 request.method, self.upstream + request.rel_url.raw_path_qs, headers=headers,
-                data=body if body else None, allow_redirects=False) as up:
+                data=data, allow_redirects=False) as up:
             out = web.StreamResponse(status=up.status, reason=up.reason)
             for k, v in up.headers.items():
                 if k.lower() not in _HOP:
@@ -98,6 +113,13 @@ class FaultProxy:
                 await asyncio.sleep(f.rtt_s / 2)
             await out.write_eof()
             return out
+
+    async def _body(self, request: web.Request) -> AsyncIterator[bytes]:
+        rate = self.faults.upload_bytes_per_s
+        async for chunk in request.content.iter_chunked(1 << 16):
+            if rate:
+                await asyncio.sleep(len(chunk) / rate)
+            yield chunk
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()

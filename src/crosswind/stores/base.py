@@ -77,15 +77,17 @@ class StreamBody(Protocol):
     Iterating yields the chunks; it raises ``IntegrityError`` when the source
     yields more or fewer bytes than ``size`` (a store must then not make the
     object visible: a request whose body stops short is never stored).
-    ``md5()`` is the hex MD5 of the bytes yielded so far: of the whole object
-    once the iteration has ended.
+    ``md5()`` is the hex MD5 of the bytes yielded so far (of the whole object
+    once the iteration has ended), or None when the caller chose not to hash
+    them: it passes the source's MD5 as ``md5`` then, and the destination's
+    verification against it is the end-to-end check.
     """
 
     size: int
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
-    def md5(self) -> str: ...
+    def md5(self) -> str | None: ...
 
 
 @runtime_checkable
@@ -107,10 +109,11 @@ class StreamingPut(Protocol):
         if_match: str | None = None,
     ) -> WriteReceipt:
         """Write ``body`` in one request and verify it: the store's report of what
-        it stored must equal ``body.md5()`` (and ``md5``, the content's MD5 when
-        the caller knew it before sending, which ``"md5_first"`` stores require
-        and send as Content-MD5). Raises ``IntegrityError`` on a mismatch, after
-        removing what the write made where it became visible (as ``put``)."""
+        it stored must equal ``body.md5()`` and ``md5`` (the content's MD5 when
+        the caller knew it before sending, sent as Content-MD5; ``"md5_first"``
+        stores require it, and so does a body that is not hashed). Raises
+        ``IntegrityError`` on a mismatch, after removing what the write made
+        where it became visible (as ``put``)."""
         ...
 
 

@@ -69,7 +69,7 @@ async def streamed_bytes(key: str, body: StreamBody, md5: str | None) -> tuple[b
     """All of ``body`` and the MD5 of it, for stores that keep bytes anyway
     (memory, local files); ``md5``, when given, must be theirs."""
     data = b"".join([chunk async for chunk in body])
-    sent = body.md5()
+    sent = body.md5() or md5_hex(data)
     if md5 is not None:
         require_md5(key, md5, sent, "MD5 of the bytes read")
     return data, sent

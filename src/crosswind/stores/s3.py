@@ -547,9 +547,9 @@ class S3ObjectStore:
         """One PutObject whose body is sent as it is read (see ``s3_http.py``)."""
         where = self._where(key)
         single_put_fits(where, body.size, self.capabilities)
-        if md5 is None and not self.etag_is_md5:
-            raise StoreError(f"{where}: without MD5 ETags a streamed write needs the "
-                             "content MD5 first")
+        if md5 is None and (not self.etag_is_md5 or body.md5() is None):
+            raise StoreError(f"{where}: a streamed write needs the content MD5 first "
+                             "(without MD5 ETags, or for a body that is not hashed)")
         headers = _http_headers(props, where)
         if md5 is not None:
             headers["Content-MD5"] = hex_to_b64(md5)
@@ -567,6 +567,12 @@ class S3ObjectStore:
             raise
         etag, version = strip_etag(r.get("ETag")), r.get("x-amz-version-id")
         sent = body.md5()
+        if sent is None:
+            assert md5 is not None
+            # Not hashed here: the ETag (the MD5 of what S3 stored) must be the
+            # source's own MD5, which proves the same as hashing the bytes read.
+            return await self._verified(key, body.size, md5, etag, version,
+                                        required=self.etag_is_md5)
         if md5 is not None and md5 != sent:
             # The bytes read are not the source's own (S3 stored them as sent
             # where it does not check Content-MD5, as moto does not).

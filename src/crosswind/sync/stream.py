@@ -24,19 +24,20 @@ THREAD_HASH_MIN = 256 * 1024
 class SourceStream:
     """A ``StreamBody`` (see ``stores/base.py``) over a source reader's chunks."""
 
-    def __init__(self, chunks: AsyncIterator[bytes], size: int, key: str) -> None:
+    def __init__(self, chunks: AsyncIterator[bytes], size: int, key: str, *,
+                 hash_md5: bool = True) -> None:
         self.size = size
         self.key = key
         self.read = 0
         self._chunks = chunks
-        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._md5 = hashlib.md5(usedforsecurity=False) if hash_md5 else None
         self._started = False
         #: what stopped the iteration, if anything did: an HTTP client may hide
         #: the body's own exception behind a connection error of its own
         self.error: BaseException | None = None
 
-    def md5(self) -> str:
-        return self._md5.hexdigest()
+    def md5(self) -> str | None:
+        return self._md5.hexdigest() if self._md5 is not None else None
 
     @property
     def complete(self) -> bool:
@@ -57,7 +58,9 @@ class SourceStream:
                     raise IntegrityError(
                         f"{self.key}: the source sent more than the {self.size} bytes its "
                         "listing says")
-                if len(chunk) >= THREAD_HASH_MIN:
+                if self._md5 is None:
+                    pass
+                elif len(chunk) >= THREAD_HASH_MIN:
                     await asyncio.to_thread(self._md5.update, chunk)
                 else:
                     self._md5.update(chunk)

@@ -59,7 +59,7 @@ log = logging.getLogger("crosswind.sync")
 
 @dataclass(frozen=True)
 class TransferSettings:
-    multipart_threshold: int = 100 * MiB
+    multipart_threshold: int = 512 * MiB
     part_size: int = 8 * MiB
     part_concurrency: int = 4
     metadata_policy: Policy = "rename"
@@ -73,6 +73,10 @@ class TransferSettings:
     #: attempts of a streamed copy whose request failed transiently: a streamed
     #: body cannot be replayed by an SDK, so the source is read again
     stream_attempts: int = 3
+    #: hash a streamed body here even when the source's MD5 is known and the
+    #: destination verifies what it stored against it (the same proof, computed
+    #: twice; see README "How streaming verification works")
+    stream_hash_known: bool = False
 
 
 WriteWay = Literal["whole", "stream", "parts"]
@@ -242,7 +246,10 @@ class Transfer:
                 props, meta, dst, self.settings.metadata_policy, meta.content_md5,
                 stamp=self.settings.stamp_metadata,
             )
-            body = SourceStream(reader.chunks(), meta.size, meta.key)
+            # With the source's MD5 known, the destination's check of what it
+            # stored against it (S3: ETag; Azure: Content-MD5) is end to end.
+            hash_here = meta.content_md5 is None or self.settings.stream_hash_known
+            body = SourceStream(reader.chunks(), meta.size, meta.key, hash_md5=hash_here)
             try:
                 receipt = await dst.put_stream(meta.key, body, dst_props, md5=meta.content_md5)
             except CrosswindError:
@@ -255,7 +262,7 @@ class Transfer:
                 # something else than what was read.
                 raise IntegrityError(f"{meta.key}: the destination took {body.read} of "
                                      f"{meta.size} bytes")
-            self._check_read(meta, meta.size, body.md5())
+            self._check_read(meta, meta.size, body.md5() or receipt.md5)
             self.stats.bytes_moved += meta.size
             return CopyOutcome(receipt, renamed, dropped,
                                reader.meta.last_modified or meta.last_modified, read_at)
