@@ -54,6 +54,7 @@ from botocore.config import Config as BotoConfig
 from obstore.store import AzureStore, S3Store
 
 from crosswind.rig.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Rig, running_rig
+from crosswind.rig.proxy import FaultProxy, Faults
 from crosswind.rig.rclone import AzureSasRemote, Rclone, S3Remote, container_sas_url
 
 VENV_BIN = Path(sys.executable).parent
@@ -200,17 +201,23 @@ def bucket_contents(rig: Rig, bucket: str) -> tuple[int, int]:
 SYNC_EXTRA: dict[str, str] = {}
 
 
-def crosswind_config(rig: Rig, case: Case, bucket: str, workdir: Path, concurrency: int) -> Path:
+def crosswind_config(rig: Rig, case: Case, bucket: str, workdir: Path, concurrency: int,
+                     via: Endpoints | None = None) -> Path:
     path = workdir / f"{bucket}.toml"
+    conn = rig.azurite.connection_string
+    s3_endpoint = rig.moto.endpoint
+    if via is not None:
+        conn = conn.replace(rig.azurite.blob_url, via.blob_url)
+        s3_endpoint = via.s3_endpoint
     path.write_text(textwrap.dedent(f"""
         [azure]
-        connection_string = "{rig.azurite.connection_string}"
+        connection_string = "{conn}"
         container = "{case.container}"
         emulator = true
 
         [aws]
         bucket = "{bucket}"
-        endpoint_url = "{rig.moto.endpoint}"
+        endpoint_url = "{s3_endpoint}"
         access_key_id = "test"
         secret_access_key = "test"
         emulator = true
@@ -370,6 +377,68 @@ def print_case(case: Case, s: dict[str, Any]) -> None:
           f"{s['rclone']['objects_per_cpu_s']}, ratio {r['objects_per_cpu_s']})")
 
 
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the tools reach the servers: through the latency proxies."""
+
+    blob_url: str
+    s3_endpoint: str
+
+
+def run_latency(rig: Rig, case: Case, rtt_ms: float, concurrencies: Sequence[int],
+                rounds: int, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """Both tools through proxies that add ``rtt_ms`` to every request (a WAN
+    between the clouds), at each concurrency, alternating, medians of rounds:
+    how throughput scales with concurrency when round trips, not CPU, bound it."""
+    log(f"latency mode: {case.count} x {case.size} B, {rtt_ms} ms per request")
+    asyncio.run(seed(rig, case))
+    blob_proxy = FaultProxy(rig.azurite.blob_url.rsplit("/", 1)[0],
+                            Faults(rtt_s=rtt_ms / 1000)).start()
+    s3_proxy = FaultProxy(rig.moto.endpoint, Faults(rtt_s=rtt_ms / 1000)).start()
+    via = Endpoints(f"{blob_proxy.url}/{AZURITE_ACCOUNT}", s3_proxy.url)
+    rows: list[dict[str, Any]] = []
+    try:
+        for conc in concurrencies:
+            per_tool: dict[str, list[float]] = {"crosswind": [], "rclone": []}
+            for rnd in range(rounds):
+                order = ("crosswind", "rclone") if rnd % 2 == 0 else ("rclone", "crosswind")
+                for tool in order:
+                    rig.moto.reset()
+                    bucket = f"lat-{tool}-c{conc}-r{rnd}"
+                    boto3_client(rig).create_bucket(Bucket=bucket)
+                    if tool == "crosswind":
+                        cfg = crosswind_config(rig, case, bucket, workdir, conc, via)
+                        m, _ = run_crosswind(cfg, conc)
+                    else:
+                        sas = container_sas_url(via.blob_url, AZURITE_ACCOUNT, AZURITE_KEY,
+                                                case.container)
+                        rc = Rclone(AzureSasRemote(sas), S3Remote("test", "test", via.s3_endpoint))
+                        m = run_rclone(rc, case, bucket, conc)
+                    n, _ = bucket_contents(rig, bucket)
+                    if n != case.count:
+                        raise RuntimeError(f"{tool} copied {n} of {case.count} through the proxy")
+                    per_tool[tool].append(case.count / m.wall_s)
+            row = {"concurrency": conc,
+                   "crosswind_objects_per_s": round(median(per_tool["crosswind"]), 1),
+                   "rclone_objects_per_s": round(median(per_tool["rclone"]), 1)}
+            row["ratio"] = round(row["crosswind_objects_per_s"] / row["rclone_objects_per_s"], 2)
+            log(f"  concurrency {conc}: {row}")
+            rows.append(row)
+    finally:
+        blob_proxy.stop()
+        s3_proxy.stop()
+    return {"rtt_ms": rtt_ms, "case": {"count": case.count, "size": case.size},
+            "rounds": rounds, "rows": rows}
+
+
+def print_latency(lat: dict[str, Any]) -> None:
+    print(f"\n== latency-bound: {lat['case']['count']} x {lat['case']['size'] // 1024} KiB, "
+          f"+{lat['rtt_ms']:g} ms per request on both sides, median of {lat['rounds']} ==")
+    print(table(["concurrency", "crosswind objects/s", "rclone objects/s", "ratio"],
+                [[r["concurrency"], r["crosswind_objects_per_s"], r["rclone_objects_per_s"],
+                  r["ratio"]] for r in lat["rows"]]))
+
+
 def run_case(rig: Rig, case: Case, rounds: int, concurrency: int, workdir: Path,
              log: Callable[[str], None]) -> dict[str, Any]:
     log(f"seeding {case.count} x {case.size} B into Azurite")
@@ -404,8 +473,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--large-size-mib", type=int, default=50)
     p.add_argument("--huge-count", type=int, default=2)
     p.add_argument("--huge-size-mib", type=int, default=300)
-    p.add_argument("--only", choices=("small", "large", "huge"), action="append", default=None)
+    p.add_argument("--only", choices=("small", "large", "huge", "latency"), action="append",
+                   default=None)
     p.add_argument("--out", default="objects.json", help="file name under .bench/")
+    p.add_argument("--latency-ms", type=float, default=40.0,
+                   help="added round trip per request in the latency mode (0: skip it)")
+    p.add_argument("--latency-count", type=int, default=400)
+    p.add_argument("--latency-concurrency", default="4,16,64")
     p.add_argument("--sync", action="append", default=[], metavar="KEY=VALUE",
                    help="an extra [sync] setting for crosswind (to compare designs)")
     args = p.parse_args(argv)
@@ -427,11 +501,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for case in cases:
             result["cases"].append(run_case(rig, case, args.rounds, args.concurrency,
                                             Path(tmp), log))
+        if args.latency_ms > 0 and (not args.only or "latency" in args.only):
+            result["latency"] = run_latency(
+                rig, Case("latency", args.latency_count, args.small_size), args.latency_ms,
+                [int(c) for c in args.latency_concurrency.split(",")], args.rounds,
+                Path(tmp), log)
     result["load_end"] = load_now()
     path = write_json(args.out, result)
     for c in result["cases"]:
         case = Case(c["case"]["name"], c["case"]["count"], c["case"]["size"])
         print_case(case, c["summary"])
+    if "latency" in result:
+        print_latency(result["latency"])
     print(f"\nload average at start {result['load_start']}, at end {result['load_end']}; "
           "2 shared cores: figures are noisy.")
     print(f"crosswind process start-up (`crosswind --help`): "
