@@ -430,9 +430,15 @@ class SyncRun:
     # -- deletes ---------------------------------------------------------------
     def _check_delete_limit(self) -> None:
         """The shared max-delete guard (``deleteguard.py``), one window per run.
-        The base is the objects this run may touch (prefix and filters), not the
-        whole destination: a broken source listing must not wipe a small
-        filtered set."""
+        The base is the destination as this run found it, before its copies:
+        the entries the march saw inside the prefix and filters (not the whole
+        destination: a broken source listing must not wipe a small filtered
+        set). The objects the run copies in are not counted: a wrong source
+        (another container, another prefix) copies many new keys and would
+        otherwise dilute the share of the replica it deletes (tested in
+        ``test_deleteguard.py``). A destination entry is counted when the march
+        reaches it, which is always before the run writes that key, so a copy
+        never shows up in the base."""
         n, base = self.stats.to_delete.count, self._dst_in_scope
         DeleteGuard(self.opts.max_delete_count, self.opts.max_delete_percent).require(
             n, base, f"to delete {n} objects of the {base} in scope at the destination")
