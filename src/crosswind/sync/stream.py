@@ -11,10 +11,36 @@ said stops the write with ``IntegrityError`` before the request completes.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import functools
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 
 from crosswind.errors import IntegrityError
+
+log = logging.getLogger("crosswind.sync")
+
+#: glibc's mallopt parameter: allocations from this size on are mmapped
+_M_MMAP_THRESHOLD = -3
+
+
+@functools.cache
+def return_chunks_to_the_os(threshold: int = 256 * 1024) -> bool:
+    """Have glibc mmap every allocation of ``threshold`` bytes or more, so a
+    chunk freed is given back to the OS at once. By default glibc raises that
+    threshold to the largest block freed so far: after the first 1 MiB chunk
+    every chunk comes from the heap, and the heap of each thread that touched
+    one stays at its high-water mark (measured: 137 vs 110 MB peak RSS copying
+    5 x 50 MiB). Once per process; a no-op off glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        log.debug("mallopt is not available; chunk memory is left to the allocator")
+        return False
+
 
 #: chunks at least this big are hashed in a worker thread (hashlib releases the
 #: GIL), so hashing overlaps the event loop's own work on the second core

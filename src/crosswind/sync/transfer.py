@@ -51,7 +51,7 @@ from crosswind.secrets import redact
 from crosswind.stores.base import Capabilities, ObjectStore, StreamingPut
 from crosswind.stores.common import md5_hex
 from crosswind.sync.budget import ByteBudget, Lease, LeaseSet
-from crosswind.sync.stream import SourceStream
+from crosswind.sync.stream import SourceStream, return_chunks_to_the_os
 
 MiB = 1024 * 1024
 log = logging.getLogger("crosswind.sync")
@@ -194,6 +194,7 @@ class Transfer:
         self.budget = budget
         self.stats = stats
         self.journal = journal or UploadJournal()
+        return_chunks_to_the_os()
 
     async def _source_props(self, meta: ObjectMeta, from_get: ObjectProps | None) -> ObjectProps:
         if meta.props is not None:
