@@ -34,9 +34,7 @@ from datetime import timedelta
 from typing import Any
 
 import obstore
-from awscrt import checksums  # type: ignore[import-untyped]
 from botocore import exceptions as bx
-from botocore.credentials import Credentials
 from obstore import exceptions as ox
 from obstore.store import S3Store as ObS3Store
 
@@ -235,9 +233,8 @@ class S3ObjectStore:
             streamed_put="after" if etag_is_md5 else "md5_first",
         )
         if signing is None:
-            signing = Credentials(creds.get("aws_access_key_id", ""),
-                                  creds.get("aws_secret_access_key", ""),
-                                  creds.get("aws_session_token"))
+            signing = (creds.get("aws_access_key_id", ""), creds.get("aws_secret_access_key", ""),
+                       creds.get("aws_session_token"))
         self.http = S3Http(bucket=cfg.bucket, region=cfg.region, endpoint_url=cfg.endpoint_url,
                            credentials=signing, pool=pool)
 
@@ -659,6 +656,9 @@ class S3Upload:
     crcs: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     async def put_part(self, number: int, data: bytes, md5: str) -> None:
+        # Imported here: a run without multipart uploads never loads it (30 ms).
+        from awscrt import checksums  # type: ignore[import-untyped]
+
         s = self.store
         crc = checksums.crc64nvme(data)
         where = s._where(self.key)

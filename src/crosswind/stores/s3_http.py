@@ -42,8 +42,6 @@ from urllib.parse import quote
 
 import aiohttp
 from botocore import exceptions as bx
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
 from yarl import URL
 
 from crosswind.errors import StoreError, TransientError
@@ -101,9 +99,17 @@ def crc64nvme_combine(crc1: int, crc2: int, len2: int) -> int:
     return _gf2_times(list(_zeros_operator(len2)), crc1) ^ crc2
 
 
-class _UnsignedPayload(S3SigV4Auth):  # type: ignore[misc]
-    def _should_sha256_sign_payload(self, request: AWSRequest) -> bool:
-        return False
+@functools.cache
+def _signer_class() -> Any:
+    """botocore's SigV4 signer for S3 with an unsigned payload; imported on the
+    first signed request (a run that writes only small objects never needs it)."""
+    from botocore.auth import S3SigV4Auth
+
+    class UnsignedPayload(S3SigV4Auth):  # type: ignore[misc]
+        def _should_sha256_sign_payload(self, request: Any) -> bool:
+            return False
+
+    return UnsignedPayload
 
 
 class S3Http:
@@ -111,6 +117,8 @@ class S3Http:
 
     def __init__(self, *, bucket: str, region: str, endpoint_url: str | None,
                  credentials: Any, pool: int) -> None:
+        """``credentials``: botocore credentials (refreshed by botocore) or a
+        static (access key, secret key, session token) tuple."""
         self.bucket = bucket
         self.region = region
         if endpoint_url:
@@ -144,11 +152,16 @@ class S3Http:
         return f"{self._base}/{quote(key, safe='/~')}{query}"
 
     def _signed(self, method: str, url: str, headers: dict[str, str]) -> dict[str, str]:
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
         creds = self._credentials
+        if isinstance(creds, tuple):
+            creds = self._credentials = Credentials(*creds)
         frozen = creds.get_frozen_credentials() if hasattr(creds, "get_frozen_credentials") \
             else creds
         req = AWSRequest(method=method, url=url, headers=headers)
-        _UnsignedPayload(frozen, "s3", self.region).add_auth(req)
+        _signer_class()(frozen, "s3", self.region).add_auth(req)
         return dict(req.headers.items())
 
     async def _send(self, method: str, url: str, headers: dict[str, str], data: Any,
