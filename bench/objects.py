@@ -54,7 +54,7 @@ from botocore.config import Config as BotoConfig
 from obstore.store import AzureStore, S3Store
 
 from crosswind.rig.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Rig, running_rig
-from crosswind.rig.proxy import FaultProxy, Faults
+from crosswind.rig.proxy import LatencyProxy
 from crosswind.rig.rclone import AzureSasRemote, Rclone, S3Remote, container_sas_url
 from crosswind.stores.s3_http import S3Http
 
@@ -428,14 +428,15 @@ class Endpoints:
 
 def run_latency(rig: Rig, case: Case, rtt_ms: float, concurrencies: Sequence[int],
                 rounds: int, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    """Both tools through proxies that add ``rtt_ms`` to every request (a WAN
-    between the clouds), at each concurrency, alternating, medians of rounds:
-    how throughput scales with concurrency when round trips, not CPU, bound it."""
-    log(f"latency mode: {case.count} x {case.size} B, {rtt_ms} ms per request")
+    """Both tools through TCP relays that delay every byte by half of ``rtt_ms``
+    each way (a WAN between the clouds: a request and its answer cost one round
+    trip, a new connection one more), at each concurrency, alternating, medians
+    of rounds: how throughput scales with concurrency when round trips, not
+    CPU, bound it."""
+    log(f"latency mode: {case.count} x {case.size} B, {rtt_ms} ms round trip")
     asyncio.run(seed(rig, case))
-    blob_proxy = FaultProxy(rig.azurite.blob_url.rsplit("/", 1)[0],
-                            Faults(rtt_s=rtt_ms / 1000)).start()
-    s3_proxy = FaultProxy(rig.moto.endpoint, Faults(rtt_s=rtt_ms / 1000)).start()
+    blob_proxy = LatencyProxy("127.0.0.1", rig.azurite.blob_port, rtt_ms / 1000).start()
+    s3_proxy = LatencyProxy("127.0.0.1", rig.moto.port, rtt_ms / 1000).start()
     via = Endpoints(f"{blob_proxy.url}/{AZURITE_ACCOUNT}", s3_proxy.url)
     rows: list[dict[str, Any]] = []
     try:
@@ -474,7 +475,7 @@ def run_latency(rig: Rig, case: Case, rtt_ms: float, concurrencies: Sequence[int
 
 def print_latency(lat: dict[str, Any]) -> None:
     print(f"\n== latency-bound: {lat['case']['count']} x {lat['case']['size'] // 1024} KiB, "
-          f"+{lat['rtt_ms']:g} ms per request on both sides, median of {lat['rounds']} ==")
+          f"{lat['rtt_ms']:g} ms round trip to both servers, median of {lat['rounds']} ==")
     print(table(["concurrency", "crosswind objects/s", "rclone objects/s", "ratio"],
                 [[r["concurrency"], r["crosswind_objects_per_s"], r["rclone_objects_per_s"],
                   r["ratio"]] for r in lat["rows"]]))
@@ -519,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                    default=None)
     p.add_argument("--out", default="objects.json", help="file name under .bench/")
     p.add_argument("--latency-ms", type=float, default=40.0,
-                   help="added round trip per request in the latency mode (0: skip it)")
+                   help="round trip added to both servers in the latency mode (0: skip it)")
     p.add_argument("--latency-count", type=int, default=400)
     p.add_argument("--latency-concurrency", default="4,16,64")
     p.add_argument("--sync", action="append", default=[], metavar="KEY=VALUE",
