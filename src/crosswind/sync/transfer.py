@@ -194,6 +194,7 @@ class Transfer:
         self.budget = budget
         self.stats = stats
         self.journal = journal or UploadJournal()
+        self._streams: tuple[object, bool] | None = None
         return_chunks_to_the_os()
 
     async def _source_props(self, meta: ObjectMeta, from_get: ObjectProps | None) -> ObjectProps:
@@ -203,10 +204,16 @@ class Transfer:
             return from_get
         return (await self.src.head(meta.key)).props or ObjectProps()
 
+    def _dst_streams(self) -> bool:
+        # Asked once per destination (callers may swap ``dst``): isinstance on a
+        # runtime-checkable Protocol costs ~15 us a call.
+        if self._streams is None or self._streams[0] is not self.dst:
+            self._streams = (self.dst, isinstance(self.dst, StreamingPut))
+        return self._streams[1]
+
     def way(self, meta: ObjectMeta) -> WriteWay:
         return write_way(meta.size, meta.content_md5 is not None, self.settings,
-                         self.budget.total, self.dst.capabilities,
-                         isinstance(self.dst, StreamingPut))
+                         self.budget.total, self.dst.capabilities, self._dst_streams())
 
     async def copy(self, meta: ObjectMeta) -> CopyOutcome:
         way = self.way(meta)
