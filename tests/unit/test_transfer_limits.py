@@ -188,6 +188,16 @@ def test_write_way(size: int, md5_known: bool, streamed_put: StreamedPut, way: s
     assert write_way(size, md5_known, s, 10_000, caps, can_stream=False) != "stream"
 
 
+def test_a_destination_that_cannot_stream_holds_at_most_max_whole() -> None:
+    """Without streaming, objects up to the threshold would be held whole: above
+    ``max_whole`` they go in parts instead (the threshold is 512 MiB now)."""
+    caps = MemoryStore().capabilities
+    s = TransferSettings(max_whole=500, stream_threshold=100)
+    assert write_way(499, True, s, 10_000, caps, can_stream=False) == "whole"
+    assert write_way(500, True, s, 10_000, caps, can_stream=False) == "parts"
+    assert write_way(500, True, s, 10_000, caps, can_stream=True) == "stream"
+
+
 # -- crosswind's own metadata entries: within the limits, and switchable -------------
 def _s3_like() -> MemoryStore:
     store = MemoryStore("s3-like", "s3")

@@ -73,6 +73,9 @@ class TransferSettings:
     #: attempts of a streamed copy whose request failed transiently: a streamed
     #: body cannot be replayed by an SDK, so the source is read again
     stream_attempts: int = 3
+    #: largest object held whole in memory where the destination cannot stream
+    #: (a store wrapper without ``put_stream``); larger ones go in parts
+    max_whole: int = 100 * MiB
     #: hash a streamed body here even when the source's MD5 is known and the
     #: destination verifies what it stored against it (the same proof, computed
     #: twice; see README "How streaming verification works")
@@ -144,7 +147,7 @@ def write_way(size: int, md5_known: bool, settings: TransferSettings, budget_tot
     the memory budget) read whole; in between streamed in one request where
     the destination can verify it (``streamed_put``: after the fact, or with
     the source's MD5 known first), else held whole when it fits the budget
-    (a destination that cannot stream), else parts. Pure."""
+    and ``max_whole`` (a destination that cannot stream), else parts. Pure."""
     if size >= settings.multipart_threshold or size > caps.max_single_put:
         return "parts"
     if size < settings.stream_threshold and size < budget_total:
@@ -152,7 +155,8 @@ def write_way(size: int, md5_known: bool, settings: TransferSettings, budget_tot
     if can_stream and (caps.streamed_put == "after"
                        or (caps.streamed_put == "md5_first" and md5_known)):
         return "stream"
-    if (not can_stream or caps.streamed_put == "no") and size < budget_total:
+    if ((not can_stream or caps.streamed_put == "no")
+            and size < min(budget_total, settings.max_whole)):
         return "whole"
     return "parts"
 
