@@ -285,7 +285,10 @@ class AzureBlobStore:
                 r = await bc._client.block_blob.upload(
                     content_length=body.size, body=aiter(body),
                     transactional_content_md5=bytearray(bytes.fromhex(md5)),
-                    metadata=dict(props.metadata), blob_http_headers=headers,
+                    # As upload_blob sends them: the generated operation's own
+                    # ``metadata`` parameter sends nothing.
+                    headers={f"x-ms-meta-{k}": v for k, v in props.metadata.items()},
+                    blob_http_headers=headers,
                     modified_access_conditions=conditions, cls=return_response_headers,
                     retry_total=0)
             except HttpResponseError as exc:

@@ -550,7 +550,10 @@ class S3ObjectStore:
         headers = _http_headers(props, where)
         if md5 is not None:
             headers["Content-MD5"] = hex_to_b64(md5)
-        headers.update(self._conditions(mode, if_match))
+        if mode is PutMode.CREATE:
+            headers["If-None-Match"] = "*"
+        elif mode is PutMode.UPDATE:
+            headers["If-Match"] = f'"{if_match}"'
         try:
             with s3_errors(where):
                 r = await self.http.put_object(key, aiter(body), body.size, headers, where)
