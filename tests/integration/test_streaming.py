@@ -195,10 +195,11 @@ def test_sigkill_mid_stream_leaves_nothing_and_the_next_run_converges(make_env: 
             [sys.executable, "-m", "crosswind", "sync", "objects", "--config", str(slow),
              "--direction", "azure-to-aws"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=env.tmp)
-        deadline = time.monotonic() + 30
-        while proxy.faults.forwarded == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)  # the listing goes through the proxy first
-        time.sleep(2.5)  # about 10 of the 24 MiB sent
+        deadline = time.monotonic() + 60
+        while proxy.faults.body_bytes < 6 * MiB and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sent = proxy.faults.body_bytes
+        assert 6 * MiB <= sent < 24 * MiB, f"{sent} bytes of the body sent when killed"
         assert proc.poll() is None, "the copy finished before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

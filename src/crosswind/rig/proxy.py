@@ -59,6 +59,8 @@ class Faults:
     upload_bytes_per_s: float = 0.0
     injected: int = 0
     forwarded: int = 0
+    #: bytes of request bodies passed on so far (streamed ones)
+    body_bytes: int = 0
     rnd: random.Random = field(default_factory=lambda: random.Random(7))
 
     def hit(self) -> bool:
@@ -124,6 +126,7 @@ class FaultProxy:
         async for chunk in request.content.iter_chunked(1 << 16):
             if rate:
                 await asyncio.sleep(len(chunk) / rate)
+            self.faults.body_bytes += len(chunk)
             yield chunk
 
     async def _main(self) -> None:
