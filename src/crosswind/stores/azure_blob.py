@@ -111,7 +111,12 @@ class AzureBlobStore:
         # object's Content-MD5, which the service then rejects.
         kw = {**client_kwargs(), "retry_policy": ExponentialRetry(
             initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1),
-            "max_single_put_size": self.capabilities.max_single_put}
+            "max_single_put_size": self.capabilities.max_single_put,
+            # The SDK's reads (keys obstore cannot address, Azure AD credentials)
+            # fetch up to max_single_get_size first (32 MiB by default) and then
+            # chunks: a streamed copy holds one of them. 8 MiB covers a part in
+            # one request; 4 MiB chunks after it.
+            "max_single_get_size": 8 * MiB, "max_chunk_get_size": 4 * MiB}
         if auth.connection_string:
             self.service = BlobServiceClient.from_connection_string(auth.connection_string, **kw)
         elif auth.account_key:
