@@ -37,6 +37,8 @@ from crosswind.stores.base import (
     RecordCapabilities,
     RecordStore,
     RecordWrite,
+    StreamBody,
+    StreamingPut,
     Upload,
     WriteResult,
 )
@@ -230,6 +232,17 @@ class GuardedObjectStore:
                   ) -> WriteReceipt:
         return await self._call(lambda: self.inner.put(key, data, props, md5=md5, mode=mode,
                                                        if_match=if_match))
+
+    async def put_stream(self, key: str, body: StreamBody, props: ObjectProps, *,
+                         md5: str | None = None, mode: PutMode = PutMode.OVERWRITE,
+                         if_match: str | None = None) -> WriteReceipt:
+        """Streamed into the inner store when it can (its ``capabilities.streamed_put``
+        says; a breaker never repeats a call, so a body is sent once)."""
+        if not isinstance(self.inner, StreamingPut):
+            raise NotImplementedError(f"{self.name} cannot take a streamed write")
+        inner = self.inner
+        return await self._call(lambda: inner.put_stream(key, body, props, md5=md5, mode=mode,
+                                                         if_match=if_match))
 
     async def start_upload(self, key: str, props: ObjectProps, *,
                            mode: PutMode = PutMode.OVERWRITE, if_match: str | None = None
