@@ -1,0 +1,97 @@
+"""The report, counters and JSON logs of one serverless invocation.
+
+An invocation's report is the CLI's ``sync metadata`` report
+(``metasync.report.metadata_report``: the same fields, from the same
+``MetaStats`` counters), plus ``invocation`` (what the platform handed over
+and how it ended). ``counters`` flattens its numbers into the metrics both
+platforms publish (CloudWatch through the Lambda's embedded metric format,
+Application Insights through the log line's custom dimensions). Log lines are
+one JSON object each, redacted like every line crosswind prints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from crosswind.metasync.context import RunContext
+from crosswind.metasync.report import metadata_report
+from crosswind.metasync.result import MetaResult
+from crosswind.secrets import RedactingFilter, redact
+from crosswind.state import RunStatus
+
+#: report counters published as metrics: name → path in the report
+COUNTERS: dict[str, tuple[str, ...]] = {
+    "written": ("written",),
+    "unchanged": ("unchanged",),
+    "stale": ("stale",),
+    "deleted": ("deleted",),
+    "failed": ("failed",),
+    "conflicts": ("conflicts",),
+    "baselined": ("baselined",),
+    "objects_read": ("objects", "read"),
+    "objects_bad_names": ("objects", "bad_names"),
+    "objects_missing_rows": ("objects", "missing_rows"),
+    "changes_read": ("changes", "read"),
+    "changes_echoes_skipped": ("changes", "echoes_skipped"),
+    "reconciles": ("changes", "reconciles"),
+    "batches": ("batches",),
+    "retries": ("retries",),
+    "dlq_open": ("dlq", "open"),
+    "conflicts_open": ("conflicts_open",),
+}
+
+
+def invocation_report(ctx: RunContext, *, mode: str, source: str, destination: str,
+                      started: datetime, status: RunStatus, error: str | None,
+                      invocation: dict[str, Any], details: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+    result = MetaResult(0, status, error, mode, source, destination, started,
+                        datetime.now(UTC), ctx, dict(details or {}))
+    report = metadata_report(result)
+    report["run_id"] = None  # no state store: the invocation is the run
+    report["invocation"] = invocation
+    return report
+
+
+def counters(report: dict[str, Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, path in COUNTERS.items():
+        value: Any = report
+        for p in path:
+            value = value.get(p) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)):
+            out[name] = int(value)
+    for name, value in (report.get("invocation") or {}).items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[f"invocation_{name}"] = value
+    return out
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, and the record's
+    ``crosswind`` extra (a dict) merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        extra = getattr(record, "crosswind", None)
+        if isinstance(extra, dict):
+            doc.update(extra)
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return redact(json.dumps(doc, default=str, ensure_ascii=False))
+
+
+def json_handler(stream: Any = None) -> logging.Handler:
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(JsonFormatter())
+    return handler
