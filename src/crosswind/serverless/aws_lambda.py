@@ -52,7 +52,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import time
 from collections import Counter
@@ -89,6 +88,8 @@ from crosswind.stores.sqs import SqsQueue, sqs_errors
 
 T = TypeVar("T")
 
+# Powertools names its logger after the service: this is the "crosswind" logger, so the
+# engines' own loggers (crosswind.*) write through its JSON handler too.
 logger = Logger(service="crosswind", json_serializer=lambda d: redact(
     json.dumps(d, default=str, ensure_ascii=False)))
 metrics = Metrics(namespace="crosswind", service="crosswind-lambda")
@@ -101,14 +102,6 @@ _REASON_CHARS = 1000
 
 class NotApplied(Exception):
     """A record left for SQS to deliver again (a batch item failure)."""
-
-
-def _crosswind_logs_as_json() -> None:
-    """crosswind's own loggers (``crosswind.*``) write through Powertools' handler."""
-    cw = logging.getLogger("crosswind")
-    cw.handlers[:] = list(logger.handlers)
-    cw.setLevel(logging.INFO)
-    cw.propagate = False
 
 
 class LambdaRuntime:
@@ -129,7 +122,6 @@ class LambdaRuntime:
     def from_env(cls) -> LambdaRuntime:
         settings = settings_from_env()
         load_secrets(settings)
-        _crosswind_logs_as_json()
         return cls(config_from_env(), settings)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
