@@ -198,6 +198,12 @@ class S3ObjectStore:
             max_metadata_bytes=2048, etag_tracks_metadata=False,
         )
 
+    @property
+    def pool_size(self) -> int:
+        """The client's connection pool (max_pool_connections): monitoring's
+        denominator for connection-pool use."""
+        return self._pool
+
     @classmethod
     async def open(cls, cfg: AwsConfig, pool: int = 64) -> S3ObjectStore:
         creds: dict[str, str] = {}
