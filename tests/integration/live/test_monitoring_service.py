@@ -1,10 +1,12 @@
 """Monitoring of a running replication service, in one service run: a real
 Prometheus scrapes ``/metrics`` and PromQL over what it scraped returns the
-changes applied and their lag; the generated alert rules loaded into that
-Prometheus fire for the same DLQ growth the service's own alert fires for (and
-posts to a webhook); the dashboard in Chromium shows exactly what
-``/api/status`` says and follows replication as it progresses; after the
-service stopped ``crosswind metrics --once`` serves its last figures."""
+changes applied and their lag; the service's CloudWatch exporter (moto) and
+Azure Monitor exporter (a local ingestion receiver) carry the same counts; the
+generated alert rules loaded into that Prometheus fire for the same DLQ growth
+the service's own alert fires for (and posts to a webhook); the dashboard in
+Chromium shows exactly what ``/api/status`` says and follows replication as it
+progresses; after the service stopped ``crosswind metrics --once`` serves its
+last figures."""
 
 from __future__ import annotations
 
@@ -13,15 +15,20 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from crosswind.observability.rules import prometheus_rules
+from crosswind.rig.emulators import Moto
+from tests.integration.conftest import unique
 from tests.integration.live.conftest import LiveEnv, Service, stream
 from tests.integration.monitoring_rig import (
     Prometheus,
@@ -68,14 +75,56 @@ def wait_page(page: Any, selector: str, attribute: str, pred: Callable[[str], bo
     raise AssertionError(f"{selector} {attribute}: last {got!r}")
 
 
+def _track(path: str, body: Any) -> tuple[int, Any]:
+    n = len(body) if isinstance(body, list) else 1
+    return 200, {"itemsReceived": n, "itemsAccepted": n, "errors": []}
+
+
+def azure_sum(rec: Receiver, name: str, **labels: str) -> float:
+    """Counters reach Application Insights as deltas: their sum is the count."""
+    total = 0.0
+    for body in rec.bodies("/v2.1/track"):
+        for env in body if isinstance(body, list) else [body]:
+            data = env["data"]["baseData"]
+            if (data.get("properties") or {}) == labels:
+                total += sum(m["value"] for m in data["metrics"] if m["name"] == name)
+    return total
+
+
+def cloudwatch_sum(cw: Any, ns: str, name: str, dims: dict[str, str]) -> float:
+    now = datetime.now(UTC)
+    points = cw.get_metric_statistics(
+        Namespace=ns, MetricName=name, StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(minutes=5), Period=3600, Statistics=["Sum"],
+        Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()])["Datapoints"]
+    return float(sum(p["Sum"] for p in points))
+
+
+def until(pred: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out: {what}")
+
+
 def test_a_running_service_seen_by_prometheus_alerts_and_the_dashboard(
         make_live_env: Callable[..., LiveEnv], services: Callable[..., Service],
-        prometheus: Prometheus, receiver: Callable[..., Receiver], browser: Any,
-        tmp_path: Path) -> None:
+        prometheus: Prometheus, receiver: Callable[..., Receiver], browser: Any, moto: Moto,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     hook = receiver()
+    ingest = receiver(_track)
+    ns = unique("Crosswind")
+    monkeypatch.setenv("CW_TEST_APPINSIGHTS", f"InstrumentationKey={uuid.uuid4()};"
+                       f"IngestionEndpoint={ingest.url}/")
+    monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
     live = make_live_env()
     with live.path.open("a") as f:
-        f.write(f'\n[monitoring]\ninterval_s = 0.5\nwebhook_url = "{hook.url}/hook"\n')
+        f.write(f'\n[monitoring]\ninterval_s = 0.5\nwebhook_url = "{hook.url}/hook"\n'
+                f'cloudwatch = true\ncloudwatch_interval_s = 1\ncloudwatch_namespace = "{ns}"\n'
+                'azure_monitor = true\nazure_connection_string = "env:CW_TEST_APPINSIGHTS"\n'
+                'azure_interval_s = 1\n')
     svc = services(live)
     st = svc.wait_until(lambda s: s["service"]["http"] and s["last_reconcile"] is not None,
                         what="the service up, first reconcile done")
@@ -102,6 +151,17 @@ def test_a_running_service_seen_by_prometheus_alerts_and_the_dashboard(
     assert m[("crosswind_migration_phase", frozenset({("phase", "pre_cutover")}))] == 1
     assert m[("crosswind_service_up", frozenset())] == 1
     assert m[("crosswind_dlq_open_entries", frozenset())] == 0
+
+    # -- the same counts in CloudWatch (moto) and Azure Monitor (the receiver) -----------
+    cw = boto3.client("cloudwatch", endpoint_url=moto.endpoint, aws_access_key_id="test",
+                      aws_secret_access_key="test", region_name="us-east-1")
+    labels = {"stream": EVENTS, "kind": "objects"}
+    until(lambda: cloudwatch_sum(cw, ns, "crosswind_changes_applied_total", labels) == 12,
+          "CloudWatch holds the 12 changes")
+    until(lambda: azure_sum(ingest, "crosswind_changes_applied_total", **labels) == 12,
+          "Application Insights got the 12 changes")
+    exporters = live.status()["alerts"]["exporters"]
+    assert exporters["cloudwatch"]["requests"] >= 1 and not exporters["errors"]
 
     # -- a real Prometheus scrapes it ----------------------------------------------------
     rules = prometheus_rules(live.config)

@@ -251,6 +251,10 @@ function renderDashboard(d) {
     $("t-rate").textContent = `${rate.toFixed(1)} /s`;
     $("t-bps").textContent = `${fmtBytes(last.bytes_per_s)}/s`;
   }
+  const one = ((d.oneshot || {}).objects) || [];
+  const sumOf = (outcome, field) => one.filter((r) => r.outcome === outcome).reduce((a, r) => a + (r[field] || 0), 0);
+  setValue("t-oneshot", fmtInt(sumOf("copied", "count")), sumOf("copied", "count"));
+  $("t-oneshot-sub").textContent = `${fmtBytes(sumOf("copied", "bytes"))} · failed ${fmtInt(sumOf("failed", "count"))}`;
   const dlq = d.dlq || {};
   const kinds = Object.entries(dlq.by_kind || {});
   $("t-dlqkinds").textContent = kinds.length ? kinds.map(([k, n]) => `${k} ${n}`).join(", ") : "empty";
