@@ -294,6 +294,30 @@ def _wait_attr(page: Any, selector: str, attribute: str, timeout: float = 30) ->
     raise AssertionError(f"{selector} has no {attribute}")
 
 
+def journal_a_rollback(env: Env) -> list[str]:
+    """A rollback as the executor leaves it: journaled steps and its report."""
+    from crosswind.cutover.journal import StepJournal
+    from crosswind.live.status import StatusStore
+    from crosswind.state import StateStore
+
+    steps = ["check_gates", "begin", "freeze_aws", "wait_drained", "final_validation",
+             "point_of_no_return", "prove_forward", "complete"]
+    state = StateStore(env.config.state_dir)
+    try:
+        journal = StepJournal(state)
+        for name in steps:
+            journal.intent("f" * 64, "rollback", name)
+            journal.outcome("f" * 64, "rollback", name, "ok")
+        StatusStore(state).mark("last_rollback", {
+            "kind": "rollback", "plan_hash": "f" * 64, "status": "succeeded",
+            "started_at": "2026-01-01T00:00:00+00:00",
+            "finished_at": "2026-01-01T00:00:42.500+00:00", "duration_s": 42.5,
+            "rto_s": 42.5, "steps": [{"name": n, "outcome": "ok"} for n in steps]})
+    finally:
+        state.close()
+    return steps
+
+
 def test_the_dashboard_from_the_state_store_alone(make_env: Callable[..., Env],
                                                   dashboards: Callable[..., Dashboard],
                                                   browser: Any, tmp_path: Path) -> None:
@@ -302,12 +326,14 @@ def test_the_dashboard_from_the_state_store_alone(make_env: Callable[..., Env],
         env.container.upload_blob(f"v/{i}", b"v" * 64)
     assert cli(env, "sync", "objects", "--direction", "azure-to-aws").returncode == 0
     assert cli(env, "validate", "--objects").returncode == 0
+    steps = journal_a_rollback(env)
     dash = dashboards(env)
     status = get_json(f"{dash.url}/api/status")
     assert status["service"]["running"] is False
     metrics = scraped(get_text(f"{dash.url}/metrics"))
     assert metrics[("crosswind_objects_total", frozenset(
         {("mode", "oneshot"), ("direction", "azure-to-aws"), ("outcome", "copied")}))] == 5
+    assert metrics[("crosswind_rollback_rto_seconds", frozenset())] == 42.5
     page = browser.new_page(viewport={"width": 1366, "height": 850})
     try:
         page.goto(f"{dash.url}/")
@@ -324,6 +350,16 @@ def test_the_dashboard_from_the_state_store_alone(make_env: Callable[..., Env],
         assert rows.count() == 1
         assert "pass" in rows.first.inner_text()
         assert float(rows.first.locator("td").nth(4).get_attribute("data-value")) == 100
+        # the last switch: its RTO and its journaled steps as a timeline
+        _wait_attr(page, "[data-testid=rto]", "data-value")
+        assert page.locator("[data-testid=rto]").get_attribute("data-value") == "42.5"
+        bars = page.locator("#timeline rect[data-step]")
+        assert bars.count() == len(steps)
+        assert [bars.nth(i).get_attribute("data-step") for i in range(len(steps))] == steps
+        assert page.locator('[data-switch="rollback"]').inner_text().split()[1] == "succeeded"
+        board = get_json(f"{dash.url}/api/dashboard")
+        assert [s["name"] for s in board["timeline"]["steps"]] == steps
+        assert board["switches"]["rollback"]["rto_s"] == 42.5
         # nothing is fetched from anywhere but this origin
         requested: list[str] = []
         page.on("request", lambda r: requested.append(r.url))

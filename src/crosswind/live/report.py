@@ -34,6 +34,7 @@ def status_document(*, phase: Phase, running: bool, pid: int | None, since: str 
         "breakers": snap.get("breakers", {}),
         "dlq_open": dlq_open,
         "last_reconcile": _reconcile_brief(snap.get("last_reconcile")),
+        "reconciling": bool(snap.get("reconciling", False)),
         "slo": snap.get("slo", {"target_s": None, "breached": False}),
         "deletes": snap.get("deletes"),
         "validation": snap.get("validation"),

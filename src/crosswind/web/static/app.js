@@ -108,6 +108,7 @@ function renderStatus(st) {
   replaceRows($("streams"), rows, running ? "no streams yet" : "the service is not running", 8);
 
   const activity = [];
+  if (st.reconciling) activity.push("reconciling now (both sides listed and compared)");
   if (st.last_reconcile) activity.push(`last reconcile ${fmtTime(st.last_reconcile.at)}: drift ${st.last_reconcile.drift}`);
   if (st.validation) activity.push(`scheduled validation: ${st.validation.verdict} (${fmtTime(st.validation.at)})`);
   if (st.switch && st.switch.running && st.switch.current) activity.push(`a ${st.switch.current.kind || "switch"} is running`);
