@@ -63,7 +63,8 @@ class Setting:
         # Without a config: the setting's default (the sections' defaults are instances).
         holder = getattr(cfg, section) if cfg is not None \
             else Config.model_fields[section].default
-        return float(getattr(holder, name)) * self.scale
+        # 99.9 × 0.01 is 0.9990000000000001 in binary: rules should say 0.999
+        return round(float(getattr(holder, name)) * self.scale, 12)
 
 
 @dataclass(frozen=True, slots=True)

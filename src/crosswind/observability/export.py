@@ -83,3 +83,22 @@ def apply_cloudwatch(cfg: Config) -> dict[str, Any]:
     return put_dashboards_and_alarms(client(cfg.aws, "cloudwatch"),
                                      {name: dashboards.cloudwatch_dashboard(cfg)},
                                      rules.cloudwatch_alarms(cfg))
+
+
+def metric_table() -> str:
+    """The README's metric table (a test keeps the README equal to it)."""
+    rows = ["| metric | type | labels | meaning | from |", "|---|---|---|---|---|"]
+    for m in METRICS:
+        labels = ", ".join(f"`{k}`" for k in m.labels) or "–"
+        rows.append(f"| `{m.name}` | {m.type} | {labels} | {m.help} | {m.source} |")
+    return "\n".join(rows) + "\n"
+
+
+def alert_table(cfg: Config | None = None) -> str:
+    """The README's alert table: defaults of the catalogue (a test keeps it equal)."""
+    from crosswind.observability.rules import describe
+
+    rows = ["| alert | fires when | severity |", "|---|---|---|"]
+    for a in resolved_alerts(cfg):
+        rows.append(f"| `{a.name}` | {a.summary}: `{describe(a)}` | {a.severity} |")
+    return "\n".join(rows) + "\n"
