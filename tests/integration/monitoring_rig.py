@@ -206,9 +206,11 @@ def receiver() -> Iterator[Callable[..., Receiver]]:
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """Debian's Chromium under Playwright (no browser download)."""
+    """Debian's Chromium under Playwright (no browser download). Per test: while
+    Playwright's sync API is open it keeps an event loop running in this thread, and
+    the in-process CLI tests after it need asyncio.run."""
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).exists(), "chromium is missing: make setup installs Debian's package"

@@ -188,7 +188,14 @@ class ServiceMonitor:
             sender = asyncio.create_task(self.webhook.run(stop))
         try:
             while not stop.is_set():
-                await self.tick(epoch)
+                try:
+                    await self.tick(epoch)
+                    self.errors.pop("tick", None)
+                except Exception as exc:
+                    # Monitoring must never count as a failed service loop: that would
+                    # stop a cutover at its streams gate. Noted here, tried next tick.
+                    self.errors["tick"] = redact(f"{type(exc).__name__}: {exc}")[:300]
+                    log.warning("monitoring: %s", self.errors["tick"])
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.mc.interval_s)
         finally:
