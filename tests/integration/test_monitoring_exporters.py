@@ -184,6 +184,8 @@ def metrics_posted(rec: Receiver) -> dict[tuple[str, frozenset[tuple[str, str]]]
 def test_azure_monitor_payload_on_a_local_receiver(receiver: Callable[..., Receiver],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
+    # the exporter's own usage metrics would go to the receiver too, until process exit
+    monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")
     rec = receiver(_track)
     key = str(uuid.uuid4())
     ex = AzureMonitorExporter(f"InstrumentationKey={key};IngestionEndpoint={rec.url}/",

@@ -119,6 +119,8 @@ def test_a_running_service_seen_by_prometheus_alerts_and_the_dashboard(
     monkeypatch.setenv("CW_TEST_APPINSIGHTS", f"InstrumentationKey={uuid.uuid4()};"
                        f"IngestionEndpoint={ingest.url}/")
     monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
+    # the exporter's own usage metrics would go to the receiver too, until process exit
+    monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")
     live = make_live_env()
     with live.path.open("a") as f:
         f.write(f'\n[monitoring]\ninterval_s = 0.5\nwebhook_url = "{hook.url}/hook"\n'
