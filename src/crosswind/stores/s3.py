@@ -238,6 +238,12 @@ class S3ObjectStore:
         self.http = S3Http(bucket=cfg.bucket, region=cfg.region, endpoint_url=cfg.endpoint_url,
                            credentials=signing, pool=pool)
 
+    @property
+    def pool_size(self) -> int:
+        """The client's connection pool (max_pool_connections): monitoring's
+        denominator for connection-pool use."""
+        return self._pool
+
     @classmethod
     async def open(cls, cfg: AwsConfig, pool: int = 64) -> S3ObjectStore:
         creds: dict[str, str] = {}
