@@ -8,7 +8,7 @@ import pytest
 
 from crosswind.errors import ConfigError
 from crosswind.serverless.package import NOT_SERVERLESS, requirements
-from crosswind.serverless.runlog import counters
+from crosswind.serverless.runlog import catalogue_samples, counters
 from crosswind.serverless.settings import Settings, config_from_env, settings_from_env
 
 TOML = """
@@ -80,3 +80,14 @@ def test_counters_flatten_the_report() -> None:
     got = counters(report)
     assert got["written"] == 3 and got["objects_bad_names"] == 1
     assert got["invocation_records"] == 5 and "invocation_stopped_by_budget" not in got
+
+
+def test_catalogue_samples_are_the_rows_metric_of_a_one_shot_run() -> None:
+    from crosswind.observability.catalogue import BY_NAME
+
+    report = {"written": 3, "unchanged": 2, "failed": 1, "deleted": 0, "stale": 9}
+    got = catalogue_samples(report, mode="lambda", direction="azure-to-aws")
+    assert {s["labels"]["outcome"]: s["value"] for s in got} == {
+        "written": 3, "unchanged": 2, "failed": 1, "deleted": 0}
+    metric = BY_NAME["crosswind_rows_total"]  # the catalogue knows the name and labels
+    assert all(s["name"] == metric.name and tuple(s["labels"]) == metric.labels for s in got)

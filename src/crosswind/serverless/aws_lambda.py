@@ -44,7 +44,11 @@ open stores (Azure Tables, DocumentDB) and the ledger (``DocumentLedger``).
 Logs are Powertools' JSON lines (crosswind's own loggers write through the same
 handler), redacted; each invocation ends with one ``crosswind invocation`` line
 carrying the CLI's ``sync metadata`` report, and the same counters as
-CloudWatch metrics (embedded metric format, namespace ``crosswind``).
+CloudWatch metrics (embedded metric format, in ``[monitoring]
+cloudwatch_namespace``, default ``Crosswind``, with its
+``cloudwatch_dimensions``), plus the monitoring catalogue's
+``crosswind_rows_total{mode=lambda,direction,outcome}``, the series the
+service's exporter and the generated alarms use.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -79,7 +83,7 @@ from crosswind.metasync.stats import MetaStats
 from crosswind.model import Direction
 from crosswind.secrets import REDACTOR, redact
 from crosswind.serverless.ledger import DocumentLedger
-from crosswind.serverless.runlog import counters, invocation_report
+from crosswind.serverless.runlog import catalogue_samples, counters, invocation_report
 from crosswind.serverless.settings import Settings, config_from_env, settings_from_env
 from crosswind.state import RunStatus
 from crosswind.stores.azure_tables import AzureTableStore
@@ -92,7 +96,8 @@ T = TypeVar("T")
 # engines' own loggers (crosswind.*) write through its JSON handler too.
 logger = Logger(service="crosswind", json_serializer=lambda d: redact(
     json.dumps(d, default=str, ensure_ascii=False)))
-metrics = Metrics(namespace="crosswind", service="crosswind-lambda")
+#: the namespace is [monitoring] cloudwatch_namespace, set per invocation
+metrics = Metrics(namespace="Crosswind", service="crosswind-lambda")
 
 #: item failures a later try can fix; every other kind the engine gives is for good
 RETRYABLE_KINDS = frozenset({"missing-row", "store-error", "error"})
@@ -312,10 +317,22 @@ class Invocation:
                                    status=status, error=self.error, invocation=invocation,
                                    details={"objects_from": "sqs"})
         logger.info("crosswind invocation", extra={"report": report})
-        metrics.add_dimension(name="direction", value=Direction.AZURE_TO_AWS.value)
+        # The namespace and dimensions of [monitoring], as the service's exporter uses.
+        mon = self.rt.cfg.monitoring
+        extra = dict(mon.cloudwatch_dimensions)
+        direction = Direction.AZURE_TO_AWS.value
+        metrics.namespace = mon.cloudwatch_namespace
+        metrics.add_dimensions(direction=direction, **extra)
         for name, value in counters(report).items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         metrics.flush_metrics()
+        # The catalogue's crosswind_rows_total, one line per outcome (an EMF line has one
+        # dimension set): what `crosswind monitoring export`'s dashboards and alarms read.
+        for sample in catalogue_samples(report, mode="lambda", direction=direction):
+            with single_metric(name=sample["name"], unit=MetricUnit.Count,
+                               value=sample["value"], namespace=mon.cloudwatch_namespace,
+                               default_dimensions={**sample["labels"], **extra}):
+                pass
 
 
 async def _names(names: list[str]) -> AsyncIterator[str]:

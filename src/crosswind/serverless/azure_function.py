@@ -25,8 +25,10 @@ idle_timeout_s`` or its time budget is spent (``CROSSWIND_TIME_BUDGET_S`` less
 applied and checkpointed. The timer trigger runs one invocation at a time
 across all instances (its schedule is held with a blob lease), so one writer
 follows the stream. A reconcile must fit in one invocation (see the README's
-limits). Each invocation logs one JSON line with the CLI's report; its
-counters go to Application Insights as the line's custom dimensions.
+limits). Each invocation logs one JSON line with the CLI's report and the
+monitoring catalogue's ``crosswind_rows_total{mode=function,direction,outcome}``
+samples (``metrics``); its counters go to Application Insights as the line's
+custom dimensions (a trace, not ``customMetrics``: see the README).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from crosswind.metasync.stats import MetaStats
 from crosswind.model import Direction
 from crosswind.secrets import redact
 from crosswind.serverless.ledger import DocumentLedger
-from crosswind.serverless.runlog import counters, invocation_report
+from crosswind.serverless.runlog import catalogue_samples, counters, invocation_report
 from crosswind.serverless.settings import Settings, config_from_env, settings_from_env
 from crosswind.state import RunStatus
 from crosswind.stores.documentdb import RecordChange
@@ -117,7 +119,10 @@ async def reverse_sync_once(cfg: Config, settings: Settings, *, ledger: Document
     if own:
         ledger.close()
     log.log(logging.WARNING if status != "succeeded" else logging.INFO, "%s",
-            redact(json.dumps({"message": "crosswind invocation", "report": report},
+            redact(json.dumps({"message": "crosswind invocation", "report": report,
+                               "metrics": catalogue_samples(
+                                   report, mode="function",
+                                   direction=Direction.AWS_TO_AZURE.value)},
                               default=str)),
             extra={"custom_dimensions": counters(report)})
     if status == "failed" and error is not None:

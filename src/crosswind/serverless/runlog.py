@@ -5,8 +5,12 @@ An invocation's report is the CLI's ``sync metadata`` report
 ``MetaStats`` counters), plus ``invocation`` (what the platform handed over
 and how it ended). ``counters`` flattens its numbers into the metrics both
 platforms publish (CloudWatch through the Lambda's embedded metric format,
-Application Insights through the log line's custom dimensions). Log lines are
-one JSON object each, redacted like every line crosswind prints.
+Application Insights through the log line's custom dimensions).
+``catalogue_samples`` gives the same rows as the monitoring catalogue's
+``crosswind_rows_total`` (mode, direction, outcome), the metric the CLI's
+one-shot runs and the service are read into, so the dashboards and alarms
+``crosswind monitoring export`` generates count the handlers' rows too. Log
+lines are one JSON object each, redacted like every line crosswind prints.
 """
 
 from __future__ import annotations
@@ -54,6 +58,21 @@ def invocation_report(ctx: RunContext, *, mode: str, source: str, destination: s
     report["run_id"] = None  # no state store: the invocation is the run
     report["invocation"] = invocation
     return report
+
+
+#: the catalogue's metric of metadata rows, and the outcomes it counts for a one-shot run
+#: (``live.monitoring.OneShotTotals`` reads the same report fields)
+ROWS_METRIC = "crosswind_rows_total"
+ROW_OUTCOMES = ("written", "unchanged", "failed", "deleted")
+
+
+def catalogue_samples(report: dict[str, Any], *, mode: str, direction: str
+                      ) -> list[dict[str, Any]]:
+    """The report's rows as ``crosswind_rows_total`` samples: one per outcome,
+    labelled ``mode`` (``lambda`` or ``function``), ``direction`` and ``outcome``."""
+    return [{"name": ROWS_METRIC,
+             "labels": {"mode": mode, "direction": direction, "outcome": outcome},
+             "value": int(report.get(outcome) or 0)} for outcome in ROW_OUTCOMES]
 
 
 def counters(report: dict[str, Any]) -> dict[str, int]:

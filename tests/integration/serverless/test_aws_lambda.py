@@ -29,14 +29,6 @@ def _ids(n: int) -> list[str]:
     return [str(uuid.uuid4()) for _ in range(n)]
 
 
-def _emf(out: str) -> dict[str, Any]:
-    """The embedded-metric-format line Powertools printed (the last one)."""
-    docs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return [d for d in docs if "_aws" in d][-1]
-
-
-
-
 def test_rows_of_new_objects_arrive(make_lambda_env: Callable[..., LambdaEnv],
                                     lambda_logs: io.StringIO,
                                     capfd: pytest.CaptureFixture[str]) -> None:
@@ -55,9 +47,18 @@ def test_rows_of_new_objects_arrive(make_lambda_env: Callable[..., LambdaEnv],
     assert report["kind"] == "sync-metadata" and report["mode"] == "objects"
     assert report["written"] == 3 and report["objects"]["read"] == 3
     assert report["invocation"]["acked"] == 3
-    emf = _emf(out)
-    assert emf["written"] == [3.0] and emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == \
-        "crosswind"
+    docs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    [emf] = [d for d in docs if "written" in d and "_aws" in d]
+    assert emf["written"] == [3.0] and emf["direction"] == "azure-to-aws"
+    assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Crosswind"  # [monitoring]'s
+    # the catalogue's crosswind_rows_total, one EMF line per outcome, in the same namespace
+    rows = {d["outcome"]: d for d in docs if "crosswind_rows_total" in d}
+    assert {o: d["crosswind_rows_total"] for o, d in rows.items()} == {
+        "written": [3.0], "unchanged": [0.0], "failed": [0.0], "deleted": [0.0]}
+    for d in rows.values():
+        [m] = d["_aws"]["CloudWatchMetrics"]
+        assert m["Namespace"] == "Crosswind" and d["mode"] == "lambda"
+        assert sorted(m["Dimensions"][0]) == ["direction", "mode", "outcome"]
     # the baselines are in the durable ledger, as the CLI's are in SQLite
     assert {(d["pk"], d["rk"]) for d in env.ledger_docs("row")} == {(PK, i) for i in ids}
 

@@ -50,7 +50,8 @@ def ledger_of(env: MetaEnv) -> DocumentLedger:
 
 
 def test_timer_invocations_continue_the_stream_from_the_checkpoint(
-        make_meta_env: Callable[..., MetaEnv], monkeypatch: pytest.MonkeyPatch) -> None:
+        make_meta_env: Callable[..., MetaEnv], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     env = make_meta_env("max_delete_percent = 100\n")  # one delete of five rows is 20 %
     env.coll.insert_many([doc("p", f"r{i}", v=i) for i in range(5)])
     # through the FunctionApp, as the host calls it: the config inline in an app setting
@@ -64,7 +65,17 @@ def test_timer_invocations_continue_the_stream_from_the_checkpoint(
     env.coll.update_one({"_id": "p/r1"}, {"$set": {"v": 10}})
     env.coll.delete_one({"_id": "p/r2"})
     env.coll.insert_one(doc("q", "new", v=7))
-    second = invoke(env)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="crosswind.serverless"):
+        second = invoke(env)
+    [line] = [json.loads(r.getMessage()) for r in caplog.records
+              if r.name == "crosswind.serverless"]
+    assert line["message"] == "crosswind invocation" and line["report"]["written"] == 2
+    # the catalogue's rows metric, as the CLI's one-shot runs are counted
+    assert {(s["name"], s["labels"]["mode"], s["labels"]["direction"], s["labels"]["outcome"],
+             s["value"]) for s in line["metrics"]} == {
+        ("crosswind_rows_total", "function", "aws-to-azure", o, n)
+        for o, n in (("written", 2), ("unchanged", 0), ("failed", 0), ("deleted", 1))}
     assert second["change_stream"] == {"resumed_from_token": True, "reconciles": []}
     assert second["written"] == 2 and second["deleted"] == 1
     assert values(env) == {("p", "r0"): 0, ("p", "r1"): 10, ("p", "r3"): 3, ("p", "r4"): 4,
