@@ -1,4 +1,4 @@
-"""The report, counters and JSON logs of one serverless invocation.
+"""The report and counters of one serverless invocation.
 
 An invocation's report is the CLI's ``sync metadata`` report
 (``metasync.report.metadata_report``: the same fields, from the same
@@ -9,21 +9,19 @@ Application Insights through the log line's custom dimensions).
 ``catalogue_samples`` gives the same rows as the monitoring catalogue's
 ``crosswind_rows_total`` (mode, direction, outcome), the metric the CLI's
 one-shot runs and the service are read into, so the dashboards and alarms
-``crosswind monitoring export`` generates count the handlers' rows too. Log
-lines are one JSON object each, redacted like every line crosswind prints.
+``crosswind monitoring export`` generates count the handlers' rows too. The
+handlers log the report as one JSON line, redacted (Powertools' logger on
+Lambda, the worker's logging on Azure).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from crosswind.metasync.context import RunContext
 from crosswind.metasync.report import metadata_report
 from crosswind.metasync.result import MetaResult
-from crosswind.secrets import RedactingFilter, redact
 from crosswind.state import RunStatus
 
 #: report counters published as metrics: name → path in the report
@@ -87,30 +85,3 @@ def counters(report: dict[str, Any]) -> dict[str, int]:
         if isinstance(value, int) and not isinstance(value, bool):
             out[f"invocation_{name}"] = value
     return out
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, and the record's
-    ``crosswind`` extra (a dict) merged in."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        extra = getattr(record, "crosswind", None)
-        if isinstance(extra, dict):
-            doc.update(extra)
-        if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(doc, default=str, ensure_ascii=False))
-
-
-def json_handler(stream: Any = None) -> logging.Handler:
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(RedactingFilter())
-    handler.setFormatter(JsonFormatter())
-    return handler

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,9 @@ from typing import Any
 import pytest
 
 from crosswind.entities import Edm, Prop
+from crosswind.errors import CrosswindError
 from crosswind.live.events import s3_queue_body
+from crosswind.secrets import redact
 from tests.integration.serverless.conftest import (
     PK,
     FakeContext,
@@ -223,3 +226,49 @@ def test_other_shapes_sns_and_eventbridge_and_an_inline_config(
     messages = env.receive_all(2)
     assert env.invoke(messages) == {"batchItemFailures": []}
     assert set(env.meta.documents()) == {(PK, a), (PK, b)}
+
+
+def test_secrets_by_reference_from_secrets_manager(
+        make_lambda_env: Callable[..., LambdaEnv], moto: Any, lambda_logs: io.StringIO,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """CROSSWIND_SECRETS loads a Secrets Manager secret into the variable the
+    config's env: reference names, at the container's start; the value is redacted."""
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+
+    from crosswind.serverless import aws_lambda
+
+    env = make_lambda_env()
+    uri = env.meta.config.aws.documentdb_uri
+    text = env.meta.config_path.read_text()
+    assert f'documentdb_uri = "{uri}"' in text
+    env.meta.config_path.write_text(text.replace(f'documentdb_uri = "{uri}"',
+                                                 'documentdb_uri = "env:CW_TEST_DOCDB_URI"'))
+    # the function's own credentials and region, as Lambda sets them (moto here)
+    for k, v in {"AWS_ENDPOINT_URL": moto.endpoint, "AWS_ACCESS_KEY_ID": "test",
+                 "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    # set, then removed: the handler's own os.environ write is undone after the test
+    monkeypatch.setenv("CW_TEST_DOCDB_URI", "")
+    monkeypatch.delenv("CW_TEST_DOCDB_URI")
+    monkeypatch.setattr(parameters.base, "DEFAULT_PROVIDERS", {})  # no client from before
+    sm = boto3.client("secretsmanager", endpoint_url=moto.endpoint, region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    name = f"crosswind/docdb-{uuid.uuid4().hex[:8]}"
+    arn = sm.create_secret(Name=name, SecretString=uri)["ARN"]
+
+    # a secret that is not there: the cold start fails with one line naming it
+    monkeypatch.setenv("CROSSWIND_SECRETS", "CW_TEST_DOCDB_URI=crosswind/missing")
+    aws_lambda.reset()
+    with pytest.raises(CrosswindError, match="CROSSWIND_SECRETS: CW_TEST_DOCDB_URI: cannot"):
+        env.invoke([])
+    # by ARN, as the template passes it
+    monkeypatch.setenv("CROSSWIND_SECRETS", f"CW_TEST_DOCDB_URI={arn}")
+    aws_lambda.reset()
+    [i] = _ids(1)
+    env.meta.put_rows(row(PK, i))
+    env.put_object(flight_key(i))
+    assert env.invoke(env.receive_all(1)) == {"batchItemFailures": []}
+    assert set(env.meta.documents()) == {(PK, i)}
+    assert os.environ["CW_TEST_DOCDB_URI"] == uri
+    assert uri not in redact(f"connecting to {uri}")  # registered with the redactor
