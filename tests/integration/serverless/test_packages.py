@@ -36,14 +36,15 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dist")
 
 
-def _build(kind: str, dist: Path) -> dict[str, Any]:
+def _build(kind: str, dist: Path, *options: str) -> dict[str, Any]:
     """``crosswind package KIND --out DIST --json``, in-process; its JSON report."""
     from typer.testing import CliRunner
 
     from crosswind.cli.app import app
 
     result = CliRunner().invoke(app, ["package", kind, "--out", str(dist), "--wheel-cache",
-                                      str(default_cache()), "--json"], prog_name="crosswind")
+                                      str(default_cache()), *options, "--json"],
+                                prog_name="crosswind")
     assert result.exit_code == 0, result.output
     doc: dict[str, Any] = json.loads(result.stdout)
     assert doc["kind"] == kind
@@ -176,6 +177,40 @@ def test_the_function_folder_runs_a_timer_invocation_in_a_clean_virtualenv(
     assert {k: e.properties["v"].value for k, e in env.azure_rows().items()} == {
         ("p", f"r{i}"): i for i in range(3)}
     assert '"crosswind invocation"' in done.stderr  # the logging module writes to stderr
+
+
+_ELF_MACHINES = {0x3E: "x86_64", 0xB7: "arm64"}
+
+
+def _binary_machines(zip_path: Path) -> dict[str, set[str]]:
+    """The machine of every ELF file in the zip (extension modules, bundled
+    libraries): machine name -> the files built for it."""
+    found: dict[str, set[str]] = {}
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            with zf.open(info) as f:
+                head = f.read(20)
+            if head[:4] == b"\x7fELF":
+                machine = int.from_bytes(head[18:20], "little")
+                found.setdefault(_ELF_MACHINES.get(machine, hex(machine)), set()).add(
+                    info.filename)
+    return found
+
+
+def test_the_zip_is_built_for_the_architecture_chosen(lambda_package: dict[str, Any],
+                                                      tmp_path: Path) -> None:
+    x86 = _binary_machines(Path(lambda_package["path"]))
+    assert set(x86) == {"x86_64"} and any("pydantic_core" in f for f in x86["x86_64"])
+    arm = _build("lambda", tmp_path, "--arch", "arm64")
+    assert arm["platform"] == "manylinux2014_aarch64" and all(arm["within"].values())
+    assert Path(arm["path"]).name == "crosswind-lambda-arm64.zip"
+    machines = _binary_machines(Path(arm["path"]))
+    assert set(machines) == {"arm64"}, {k: sorted(v)[:3] for k, v in machines.items()}
+    # the same packages' binaries, for the other machine
+    def tops(files: set[str]) -> set[str]:
+        return {f.split("/")[0].split(".")[0] for f in files}
+
+    assert tops(machines["arm64"]) == tops(x86["x86_64"])
 
 
 def test_the_cloudformation_template_lints_clean(lambda_package: dict[str, Any],
