@@ -27,14 +27,17 @@ across all instances (its schedule is held with a blob lease), so one writer
 follows the stream. A reconcile must fit in one invocation (see the README's
 limits). Each invocation logs one JSON line with the CLI's report and the
 monitoring catalogue's ``crosswind_rows_total{mode=function,direction,outcome}``
-samples (``metrics``); its counters go to Application Insights as the line's
-custom dimensions (a trace, not ``customMetrics``: see the README).
+samples (``metrics``; the report's counters as the line's custom dimensions),
+and sends those samples to Application Insights' ``customMetrics`` with the
+service's Azure Monitor exporter when ``APPLICATIONINSIGHTS_CONNECTION_STRING``
+is set, so the generated Azure alert rules and workbook count them too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -51,7 +54,12 @@ from crosswind.metasync.stats import MetaStats
 from crosswind.model import Direction
 from crosswind.secrets import redact
 from crosswind.serverless.ledger import DocumentLedger
-from crosswind.serverless.runlog import catalogue_samples, counters, invocation_report
+from crosswind.serverless.runlog import (
+    ROWS_METRIC,
+    catalogue_samples,
+    counters,
+    invocation_report,
+)
 from crosswind.serverless.settings import Settings, config_from_env, settings_from_env
 from crosswind.state import RunStatus
 from crosswind.stores.documentdb import RecordChange
@@ -71,6 +79,63 @@ class _BatchedReverseSync(ReverseSync):
             self.ledger.prefetch((c.doc_id for c in changes),
                                  (c.key for c in changes if c.key is not None))
         await super().apply(changes)
+
+
+class RowsToAzureMonitor:
+    """This worker's ``crosswind_rows_total`` to Application Insights'
+    ``customMetrics``, through the service's exporter (``AzureMonitorExporter``):
+    the totals of every invocation the worker process ran, observed as a
+    cumulative counter and sent as deltas, so each flush sends what the last
+    invocation added, and a new worker starts from zero without counting twice."""
+
+    def __init__(self, connection_string: str) -> None:
+        from crosswind.observability.azure_monitor import AzureMonitorExporter
+
+        # flushed by each invocation; the period only matters if one never comes
+        self.exporter = AzureMonitorExporter(connection_string, interval_s=3600)
+        self.totals: dict[tuple[tuple[str, str], ...], float] = {}
+
+    def publish(self, samples: list[dict[str, Any]], timeout_s: float = 10.0) -> bool:
+        from crosswind.observability.readers import Sample
+
+        for s in samples:
+            key = tuple(s["labels"].items())
+            self.totals[key] = self.totals.get(key, 0.0) + float(s["value"])
+        self.exporter.update(Sample(ROWS_METRIC, k, v) for k, v in self.totals.items())
+        return self.exporter.flush(timeout_s)
+
+    def close(self) -> None:
+        self.exporter.shutdown()
+
+
+_MONITOR: RowsToAzureMonitor | None = None
+
+
+def publish_rows(samples: list[dict[str, Any]]) -> None:
+    """Send the invocation's rows when the app has Application Insights
+    (``APPLICATIONINSIGHTS_CONNECTION_STRING``, which the template sets); a failed
+    send is logged, never a failed invocation (the log line still has them)."""
+    global _MONITOR
+    conn = os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "")
+    if not conn:
+        return
+    try:
+        if _MONITOR is None:
+            _MONITOR = RowsToAzureMonitor(conn)
+        sent = _MONITOR.publish(samples)
+    except Exception as exc:  # the exporter's own errors, whatever they are
+        log.warning("crosswind metrics to Application Insights failed: %s", redact(str(exc)))
+        return
+    if not sent:
+        log.warning("crosswind metrics to Application Insights: not sent within 10 s")
+
+
+def reset_monitor() -> None:
+    """Drop the worker's exporter (tests: another connection string)."""
+    global _MONITOR
+    if _MONITOR is not None:
+        _MONITOR.close()
+    _MONITOR = None
 
 
 async def reverse_sync_once(cfg: Config, settings: Settings, *, ledger: DocumentLedger | None
@@ -118,12 +183,11 @@ async def reverse_sync_once(cfg: Config, settings: Settings, *, ledger: Document
                                details=details)
     if own:
         ledger.close()
+    samples = catalogue_samples(report, mode="function", direction=Direction.AWS_TO_AZURE.value)
+    publish_rows(samples)
     log.log(logging.WARNING if status != "succeeded" else logging.INFO, "%s",
             redact(json.dumps({"message": "crosswind invocation", "report": report,
-                               "metrics": catalogue_samples(
-                                   report, mode="function",
-                                   direction=Direction.AWS_TO_AZURE.value)},
-                              default=str)),
+                               "metrics": samples}, default=str)),
             extra={"custom_dimensions": counters(report)})
     if status == "failed" and error is not None:
         # The host records the invocation as failed (and retries on the next tick).

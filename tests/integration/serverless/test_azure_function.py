@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,10 @@ from crosswind.serverless.azure_function import app, reverse_sync_once
 from crosswind.serverless.ledger import DocumentLedger
 from crosswind.serverless.settings import Settings
 from tests.integration.metadata.conftest import MetaEnv
+from tests.integration.monitoring_rig import Receiver, receiver
 from tests.integration.serverless.conftest import row
+
+__all__ = ["receiver"]  # the fixture
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +211,58 @@ def test_an_unreachable_documentdb_fails_the_invocation(make_meta_env: Callable[
         assert ledger.resume_token() is None
     finally:
         ledger.close()
+
+
+def _track(path: str, body: Any) -> tuple[int, Any]:
+    items = body if isinstance(body, list) else [body]
+    return 200, {"itemsReceived": len(items), "itemsAccepted": len(items), "errors": []}
+
+
+def _rows_posted(rec: Receiver) -> dict[str, float]:
+    """crosswind_rows_total by outcome, summed over what reached the receiver."""
+    out: dict[str, float] = {}
+    for body in rec.bodies("/v2.1/track"):
+        for env in body if isinstance(body, list) else [body]:
+            data = env["data"]["baseData"]
+            props = data.get("properties") or {}
+            for m in data["metrics"]:
+                if m["name"] == "crosswind_rows_total":
+                    assert props["mode"] == "function" and props["direction"] == "aws-to-azure"
+                    out[props["outcome"]] = out.get(props["outcome"], 0) + float(m["value"])
+    return out
+
+
+def test_rows_go_to_application_insights_as_the_catalogue_metric(
+        make_meta_env: Callable[..., MetaEnv], receiver: Callable[..., Receiver],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With APPLICATIONINSIGHTS_CONNECTION_STRING (the template sets it), each
+    invocation's rows reach customMetrics as crosswind_rows_total, as deltas: a
+    second invocation sends only what it added (a local ingestion receiver)."""
+    from crosswind.serverless import azure_function
+
+    monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
+    monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")
+    rec = receiver(_track)
+    monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING",
+                       f"InstrumentationKey={uuid.uuid4()};IngestionEndpoint={rec.url}/")
+    azure_function.reset_monitor()
+    try:
+        env = make_meta_env()
+        env.coll.insert_many([doc("p", f"r{i}", v=i) for i in range(4)])
+        invoke(env)
+        assert _rows_posted(rec) == {"written": 4, "unchanged": 0, "failed": 0, "deleted": 0}
+        rec.posts.clear()
+        env.coll.update_one({"_id": "p/r1"}, {"$set": {"v": 10}})
+        invoke(env)
+        assert _rows_posted(rec).get("written") == 1  # the delta, not the total of 5
+    finally:
+        azure_function.reset_monitor()
+    # an unreachable ingestion endpoint costs a warning, never the invocation
+    monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING",
+                       "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+                       "IngestionEndpoint=http://127.0.0.1:9/")
+    try:
+        env.coll.update_one({"_id": "p/r2"}, {"$set": {"v": 20}})
+        assert invoke(env)["written"] == 1
+    finally:
+        azure_function.reset_monitor()

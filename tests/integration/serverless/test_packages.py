@@ -26,7 +26,10 @@ from crosswind.serverless.package import (
     default_cache,
 )
 from tests.integration.metadata.conftest import MetaEnv
+from tests.integration.monitoring_rig import Receiver, receiver
 from tests.integration.serverless.conftest import PK, LambdaEnv, flight_key, lambda_event, row
+
+__all__ = ["receiver"]  # the fixture
 
 pytestmark = pytest.mark.integration
 
@@ -144,7 +147,7 @@ def test_the_lambda_zip_fits_and_runs_the_handler_in_a_clean_virtualenv(
 
 def test_the_function_folder_runs_a_timer_invocation_in_a_clean_virtualenv(
         function_package: dict[str, Any], clean_python: Path,
-        make_meta_env: Callable[..., MetaEnv]) -> None:
+        make_meta_env: Callable[..., MetaEnv], receiver: Callable[..., Receiver]) -> None:
     folder = Path(function_package["path"])
     assert (folder / "function_app.py").is_file()
     host = json.loads((folder / "host.json").read_text())
@@ -155,6 +158,8 @@ def test_the_function_folder_runs_a_timer_invocation_in_a_clean_virtualenv(
     env.coll.insert_many([{"_id": f"p/r{i}", "PartitionKey": "p", "RowKey": f"r{i}", "v": i}
                           for i in range(3)])
     site = folder / ".python_packages" / "lib" / "site-packages"
+    rec = receiver(lambda path, body: (200, {"itemsReceived": 1, "itemsAccepted": 1,
+                                            "errors": []}))
     timer = json.dumps({"Schedule": {"AdjustForDST": True}, "ScheduleStatus": {},
                         "IsPastDue": True})
     done = run_isolated(clean_python, [folder, site], f"""
@@ -170,13 +175,25 @@ def test_the_function_folder_runs_a_timer_invocation_in_a_clean_virtualenv(
         asyncio.run(fn.get_user_function()(timer))
         print("RESULT " + json.dumps([m.__file__ for m in (azure.functions, crosswind)]))
         """, {"CROSSWIND_CONFIG_TOML": env.config_path.read_text(),
-              "CROSSWIND_SCHEDULE": "0 */1 * * * *"})
+              "CROSSWIND_SCHEDULE": "0 */1 * * * *",
+              # the exporter in the folder sends the rows to a local ingestion receiver
+              "APPLICATIONINSIGHTS_CONNECTION_STRING":
+                  f"InstrumentationKey={uuid.uuid4()};IngestionEndpoint={rec.url}/",
+              "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+              "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true"})
     assert done.returncode == 0, done.stderr[-3000:]
     [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
     assert all(f.startswith(str(site)) for f in json.loads(line.removeprefix("RESULT ")))
     assert {k: e.properties["v"].value for k, e in env.azure_rows().items()} == {
         ("p", f"r{i}"): i for i in range(3)}
     assert '"crosswind invocation"' in done.stderr  # the logging module writes to stderr
+    # deltas (a later export at the worker's exit sends 0): summed
+    written = sum(m["value"] for b in rec.bodies("/v2.1/track")
+                  for e in (b if isinstance(b, list) else [b])
+                  for m in e["data"]["baseData"]["metrics"]
+                  if m["name"] == "crosswind_rows_total"
+                  and e["data"]["baseData"]["properties"]["outcome"] == "written")
+    assert written == 3
 
 
 _ELF_MACHINES = {0x3E: "x86_64", 0xB7: "arm64"}
