@@ -143,6 +143,9 @@ def test_the_lambda_zip_fits_and_runs_the_handler_in_a_clean_virtualenv(
     # its logs are JSON lines, the invocation's report among them
     logs = [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith("{")]
     assert any(d.get("message") == "crosswind invocation" for d in logs)
+    # and its metrics as EMF lines, the catalogue's rows among them
+    written = [d for d in logs if d.get("outcome") == "written" and "crosswind_rows_total" in d]
+    assert [d["crosswind_rows_total"] for d in written] == [[2.0]]
 
 
 def test_the_function_folder_runs_a_timer_invocation_in_a_clean_virtualenv(
