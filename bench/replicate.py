@@ -1464,6 +1464,7 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
     sides = loop.run_until_complete(Sides(est).__aenter__())
     svc: Service | None = None
     sampler: Sampler | None = None
+    gen: LoadGenerator | None = None
     try:
         gen = LoadGenerator(sides, model, pool, fake, rate=args.rate, duration=duration,
                             mix=args.mix_dict, probe_every=args.probe_every,
@@ -1649,6 +1650,9 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
         if svc is not None:
             out["service_exit_code"] = svc.stop()
             out.setdefault("service_log", {"tail": svc.log_tail(40)})
+        if gen is not None:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(gen.finish_probes(0))
         loop.run_until_complete(sides.__aexit__(None, None, None))
         loop.close()
 
