@@ -387,7 +387,7 @@ class Estate:
 
 
 def create_estate(rig: Rig, phase: str, workdir: Path, reconcile_interval: float,
-                  concurrency: int) -> Estate:
+                  concurrency: int, metadata_concurrency: int | None = None) -> Estate:
     name = f"bench-live-{phase}"
     est = Estate(phase, rig, workdir, container=name, queue=f"{name}-events", bucket=name,
                  sqs_url="", table=f"BenchLive{phase.title()}", database=f"benchlive{phase}",
@@ -432,6 +432,7 @@ def create_estate(rig: Rig, phase: str, workdir: Path, reconcile_interval: float
         [metadata]
         # row deletes before cutover travel only with the row reconcile
         propagate_deletes = true
+        {"" if metadata_concurrency is None else f"concurrency = {metadata_concurrency}"}
 
         [replicate]
         http = "127.0.0.1:{est.http_port}"
@@ -1201,6 +1202,7 @@ class Sampler(threading.Thread):
                                                if "messages" in x else {})}
                                 for x in st["streams"]}
                 s["lag_p99_s"] = st.get("lag_p99_s")
+                s["slo_breached"] = bool((st.get("slo") or {}).get("breached"))
             self.samples.append(s)
             self._ticks += 1
             if self._ticks % 5 == 1:
@@ -1473,7 +1475,8 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
     duration = args.duration if phase == PRE else args.post_duration
     log(f"\n== {phase}-cutover ({DIRECTION[phase]}): {args.rate:g} changes/s for "
         f"{duration:g} s ==")
-    est = create_estate(rig, phase, workdir, args.reconcile_interval, args.concurrency)
+    est = create_estate(rig, phase, workdir, args.reconcile_interval, args.concurrency,
+                        args.metadata_concurrency)
     fake = Fake(args.seed + (0 if phase == PRE else 1))
     model, pool = Model(), LivePool(fake.rng)
     out: dict[str, Any] = {"phase": phase, "direction": est.direction,
@@ -1663,6 +1666,20 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
         out["lag_p99_series_every_10s"] = thin(
             [(s["t"], *[s.get("streams", {}).get(n, {}).get("lag_p99")
                         for n in EVENT_STREAMS[phase]]) for s in samples], 10.0)
+        # the service's own SLO verdict (lag_p99_s: the worst stream's window p99)
+        slo_samples = [s for s in samples if "slo_breached" in s]
+        worst: Counter[str] = Counter()
+        for s in slo_samples:
+            if s["slo_breached"] and s.get("streams"):
+                worst[max(s["streams"], key=lambda n: s["streams"][n]["lag_p99"])] += 1
+        out["service_slo"] = {
+            "target_s": (final.get("slo") or {}).get("target_s"),
+            "samples": len(slo_samples),
+            "breached_samples": sum(1 for s in slo_samples if s["slo_breached"]),
+            "breached_at_end": bool((final.get("slo") or {}).get("breached")),
+            "lag_p99_s_max": max((s.get("lag_p99_s") or 0 for s in slo_samples), default=0),
+            "worst_stream_while_breached": dict(worst),
+        }
         out["samples"] = samples
         out["targets"] = judge(out, phase)
         return out
@@ -1821,6 +1838,11 @@ def print_phase(r: dict[str, Any]) -> None:
           f"missing/extra/different {pm['objects']['missing']}/{pm['objects']['extra']}/"
           f"{pm['objects']['different']}, rows {pm['rows']['missing']}/{pm['rows']['extra']}/"
           f"{pm['rows']['different']}; {pm['uncertain_keys']} keys uncertain)")
+    so = r.get("service_slo") or {}
+    print(f"the service's own SLO ({so.get('target_s')} s on lag_p99_s, the worst stream's "
+          f"window p99): breached in {so.get('breached_samples')} of {so.get('samples')} "
+          f"samples (max lag_p99_s {so.get('lag_p99_s_max')}; worst stream then: "
+          f"{so.get('worst_stream_while_breached')}), at the end: {so.get('breached_at_end')}")
     print("targets: " + ", ".join(f"{k}: {'ok' if v else 'MISSED'}"
                                   for k, v in r["targets"].items()))
 
@@ -1854,6 +1876,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="[replicate] reconcile_interval_s (metadata-only changes before "
                         "cutover wait for it)")
     p.add_argument("--concurrency", type=int, default=32, help="[replicate] concurrency")
+    p.add_argument("--metadata-concurrency", type=int, default=None,
+                   help="[metadata] concurrency (row batches in flight; default: the "
+                        "service's, 4)")
     p.add_argument("--probe-every", type=int, default=25,
                    help="poll the replica for 1 in N changes of each kind (0: none)")
     p.add_argument("--sample-s", type=float, default=2.0)
