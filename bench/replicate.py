@@ -1448,6 +1448,24 @@ class Drained:
                 and not ev.get("backlog") and not self.depth())
 
 
+class LoopThread:
+    """An asyncio loop running in its own thread; ``run`` waits for a coroutine on it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="bench-aio",
+                                       daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
 def reconciled_after(est: Estate, load_end: float) -> Callable[[dict[str, Any]], bool]:
     """A predicate: an objects reconcile and a rows reconcile have both *started* after
     ``load_end`` and finished, and nothing is pending. The objects' mark holds its
@@ -1482,8 +1500,12 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
     out: dict[str, Any] = {"phase": phase, "direction": est.direction,
                            "load": {"rate": args.rate, "duration_s": duration,
                                     "mix": args.mix_dict}}
-    loop = asyncio.new_event_loop()
-    sides = loop.run_until_complete(Sides(est).__aenter__())
+    # The generator and its probes run on an event loop of their own thread for the
+    # whole phase: probes still waiting when the load stops keep polling while this
+    # thread waits for the drain and compares (a loop that only ran during the load
+    # would freeze them and count the pause as lag).
+    aio = LoopThread()
+    sides = aio.run(Sides(est).__aenter__())
     svc: Service | None = None
     sampler: Sampler | None = None
     gen: LoadGenerator | None = None
@@ -1493,7 +1515,7 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
                             probe_timeout={"metadata": (args.reconcile_interval + 300)
                                            if phase == PRE else 300.0})
         t = time.perf_counter()
-        loop.run_until_complete(seed_estate(sides, gen, args.seed_objects))
+        aio.run(seed_estate(sides, gen, args.seed_objects))
         log(f"  starting estate: {args.seed_objects} objects and rows on the primary in "
             f"{time.perf_counter() - t:.1f}s")
         if phase == POST:
@@ -1524,7 +1546,7 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
         cpu0 = _cpu_s(svc.ps)
         load_before = load_now()
         sampler.start()
-        loop.run_until_complete(gen.run())
+        aio.run(gen.run())
         load_end = time.time()
         t_load_end = time.monotonic() - t0
         cpu_load = _cpu_s(svc.ps) - cpu0
@@ -1580,7 +1602,7 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
         out["service_exit_code"] = svc.stop()
         out["service_log"] = {"counts": svc.log_counts(), "tail": svc.log_tail(15)}
         svc = None
-        loop.run_until_complete(gen.finish_probes(30))
+        aio.run(gen.finish_probes(30))
 
         log("  comparing both sides independently ...")
         cmp_ = compare(est, model)
@@ -1691,9 +1713,9 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
             out.setdefault("service_log", {"tail": svc.log_tail(40)})
         if gen is not None:
             with contextlib.suppress(Exception):
-                loop.run_until_complete(gen.finish_probes(0))
-        loop.run_until_complete(sides.__aexit__(None, None, None))
-        loop.close()
+                aio.run(gen.finish_probes(0))
+        aio.run(sides.__aexit__(None, None, None))
+        aio.close()
 
 
 def thin(rows: Iterable[tuple[Any, ...]], every: float) -> list[list[Any]]:
