@@ -1138,7 +1138,8 @@ class Sampler(threading.Thread):
                     if seen and seen[-1].get("at") == m.get("at"):
                         seen.pop()
                     seen.append({k: m.get(k) for k in ("at", "finished_at", "listed", "found",
-                                                       "drift", "error") if k in m})
+                                                       "drift", "rechecked", "error")
+                                 if k in m})
 
     def stop(self) -> None:
         self._halt.set()
