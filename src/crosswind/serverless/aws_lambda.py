@@ -56,12 +56,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
@@ -92,10 +93,50 @@ from crosswind.stores.sqs import SqsQueue, sqs_errors
 
 T = TypeVar("T")
 
-# Powertools names its logger after the service: this is the "crosswind" logger, so the
-# engines' own loggers (crosswind.*) write through its JSON handler too.
-logger = Logger(service="crosswind", json_serializer=lambda d: redact(
-    json.dumps(d, default=str, ensure_ascii=False)))
+class _LazyLogger:
+    """Powertools' logger, made at the first use (a cold start), not at import.
+
+    Powertools names its logger after the service: this is the "crosswind" logger, so
+    the engines' own loggers (crosswind.*) write through its JSON handler too. Making
+    it also puts a filter on the root logger's handlers that drops crosswind.* records:
+    right in a Lambda container, wrong for any other process that merely imports this
+    module (the CLI's own output would go). :meth:`undo` takes all of it back."""
+
+    def __init__(self) -> None:
+        self._logger: Logger | None = None
+        #: where the lines go (None: standard output, as Lambda wants)
+        self.stream: IO[str] | None = None
+
+    def get(self) -> Logger:
+        if self._logger is None:
+            self._logger = Logger(service="crosswind", stream=self.stream,
+                                  json_serializer=lambda d: redact(
+                                      json.dumps(d, default=str, ensure_ascii=False)))
+        return self._logger
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+    def undo(self) -> None:
+        if self._logger is None:
+            return
+        std = logging.getLogger("crosswind")
+        handler = getattr(std, "powertools_handler", None)
+        if handler is not None:
+            std.removeHandler(handler)
+        for attr in ("init", "powertools_handler", "powertools_buffer_config",
+                     "powertools_buffer_cache"):
+            if hasattr(std, attr):
+                delattr(std, attr)
+        std.setLevel(logging.NOTSET)
+        for h in logging.root.handlers:
+            for f in list(h.filters):
+                if type(f).__name__ == "SuppressFilter":
+                    h.removeFilter(f)
+        self._logger = None
+
+
+logger = _LazyLogger()
 #: the namespace is [monitoring] cloudwatch_namespace, set per invocation
 metrics = Metrics(namespace="Crosswind", service="crosswind-lambda")
 
@@ -347,6 +388,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda entry point (``crosswind.serverless.aws_lambda.handler``)."""
     global _RUNTIME
     if _RUNTIME is None:
+        logger.get()  # the JSON handler before anything of the cold start logs
         _RUNTIME = LambdaRuntime.from_env()
     return _RUNTIME.handle(event, context)
 
@@ -357,3 +399,4 @@ def reset() -> None:
     if _RUNTIME is not None:
         _RUNTIME.close()
     _RUNTIME = None
+    logger.undo()

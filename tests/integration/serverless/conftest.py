@@ -211,7 +211,8 @@ def make_lambda_env(make_meta_env: Callable[..., MetaEnv], moto: Moto, s3_client
 def lambda_logs(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """What the handler logs (Powertools' JSON lines), one per line."""
     buf = io.StringIO()
-    monkeypatch.setattr(aws_lambda.logger.registered_handler, "stream", buf)
+    # The logger is made at the cold start (each test's env is one): it writes here.
+    monkeypatch.setattr(aws_lambda.logger, "stream", buf)
     return buf
 
 
