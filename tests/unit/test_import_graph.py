@@ -150,6 +150,10 @@ ABOVE = {
     "crosswind.validate": ("crosswind.live", "crosswind.cutover", "crosswind.web",
                            "crosswind.cli"),
     "crosswind.live": ("crosswind.cutover", "crosswind.web", "crosswind.cli"),
+    # the engines call governance (the schema gate, lineage at their edges): never back
+    "crosswind.governance": ("crosswind.sync", "crosswind.metasync", "crosswind.validate",
+                             "crosswind.live", "crosswind.cutover", "crosswind.web",
+                             "crosswind.cli"),
 }
 
 
