@@ -21,11 +21,12 @@ import logging
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from crosswind.errors import IntegrityError
+from crosswind.governance.gate import SchemaGate
 from crosswind.mapping import (
     Policy,
     check_metadata_size,
@@ -53,6 +54,9 @@ class TransferSettings:
     metadata_policy: Policy = "rename"
     #: write crosswind's own md5/mtime entries on destination objects
     stamp_metadata: bool = True
+    #: validation before write: the source's props are checked against the
+    #: object-metadata schema before anything is written (``SchemaRejected``)
+    schemas: SchemaGate = field(default_factory=SchemaGate.off, compare=False)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,7 @@ class Transfer:
             digest = md5_hex(data) if len(data) < MiB else await asyncio.to_thread(md5_hex, data)
             md5 = self._check_read(meta, data, digest)
             props = await self._source_props(meta, reader.meta.props)
+            self.settings.schemas.check_object(meta.key, meta.size, props)
             dst_props, renamed, dropped = destination_props(
                 props, meta, self.dst, self.settings.metadata_policy, md5,
                 stamp=self.settings.stamp_metadata,
@@ -211,6 +216,7 @@ class Transfer:
         read_at = time.time()
         version = meta if meta.props is not None else await self.src.head(meta.key)
         props = await self._source_props(meta, version.props)
+        self.settings.schemas.check_object(meta.key, meta.size, props)
         dst_props, renamed, dropped = destination_props(
             props, meta, self.dst, self.settings.metadata_policy,
             None if late else meta.content_md5, stamp=self.settings.stamp_metadata,
