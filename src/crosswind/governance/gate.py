@@ -13,9 +13,9 @@ registered version of its subject, as ``[governance] enforce`` says:
 
 A subject with no registered version is not checked (counted as
 ``unregistered``). The gate notices versions registered while it runs (the
-replication service's) within ``refresh_s``. The instance of an item is built
-only when it will be checked (``build`` is a callable), so an unregistered
-subject costs nothing.
+replication service's) within ``refresh_s``, and always before it fails an item.
+The instance of an item is built only when it will be checked (``build`` is a
+callable), so an unregistered subject costs nothing.
 
 Engines receive a gate (``TransferSettings.schemas``, ``RunContext.governance``)
 and never build one; ``SchemaGate.off()`` is the default everywhere.
@@ -175,9 +175,9 @@ class SchemaGate:
         return cls(enforce, latest, reg.generation, refresh_s=refresh_s, on_reject=on_reject)
 
     # -- the registry's latest versions ------------------------------------------------
-    def _refresh(self) -> None:
+    def _refresh(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if now < self._next_refresh or self._latest is None:
+        if (now < self._next_refresh and not force) or self._latest is None:
             return
         self._next_refresh = now + self.refresh_s
         gen = self._generation() if self._generation is not None else None
@@ -215,7 +215,17 @@ class SchemaGate:
         per.version = compiled.version
         c.checked += 1
         per.checked += 1
-        found = violations_of(compiled.validator, build())
+        instance = build()
+        found = violations_of(compiled.validator, instance)
+        if found:
+            # Never fail an item against a version a newer one replaced: the check
+            # of the registry is cheap, and only failures pay it.
+            self._refresh(force=True)
+            newer = self._compiled.get(subject)
+            if newer is not None and newer.version != compiled.version:
+                compiled = newer
+                per.version = compiled.version
+                found = violations_of(compiled.validator, instance)
         if not found:
             c.passed += 1
             return

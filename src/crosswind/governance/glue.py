@@ -30,7 +30,7 @@ from typing import Any
 
 from crosswind.config import Config
 from crosswind.errors import ConfigError, CrosswindError
-from crosswind.governance.registry import Registry, SchemaVersion
+from crosswind.governance.registry import Registry, SchemaVersion, ensure_tables
 from crosswind.state import StateStore, now_iso
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
@@ -102,7 +102,7 @@ class GlueMirror:
             raise ConfigError("[governance] glue_registry is not set")
         self.registry = cfg.governance.glue_registry
         self.state = state
-        state.db.executescript(DDL)
+        ensure_tables(state.db, DDL)
         self.glue = client if client is not None else _client(cfg)
 
     def mirrored(self, subject: str) -> dict[int, dict[str, Any]]:

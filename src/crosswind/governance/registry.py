@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,14 @@ class SchemaInvalid(CrosswindError):
     """Not a Draft 2020-12 schema, or an unknown subject (exit 2)."""
 
     exit_code = 2
+
+
+def ensure_tables(db: sqlite3.Connection, ddl: str) -> None:
+    """Create the tables if missing, one statement at a time: ``executescript``
+    would first commit a transaction another task of the process has open."""
+    for statement in ddl.split(";"):
+        if statement.strip():
+            db.execute(statement)
 
 
 def canonical(schema: Any) -> bytes:
@@ -147,7 +156,7 @@ class Registry:
     def __init__(self, state: StateStore) -> None:
         self.state = state
         self.db = state.db
-        self.db.executescript(DDL)
+        ensure_tables(self.db, DDL)
 
     # -- reading -----------------------------------------------------------------------
     def mode(self, subject: str) -> Mode:
