@@ -130,7 +130,24 @@ class GateCounters:
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     version: int
+    #: the reference implementation: the verdict and the violations
     validator: Draft202012Validator
+    #: a Rust validator of the same schema, ~100 times faster: an item it finds
+    #: valid is let through without the slow one (the common case)
+    fast: Any
+
+    @classmethod
+    def of(cls, version: int, schema: Any) -> _Compiled:
+        import jsonschema_rs
+
+        return cls(version, Draft202012Validator(
+            schema, format_checker=Draft202012Validator.FORMAT_CHECKER),
+            jsonschema_rs.Draft202012Validator(schema, validate_formats=True))
+
+    def violations(self, instance: Any) -> list[Violation]:
+        if self.fast.is_valid(instance):
+            return []
+        return violations_of(self.validator, instance)
 
 
 #: (subject → (version, schema)) of the latest versions; a generation number that
@@ -186,9 +203,8 @@ class SchemaGate:
         compiled: dict[str, _Compiled] = {}
         for subject, (version, schema) in self._latest().items():
             old = self._compiled.get(subject)
-            compiled[subject] = old if old is not None and old.version == version else _Compiled(
-                version, Draft202012Validator(
-                    schema, format_checker=Draft202012Validator.FORMAT_CHECKER))
+            compiled[subject] = old if old is not None and old.version == version else (
+                _Compiled.of(version, schema))
         self._compiled = compiled
         self._seen_generation = gen
 
@@ -216,7 +232,7 @@ class SchemaGate:
         c.checked += 1
         per.checked += 1
         instance = build()
-        found = violations_of(compiled.validator, instance)
+        found = compiled.violations(instance)
         if found:
             # Never fail an item against a version a newer one replaced: the check
             # of the registry is cheap, and only failures pay it.
@@ -225,7 +241,7 @@ class SchemaGate:
             if newer is not None and newer.version != compiled.version:
                 compiled = newer
                 per.version = compiled.version
-                found = violations_of(compiled.validator, instance)
+                found = compiled.violations(instance)
         if not found:
             c.passed += 1
             return
