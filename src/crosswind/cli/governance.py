@@ -258,7 +258,7 @@ def infer_cmd(config: ConfigOpt, subject: SubjectOpt,
 @guarded
 def mirror_cmd(config: ConfigOpt) -> None:
     """Mirror every version not yet in the Glue Schema Registry
-    ([governance] glue_registry)."""
+    (\\[governance] glue_registry)."""
     from crosswind.governance.glue import GlueMirror
 
     cfg = load(config)
