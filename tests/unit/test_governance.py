@@ -232,3 +232,24 @@ def test_stewardship_in_the_config() -> None:
                      Path("."))
     parse_config({**CFG, "governance": {"lineage": "http", "lineage_url": "http://127.0.0.1:5000"}},
                  Path("."))
+
+
+def test_the_cutovers_probe_items_are_never_checked(state: StateStore) -> None:
+    from crosswind.cutover.controls import PROBE_DIR
+    from crosswind.governance.gate import PROBE_PARTITION, PROBE_PREFIX
+
+    assert PROBE_DIR == PROBE_PREFIX
+    Registry(state).register("documentdb-document", builtin_schema("documentdb-document"))
+    Registry(state).register("table-entity", builtin_schema("table-entity"))
+    strict = copy.deepcopy(builtin_schema("object-metadata"))
+    strict["required"] = [*strict["required"], "content_encoding"]
+    Registry(state).register("object-metadata", strict, mode="NONE")
+    gate = SchemaGate.from_state(state, "reject")
+    probe = Entity(PROBE_PARTITION, "abc-20261201", MappingProxyType(
+        {"probe": Prop(Edm.STRING, "hash")}))
+    gate.check_document(probe)
+    gate.check_entity(probe)
+    gate.check_object(f"events/{PROBE_PREFIX}abc.json", 10, ObjectProps())
+    assert gate.report()["checked"] == 0
+    with pytest.raises(SchemaRejected):
+        gate.check_object("events/x.json", 10, ObjectProps())

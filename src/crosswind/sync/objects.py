@@ -65,9 +65,7 @@ async def sync_objects(
     gov: Governance | None = None
     try:
         state.lock()
-        gov = Governance.open(cfg, state, on_reject=_quarantine(cfg, state, direction))
-        options = replace(options, governance=gov,
-                          transfer=replace(options.transfer, schemas=gov.schemas))
+        options, gov = governed(cfg, state, direction, options)
         async with opened_stores(cfg, direction) as (src, dst):
             await preflight(src, dst)
             lineage = objects_lineage(gov, cfg, direction, dry_run=options.dry_run)
@@ -83,6 +81,16 @@ async def sync_objects(
         if gov is not None:
             gov.close()
         state.close()
+
+
+def governed(cfg: Config, state: StateStore, direction: Direction, options: SyncOptions, *,
+             lineage: bool = True) -> tuple[SyncOptions, Governance]:
+    """``options`` with the validation before write and the stewardship of ``cfg``
+    (rejected objects into the DLQ); the caller closes the ``Governance``."""
+    gov = Governance.open(cfg, state, lineage=lineage,
+                          on_reject=_quarantine(cfg, state, direction))
+    return replace(options, governance=gov,
+                   transfer=replace(options.transfer, schemas=gov.schemas)), gov
 
 
 def _quarantine(cfg: Config, state: StateStore, direction: Direction

@@ -26,7 +26,7 @@ from crosswind.secrets import redact
 from crosswind.state import StateStore
 from crosswind.stores.base import ObjectStore, RecordStore
 from crosswind.sync.filters import KeyFilter
-from crosswind.sync.objects import opened_stores, options_from_config
+from crosswind.sync.objects import governed, opened_stores, options_from_config
 from crosswind.sync.report import sync_report
 from crosswind.validate.findings import JOINS, REPAIRABLE, Check, Finding, Kind
 from crosswind.validate.history import RUN_KIND, FindingLog
@@ -283,9 +283,14 @@ class Validation:
         try:
             lock.lock()
             keys = log.keys(run_id, Check.OBJECTS, REPAIRABLE)
-            async with opened_stores(self.cfg, direction) as (src, dst):
-                result = await repair_objects(src, dst, lock, keys,
-                                              options_from_config(self.cfg, direction))
+            # Re-copies are writes: the same validation before write as a sync.
+            options, gov = governed(self.cfg, lock, direction,
+                                    options_from_config(self.cfg, direction), lineage=False)
+            try:
+                async with opened_stores(self.cfg, direction) as (src, dst):
+                    result = await repair_objects(src, dst, lock, keys, options)
+            finally:
+                gov.close()
         finally:
             lock.close()
         rep = sync_report(result)
