@@ -53,8 +53,20 @@ def render_status(doc: dict[str, Any]) -> None:
     if rec:
         out.print(f"last reconcile {rec['at']}: drift {rec['drift']} ({rec['found']} found)")
     out.print(f"dead-letter queue: {doc['dlq_open']} open")
+    _governance(doc.get("governance") or {})
     for e in doc.get("errors", [])[-3:]:
         out.print(f"[red]error[/] {escape(e)}", markup=True)
+
+
+def _governance(g: dict[str, Any]) -> None:
+    """Stewardship and the validation before write, one line each (when known)."""
+    who = {k: v for k, v in (g.get("stewardship") or {}).items() if v}
+    if who:
+        out.print(" · ".join(f"{k.replace('_', ' ')} {escape(str(v))}" for k, v in who.items()))
+    sv = g.get("schema_validation")
+    if sv and sv.get("enforce") != "off":
+        out.print(f"schemas (enforce {sv['enforce']}): {sv['checked']:,} checked, "
+                  f"{sv['warned']:,} warned, {sv['rejected']:,} rejected")
 
 
 @app.command("replicate")
