@@ -54,7 +54,9 @@ from botocore.config import Config as BotoConfig
 from obstore.store import AzureStore, S3Store
 
 from crosswind.rig.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Rig, running_rig
+from crosswind.rig.proxy import LatencyProxy
 from crosswind.rig.rclone import AzureSasRemote, Rclone, S3Remote, container_sas_url
+from crosswind.stores.s3_http import S3Http
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -176,6 +178,43 @@ async def azurite_get_ceiling(rig: Rig, case: Case, concurrency: int) -> dict[st
     return _rate(case, time.perf_counter() - t0)
 
 
+async def copy_ceiling(rig: Rig, case: Case, concurrency: int) -> dict[str, Any]:
+    """The fastest whole copy we could write against these two servers: obstore
+    GET out of Azurite straight into a PUT to moto (small objects: obstore's;
+    large ones: one streamed PUT over aiohttp, the fastest of the clients
+    tried), one request each, in process: no start-up, no listing, no state,
+    no verification. What no tool can beat on this rig, whatever its design."""
+    rig.moto.reset()
+    boto3_client(rig).create_bucket(Bucket="ceiling-copy")
+    az = _azure_fast(rig, case.container)
+    s3 = _s3_fast(rig, "ceiling-copy")
+
+    http = S3Http(bucket="ceiling-copy", region="us-east-1", endpoint_url=rig.moto.endpoint,
+                  credentials=("test", "test", None), pool=concurrency)
+
+    async def copy(i: int) -> None:
+        r = await obstore.get_async(az, _key(case, i))
+        if case.size < MiB:
+            await obstore.put_async(s3, _key(case, i), await r.bytes_async(),
+                                    use_multipart=False)
+        else:
+            # One streamed PUT, not hashed (obstore would buffer a put's payload).
+            async def body() -> Any:
+                async for chunk in r.stream(min_chunk_size=MiB):
+                    yield bytes(chunk)
+
+            await http.put_object(_key(case, i), body(), case.size, {}, "ceiling")
+
+    t0 = time.perf_counter()
+    try:
+        await _bounded(case.count, concurrency, copy)
+    finally:
+        await http.close()
+    out = _rate(case, time.perf_counter() - t0)
+    rig.moto.reset()
+    return out
+
+
 def _rate(case: Case, seconds: float) -> dict[str, Any]:
     return {"seconds": round(seconds, 3), "objects_per_s": round(case.count / seconds, 1),
             "mb_per_s": round(case.total_bytes / MiB / seconds, 2)}
@@ -196,17 +235,27 @@ def bucket_contents(rig: Rig, bucket: str) -> tuple[int, int]:
     return n, size
 
 
-def crosswind_config(rig: Rig, case: Case, bucket: str, workdir: Path, concurrency: int) -> Path:
+#: extra [sync] settings for crosswind's config (``--sync KEY=VALUE``), to compare designs
+SYNC_EXTRA: dict[str, str] = {}
+
+
+def crosswind_config(rig: Rig, case: Case, bucket: str, workdir: Path, concurrency: int,
+                     via: Endpoints | None = None) -> Path:
     path = workdir / f"{bucket}.toml"
+    conn = rig.azurite.connection_string
+    s3_endpoint = rig.moto.endpoint
+    if via is not None:
+        conn = conn.replace(rig.azurite.blob_url, via.blob_url)
+        s3_endpoint = via.s3_endpoint
     path.write_text(textwrap.dedent(f"""
         [azure]
-        connection_string = "{rig.azurite.connection_string}"
+        connection_string = "{conn}"
         container = "{case.container}"
         emulator = true
 
         [aws]
         bucket = "{bucket}"
-        endpoint_url = "{rig.moto.endpoint}"
+        endpoint_url = "{s3_endpoint}"
         access_key_id = "test"
         secret_access_key = "test"
         emulator = true
@@ -216,7 +265,7 @@ def crosswind_config(rig: Rig, case: Case, bucket: str, workdir: Path, concurren
 
         [sync]
         concurrency = {concurrency}
-        """))
+        """) + "".join(f"{k} = {v}\n" for k, v in SYNC_EXTRA.items()))
     return path
 
 
@@ -358,12 +407,78 @@ def print_case(case: Case, s: dict[str, Any]) -> None:
                  c["moto_put"]["best"]["mb_per_s"], "", "", "", "", "", ""])
     rows.append(["ceiling: Azurite GET only", c["azurite_get"]["objects_per_s"],
                  c["azurite_get"]["mb_per_s"], "", "", "", "", "", ""])
+    if "copy" in c:
+        rows.append(["ceiling: GET+PUT, fastest client", c["copy"]["objects_per_s"],
+                     c["copy"]["mb_per_s"], "", "", "", "", "", ""])
     print(table(["", "objects/s", "MB/s", "wall s", "peak RSS MB", "CPU s", "servers CPU s",
                  "incr. wall s", "incr. RSS MB"], rows))
     print(f"(crosswind engine time only, without process start-up: "
           f"{s['crosswind']['engine_only_objects_per_s']} objects/s; objects per CPU-second of "
           f"tool + servers: crosswind {s['crosswind']['objects_per_cpu_s']}, rclone "
           f"{s['rclone']['objects_per_cpu_s']}, ratio {r['objects_per_cpu_s']})")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the tools reach the servers: through the latency proxies."""
+
+    blob_url: str
+    s3_endpoint: str
+
+
+def run_latency(rig: Rig, case: Case, rtt_ms: float, concurrencies: Sequence[int],
+                rounds: int, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """Both tools through TCP relays that delay every byte by half of ``rtt_ms``
+    each way (a WAN between the clouds: a request and its answer cost one round
+    trip, a new connection one more), at each concurrency, alternating, medians
+    of rounds: how throughput scales with concurrency when round trips, not
+    CPU, bound it."""
+    log(f"latency mode: {case.count} x {case.size} B, {rtt_ms} ms round trip")
+    asyncio.run(seed(rig, case))
+    blob_proxy = LatencyProxy("127.0.0.1", rig.azurite.blob_port, rtt_ms / 1000).start()
+    s3_proxy = LatencyProxy("127.0.0.1", rig.moto.port, rtt_ms / 1000).start()
+    via = Endpoints(f"{blob_proxy.url}/{AZURITE_ACCOUNT}", s3_proxy.url)
+    rows: list[dict[str, Any]] = []
+    try:
+        for conc in concurrencies:
+            per_tool: dict[str, list[float]] = {"crosswind": [], "rclone": []}
+            for rnd in range(rounds):
+                order = ("crosswind", "rclone") if rnd % 2 == 0 else ("rclone", "crosswind")
+                for tool in order:
+                    rig.moto.reset()
+                    bucket = f"lat-{tool}-c{conc}-r{rnd}"
+                    boto3_client(rig).create_bucket(Bucket=bucket)
+                    if tool == "crosswind":
+                        cfg = crosswind_config(rig, case, bucket, workdir, conc, via)
+                        m, _ = run_crosswind(cfg, conc)
+                    else:
+                        sas = container_sas_url(via.blob_url, AZURITE_ACCOUNT, AZURITE_KEY,
+                                                case.container)
+                        rc = Rclone(AzureSasRemote(sas), S3Remote("test", "test", via.s3_endpoint))
+                        m = run_rclone(rc, case, bucket, conc)
+                    n, _ = bucket_contents(rig, bucket)
+                    if n != case.count:
+                        raise RuntimeError(f"{tool} copied {n} of {case.count} through the proxy")
+                    per_tool[tool].append(case.count / m.wall_s)
+            row = {"concurrency": conc,
+                   "crosswind_objects_per_s": round(median(per_tool["crosswind"]), 1),
+                   "rclone_objects_per_s": round(median(per_tool["rclone"]), 1)}
+            row["ratio"] = round(row["crosswind_objects_per_s"] / row["rclone_objects_per_s"], 2)
+            log(f"  concurrency {conc}: {row}")
+            rows.append(row)
+    finally:
+        blob_proxy.stop()
+        s3_proxy.stop()
+    return {"rtt_ms": rtt_ms, "case": {"count": case.count, "size": case.size},
+            "rounds": rounds, "rows": rows}
+
+
+def print_latency(lat: dict[str, Any]) -> None:
+    print(f"\n== latency-bound: {lat['case']['count']} x {lat['case']['size'] // 1024} KiB, "
+          f"{lat['rtt_ms']:g} ms round trip to both servers, median of {lat['rounds']} ==")
+    print(table(["concurrency", "crosswind objects/s", "rclone objects/s", "ratio"],
+                [[r["concurrency"], r["crosswind_objects_per_s"], r["rclone_objects_per_s"],
+                  r["ratio"]] for r in lat["rows"]]))
 
 
 def run_case(rig: Rig, case: Case, rounds: int, concurrency: int, workdir: Path,
@@ -376,6 +491,7 @@ def run_case(rig: Rig, case: Case, rounds: int, concurrency: int, workdir: Path,
         "moto_put": asyncio.run(moto_put_ceiling(rig, case, concurrency)),
         "azurite_get": asyncio.run(azurite_get_ceiling(rig, case, concurrency)),
     }
+    ceilings["copy"] = asyncio.run(copy_ceiling(rig, case, concurrency))
     log(f"  ceilings: moto PUT {ceilings['moto_put']['best']}, "
         f"Azurite GET {ceilings['azurite_get']}")
     runs = []
@@ -398,17 +514,28 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--small-size", type=int, default=4096)
     p.add_argument("--large-count", type=int, default=5)
     p.add_argument("--large-size-mib", type=int, default=50)
-    p.add_argument("--only", choices=("small", "large"), default=None)
+    p.add_argument("--huge-count", type=int, default=2)
+    p.add_argument("--huge-size-mib", type=int, default=300)
+    p.add_argument("--only", choices=("small", "large", "huge", "latency"), action="append",
+                   default=None)
     p.add_argument("--out", default="objects.json", help="file name under .bench/")
+    p.add_argument("--latency-ms", type=float, default=40.0,
+                   help="round trip added to both servers in the latency mode (0: skip it)")
+    p.add_argument("--latency-count", type=int, default=400)
+    p.add_argument("--latency-concurrency", default="4,16,64")
+    p.add_argument("--sync", action="append", default=[], metavar="KEY=VALUE",
+                   help="an extra [sync] setting for crosswind (to compare designs)")
     args = p.parse_args(argv)
+    SYNC_EXTRA.update(kv.split("=", 1) for kv in args.sync)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     cases = [Case("small", args.small_count, args.small_size),
-             Case("large", args.large_count, args.large_size_mib * MiB)]
+             Case("large", args.large_count, args.large_size_mib * MiB),
+             Case("huge", args.huge_count, args.huge_size_mib * MiB)]
     if args.only:
-        cases = [c for c in cases if c.name == args.only]
+        cases = [c for c in cases if c.name in args.only]
     result: dict[str, Any] = {"benchmark": "objects", "machine": machine(),
                               "load_start": load_now(), "concurrency": args.concurrency,
                               "startup": startup_cost(), "cases": []}
@@ -417,11 +544,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for case in cases:
             result["cases"].append(run_case(rig, case, args.rounds, args.concurrency,
                                             Path(tmp), log))
+        if args.latency_ms > 0 and (not args.only or "latency" in args.only):
+            result["latency"] = run_latency(
+                rig, Case("latency", args.latency_count, args.small_size), args.latency_ms,
+                [int(c) for c in args.latency_concurrency.split(",")], args.rounds,
+                Path(tmp), log)
     result["load_end"] = load_now()
     path = write_json(args.out, result)
     for c in result["cases"]:
         case = Case(c["case"]["name"], c["case"]["count"], c["case"]["size"])
         print_case(case, c["summary"])
+    if "latency" in result:
+        print_latency(result["latency"])
     print(f"\nload average at start {result['load_start']}, at end {result['load_end']}; "
           "2 shared cores: figures are noisy.")
     print(f"crosswind process start-up (`crosswind --help`): "

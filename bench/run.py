@@ -2,8 +2,10 @@
 
 1. ``plan.py``: 1,000,000 synthetic keys through the engine's planner (its
    own process, so its peak RSS is its own);
-2. ``objects.py``: crosswind vs rclone on 2,000 x 4 KiB and 5 x 50 MiB
-   objects, with the servers' ceilings;
+2. ``objects.py``: crosswind vs rclone on 2,000 x 4 KiB, 5 x 50 MiB and
+   2 x 300 MiB objects, with the servers' ceilings, then the latency-bound
+   mode (both tools through proxies adding 40 ms per request, at several
+   concurrencies);
 3. ``bench_metadata.py`` and ``bench_validate.py``, when present (owned by the
    metadata and validation work);
 4. ``cutover.py``: cutover duration and rollback RTO on the demo estate.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt
-from crosswind.stores.base import ObjectReader, ObjectStore, Upload
+from crosswind.stores.base import ObjectReader, ObjectStore, StreamBody, Upload
 
 
 def flip(data: bytes) -> bytes:
@@ -45,6 +45,30 @@ class CorruptingUpload:
 
 
 @dataclass
+class CorruptedBody:
+    """A streamed body whose last chunk reaches the destination with a byte
+    flipped, after it was hashed: the MD5 is still that of the bytes read."""
+
+    inner: StreamBody
+
+    @property
+    def size(self) -> int:
+        return self.inner.size
+
+    def md5(self) -> str | None:
+        return self.inner.md5()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        held: bytes | None = None
+        async for chunk in self.inner:
+            if held is not None:
+                yield held
+            held = chunk
+        if held is not None:
+            yield flip(held)[: len(held)]
+
+
+@dataclass
 class CorruptingStore:
     """Delegates to ``inner``; writes of keys in ``keys`` (all, if None) get one byte flipped."""
 
@@ -71,6 +95,13 @@ class CorruptingStore:
                   mode: PutMode = PutMode.OVERWRITE, if_match: str | None = None) -> WriteReceipt:
         data = flip(data) if self._hit(key) else data
         return await self.inner.put(key, data, props, md5=md5, mode=mode, if_match=if_match)
+
+    async def put_stream(self, key: str, body: StreamBody, props: ObjectProps, *,
+                         md5: str | None = None, mode: PutMode = PutMode.OVERWRITE,
+                         if_match: str | None = None) -> WriteReceipt:
+        sent: StreamBody = CorruptedBody(body) if self._hit(key) else body
+        return await self.inner.put_stream(  # type: ignore[attr-defined,no-any-return]
+            key, sent, props, md5=md5, mode=mode, if_match=if_match)
 
     async def start_upload(self, key: str, props: ObjectProps, **kw: Any) -> CorruptingUpload:
         up = await self.inner.start_upload(key, props, **kw)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-from collections.abc import Awaitable, Callable, Mapping
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ from crosswind.errors import (
 )
 from crosswind.mapping import reserved_name, split_reserved
 from crosswind.model import ObjectMeta, ObjectProps, PutMode
-from crosswind.stores.base import MetadataFlavor, ObjectStore
+from crosswind.stores.base import MetadataFlavor, ObjectStore, StreamingPut
 from crosswind.stores.common import md5_hex
 
 Check = Callable[[ObjectStore], Awaitable[None]]
@@ -118,7 +119,8 @@ def sample_props(store: ObjectStore) -> ObjectProps:
 def assert_props(store: ObjectStore, got: ObjectProps, sent: ObjectProps, where: str) -> None:
     flavor = store.capabilities.metadata_flavor
     assert got.headers() == sent.headers(), f"{where}: headers"
-    assert dict(got.metadata) == stored_metadata(flavor, sent.metadata), f"{where}: metadata"
+    assert dict(got.metadata) == stored_metadata(flavor, sent.metadata), (
+        f"{where}: metadata {dict(got.metadata)} vs {stored_metadata(flavor, sent.metadata)}")
 
 
 async def expect(exc: type[CrosswindError], aw: Awaitable[Any]) -> CrosswindError:
@@ -380,6 +382,98 @@ async def check_wrong_md5_is_refused_and_never_visible(store: ObjectStore) -> No
         await store.put("bad", b"new bytes", ObjectProps(), md5=WRONG_MD5)
     with contextlib.suppress(NotFound):
         assert await read(store, "bad") == b"old bytes"
+
+
+# -- streamed writes (the optional StreamingPut ability) ---------------------------
+class _Body:
+    """A StreamBody over bytes: chunks, hashed as they are yielded; ``short``
+    stops that many bytes early with the error a source would raise."""
+
+    def __init__(self, data: bytes, chunk: int = 64 * 1024, short: int = 0,
+                 hashed: bool = True) -> None:
+        self.data, self.chunk, self.short, self.hashed = data, chunk, short, hashed
+        self.size = len(data)
+        self._h = hashlib.md5(usedforsecurity=False)
+
+    def md5(self) -> str | None:
+        return self._h.hexdigest() if self.hashed else None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        end = len(self.data) - self.short
+        for i in range(0, end, self.chunk):
+            piece = self.data[i:min(i + self.chunk, end)]
+            self._h.update(piece)
+            yield piece
+            await asyncio.sleep(0)
+        if self.short:
+            raise IntegrityError("the source stopped short")
+
+
+def _streams(store: ObjectStore) -> StreamingPut | None:
+    if store.capabilities.streamed_put == "no" or not isinstance(store, StreamingPut):
+        return None
+    return store
+
+
+@check
+async def check_streamed_put_round_trips(store: ObjectStore) -> None:
+    s = _streams(store)
+    if s is None:
+        return
+    props = sample_props(store)
+    data = bytes(range(256)) * 1200  # 300 KiB in 64 KiB chunks
+    r = await s.put_stream("s/one", _Body(data), props, md5=md5_hex(data))
+    assert r.md5 == md5_hex(data) and r.size == len(data)
+    assert await read(store, "s/one") == data
+    head = await store.head("s/one")
+    assert head.etag == r.etag and head.props is not None
+    assert_props(store, head.props, props, "head after a streamed put")
+    await s.put_stream("s/empty", _Body(b""), ObjectProps(), md5=md5_hex(b""))
+    assert await read(store, "s/empty") == b""
+    if store.capabilities.streamed_put == "after":
+        # The MD5 need not be known first: the store verifies what it stored.
+        r = await s.put_stream("s/late", _Body(data), ObjectProps())
+        assert r.md5 == md5_hex(data) and await read(store, "s/late") == data
+    # Not hashed on the way: the store checks against the MD5 given.
+    r = await s.put_stream("s/known", _Body(data, hashed=False), ObjectProps(),
+                           md5=md5_hex(data))
+    assert r.md5 == md5_hex(data)
+
+
+@check
+async def check_streamed_put_wrong_md5_is_refused_and_not_kept(store: ObjectStore) -> None:
+    s = _streams(store)
+    if s is None:
+        return
+    with pytest.raises(IntegrityError):
+        await s.put_stream("s/bad", _Body(b"payload" * 1000, hashed=False), ObjectProps(),
+                           md5=WRONG_MD5)
+    await expect(NotFound, store.head("s/bad"))
+
+
+@check
+async def check_streamed_put_stopping_short_stores_nothing(store: ObjectStore) -> None:
+    s = _streams(store)
+    if s is None:
+        return
+    data = b"x" * 200_000
+    with pytest.raises(CrosswindError):
+        await s.put_stream("s/short", _Body(data, short=1000), ObjectProps(),
+                           md5=md5_hex(data))
+    await expect(NotFound, store.head("s/short"))
+
+
+@check
+async def check_streamed_put_create_mode(store: ObjectStore) -> None:
+    s = _streams(store)
+    if s is None:
+        return
+    await s.put_stream("s/c", _Body(b"first"), ObjectProps(), md5=md5_hex(b"first"),
+                       mode=PutMode.CREATE)
+    with pytest.raises(AlreadyExists):
+        await s.put_stream("s/c", _Body(b"second"), ObjectProps(), md5=md5_hex(b"second"),
+                           mode=PutMode.CREATE)
+    assert await read(store, "s/c") == b"first"
 
 
 # -- multipart -------------------------------------------------------------------

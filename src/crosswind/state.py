@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,6 +227,23 @@ class StateStore:
             (direction, copy.key, copy.src_etag, copy.src_size, copy.md5, copy.dst_etag,
              run_id, now_iso(), copy.src_mtime, copy.src_read_at),
         )
+
+    def record_verified_many(
+        self, direction: str, copies: Sequence[VerifiedCopy], run_id: int | None = None
+    ) -> None:
+        """``record_verified`` for several copies in one transaction (one commit
+        instead of one per object: a fifth of the engine's CPU per small object)."""
+        if not copies:
+            return
+        at = now_iso()
+        with self.tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO verified"
+                "(direction, key, src_etag, src_size, md5, dst_etag, run_id, verified_at,"
+                " src_mtime, src_read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(direction, c.key, c.src_etag, c.src_size, c.md5, c.dst_etag, run_id, at,
+                  c.src_mtime, c.src_read_at) for c in copies],
+            )
 
     def forget_verified(self, direction: str, key: str) -> None:
         self.db.execute("DELETE FROM verified WHERE direction=? AND key=?", (direction, key))

@@ -123,11 +123,36 @@ def test_threshold_boundary_is_crosswinds(make_env: Any, direction: Direction) -
 
 
 @pytest.mark.parametrize("direction", [A2W, W2A], ids=["azure-to-aws", "aws-to-azure"])
-def test_memory_budget_boundary(make_env: Any, direction: Direction) -> None:
-    """An object that cannot be held whole within the budget goes in parts."""
+def test_objects_larger_than_the_budget_stream_in_one_request(make_env: Any,
+                                                              direction: Direction) -> None:
+    """Below the threshold an object streams in one request: only a chunk is held,
+    so the budget no longer decides one request or parts (it did while objects
+    were held whole). Into Azure the source's MD5 is known (single-part S3
+    objects), so Put Blob verifies the stream by Content-MD5."""
     b = 16 * MiB
     env = make_env(memory_budget=b, part_size=5 * MiB, part_concurrency=2)
-    _check_boundary(env, direction, {b - 1: True, b: False})
+    _check_boundary(env, direction, {b - 1: True, b: True, 2 * b + 1: True})
+
+
+def test_source_without_md5_goes_to_azure_in_blocks(make_env: Any) -> None:
+    """A multipart S3 object has no MD5 before it is read, and Put Blob verifies
+    only a Content-MD5 sent first: such objects go as verified blocks instead
+    (each block's MD5 checked by Azure, the whole MD5 computed on the way)."""
+    env = make_env(part_size=5 * MiB)
+    s3: Any = env.s3
+    body = os.urandom(11 * MiB)
+    up = s3.create_multipart_upload(Bucket=env.bucket, Key="mp.bin")
+    parts = []
+    for n, start in enumerate(range(0, len(body), 6 * MiB), 1):
+        r = s3.upload_part(Bucket=env.bucket, Key="mp.bin", UploadId=up["UploadId"],
+                           PartNumber=n, Body=body[start:start + 6 * MiB])
+        parts.append({"ETag": r["ETag"], "PartNumber": n})
+    s3.complete_multipart_upload(Bucket=env.bucket, Key="mp.bin", UploadId=up["UploadId"],
+                                 MultipartUpload={"Parts": parts})
+    result, free, total = _run(env, W2A)
+    assert result.status == "succeeded", result.failures
+    assert free == total
+    assert _written_whole(env, W2A, "mp.bin") == (False, hashlib.md5(body).hexdigest())
 
 
 @pytest.mark.timeout(240)
@@ -136,6 +161,6 @@ def test_just_above_the_azure_sdks_single_put_size(make_env: Any, direction: Dir
     """Issue 15 #7: the Azure SDK's upload_blob switches to staged blocks above its
     max_single_put_size (64 MiB) while crosswind sent the whole object's MD5, so
     every S3 object between 64 MiB and the multipart threshold failed. With the
-    default threshold (100 MiB), 64 MiB + 1 byte is one request either way."""
+    default threshold (512 MiB), 64 MiB + 1 byte is one request either way."""
     env = make_env()
     _check_boundary(env, direction, {64 * MiB + 1: True})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -61,3 +63,45 @@ def test_window_slides_and_require_raises() -> None:
     one_run.require(2, 10)
     clock.t = 1e9
     assert one_run.check(1, 10) is not None
+
+
+# -- the object sync's base: the destination before this run's copies ---------------
+def _estate(tmp_path: Any, dst_keys: int, new_src_keys: int) -> Any:
+    import asyncio
+
+    from crosswind.model import ObjectProps
+    from crosswind.state import StateStore
+    from crosswind.stores.common import md5_hex
+    from crosswind.stores.memory import MemoryStore
+    from crosswind.sync.engine import SyncRun
+    from crosswind.sync.result import SyncOptions
+
+    async def go() -> Any:
+        src, dst = MemoryStore("src"), MemoryStore("dst")
+        for i in range(dst_keys):
+            await dst.put(f"old/{i:04d}", b"o", ObjectProps(), md5=md5_hex(b"o"))
+        for i in range(new_src_keys):
+            await src.put(f"new/{i:04d}", b"n", ObjectProps(), md5=md5_hex(b"n"))
+        state = StateStore(tmp_path)
+        try:
+            opts = SyncOptions(direction="azure-to-aws", delete=True, max_delete_count=10_000,
+                               max_delete_percent=50)
+            return await SyncRun(src, dst, state, opts).run(), dst
+        finally:
+            state.close()
+
+    return asyncio.run(go())
+
+
+def test_object_sync_delete_base_is_the_destination_before_the_runs_copies(tmp_path: Any
+                                                                           ) -> None:
+    """The wrong source container (other keys) replaces the whole replica: 20 of
+    the 20 objects there before the run, 100 %. Counting the 200 objects this
+    run copies in would make it 20 of 220 (9 %) and let the wipe through; the
+    percentage is of what the replica held, which the run's own copies never
+    make safer to delete."""
+    result, dst = _estate(tmp_path, dst_keys=20, new_src_keys=200)
+    assert result.status == "aborted"
+    assert "of the 20 in scope" in (result.error or ""), result.error
+    assert sum(1 for k in dst.objects if k.startswith("old/")) == 20  # nothing deleted
+    assert result.stats.copied.count == 200  # the copies themselves went ahead

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from crosswind.errors import IntegrityError, StoreError, TransientError
 from crosswind.model import ObjectProps
 from crosswind.observability.stats import SyncStats
-from crosswind.stores.base import ObjectReader
+from crosswind.stores.base import ObjectReader, StreamedPut
 from crosswind.stores.common import md5_hex
 from crosswind.stores.memory import MemoryStore
 from crosswind.sync.budget import ByteBudget, LeaseSet
-from crosswind.sync.transfer import Transfer, TransferSettings, in_one_request
+from crosswind.sync.transfer import Transfer, TransferSettings, in_one_request, write_way
 
 KiB = 1024
 
@@ -163,9 +163,39 @@ def test_destination_single_request_limit_is_respected(size: int, whole: bool) -
 
 def test_threshold_and_budget_boundaries() -> None:
     caps = MemoryStore().capabilities
-    s = TransferSettings(multipart_threshold=1000)
+    s = TransferSettings(multipart_threshold=1000, stream_threshold=100)
     assert in_one_request(999, s, 10_000, caps) and not in_one_request(1000, s, 10_000, caps)
-    assert in_one_request(499, s, 500, caps) and not in_one_request(500, s, 500, caps)
+    # A store that cannot stream: what cannot be held whole within the budget goes in parts.
+    fixed = replace(caps, streamed_put="no")
+    assert in_one_request(499, s, 500, fixed) and not in_one_request(500, s, 500, fixed)
+    # One that can: streamed in one request, whatever the budget (one chunk is held).
+    assert in_one_request(500, s, 500, caps) and in_one_request(999, s, 10, caps)
+
+
+@pytest.mark.parametrize(("size", "md5_known", "streamed_put", "way"), [
+    (99, False, "after", "whole"), (100, False, "after", "stream"),
+    (999, False, "after", "stream"), (1000, True, "after", "parts"),
+    (100, True, "md5_first", "stream"), (100, False, "md5_first", "parts"),
+    (99, False, "md5_first", "whole"), (100, False, "no", "whole"),
+])
+def test_write_way(size: int, md5_known: bool, streamed_put: StreamedPut, way: str) -> None:
+    """Whole below the stream threshold, streamed where the destination can verify
+    a stream (after the fact, or from the source's MD5 sent first), else parts."""
+    caps = replace(MemoryStore().capabilities, streamed_put=streamed_put)
+    s = TransferSettings(multipart_threshold=1000, stream_threshold=100)
+    assert write_way(size, md5_known, s, 10_000, caps) == way
+    # A destination object without put_stream (e.g. a wrapper) is never streamed into.
+    assert write_way(size, md5_known, s, 10_000, caps, can_stream=False) != "stream"
+
+
+def test_a_destination_that_cannot_stream_holds_at_most_max_whole() -> None:
+    """Without streaming, objects up to the threshold would be held whole: above
+    ``max_whole`` they go in parts instead (the threshold is 512 MiB now)."""
+    caps = MemoryStore().capabilities
+    s = TransferSettings(max_whole=500, stream_threshold=100)
+    assert write_way(499, True, s, 10_000, caps, can_stream=False) == "whole"
+    assert write_way(500, True, s, 10_000, caps, can_stream=False) == "parts"
+    assert write_way(500, True, s, 10_000, caps, can_stream=True) == "stream"
 
 
 # -- crosswind's own metadata entries: within the limits, and switchable -------------

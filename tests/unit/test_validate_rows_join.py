@@ -170,3 +170,25 @@ def test_unparseable_name_is_a_finding_that_says_why() -> None:
     assert "{carrier" in details["ev/aa12/e1.json"]
     assert "leading zeros" in details["ev/AA012/e1.json"]
     assert (t.items, t.passed) == (3, 1)
+
+
+@pytest.mark.parametrize("keep", [KeyFilter(exclude=("ev/LH*",)), KeyFilter(prefix="ev/AA")],
+                         ids=["exclude", "prefix"])
+def test_rows_of_objects_outside_the_filters_are_not_orphans(keep: KeyFilter) -> None:
+    """A row whose object the [sync] filters leave out has its object all the
+    same: it is counted as out of scope, not reported as an orphan row (it was)."""
+    store = MemoryStore("objects")
+
+    async def go() -> tuple[Any, list[Finding]]:
+        for name in ("ev/AA12/e1.json", "ev/LH7/e2.json", "ev/LH7/bad name"):
+            await store.put(name, b"", ObjectProps(), md5=md5_hex(b""))
+        found: list[Finding] = []
+        rows = Rows("rows", [ent("AA12", "e1"), ent("LH7", "e2"), ent("ZZ30", "e9")])
+        t = await check_join(Check.JOIN_AWS, store, rows, SPEC, keep,  # type: ignore[arg-type]
+                             found.extend)
+        return t, found
+
+    t, found = asyncio.run(go())
+    assert [(f.kind, f.key) for f in found] == [(Kind.ORPHAN_ROW, doc_id("ZZ30", "e9"))]
+    assert t.coverage["rows_of_objects_out_of_scope"] == 1
+    assert (t.items, t.passed) == (2, 1)  # the AA12 object and the orphan row

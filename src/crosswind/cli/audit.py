@@ -10,7 +10,6 @@ import typer
 
 from crosswind.audit import AuditLog, Head, Problem, read_export, verify_chain
 from crosswind.cli.app import ConfigOpt, JsonOpt, app, err, guarded, load, print_json
-from crosswind.cutover.plan import PlanStore
 from crosswind.state import StateStore
 
 audit_app = typer.Typer(help="The tamper-evident audit log of plans, approvals and switches.",
@@ -43,6 +42,8 @@ def verify_cmd(
     else:
         state = StateStore(cfg.state_dir)
         try:
+            from crosswind.cutover.plan import PlanStore
+
             anchors = [(f"plan {h[:12]}…", a) for h, a in PlanStore(state).anchors()]
             problems, last = AuditLog(state).verify([*anchors, *outside])
             count = state.db.execute("SELECT count(*) FROM audit_log").fetchone()[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,10 +19,14 @@ from rich.table import Table
 
 from crosswind.cli.app import ConfigOpt, JsonOpt, app, err, guarded, load, print_json, run
 from crosswind.control import whoami
-from crosswind.cutover.approvals import ApprovalBook, ApprovalRefused, Quorum, sign_with_key
 from crosswind.cutover.gates import Kind
-from crosswind.cutover.plan import Plan
-from crosswind.cutover.planning import prepare_plan
+
+if TYPE_CHECKING:
+    from crosswind.cutover.approvals import Quorum
+    from crosswind.cutover.plan import Plan
+
+# Planning (the status, a preflight: the stores and SDKs) and approvals (SSH
+# signatures) are imported by the commands that use them.
 from crosswind.errors import ConfigError
 from crosswind.state import StateStore
 
@@ -90,6 +94,8 @@ def _ponr(book: dict[str, Any]) -> int:
 
 
 def do_plan(config: Path, kind: Kind, ack_dlq: int, as_json: bool) -> None:
+    from crosswind.cutover.planning import prepare_plan
+
     cfg = load(config)
     plan = run(prepare_plan(cfg, kind, dlq_acknowledged=ack_dlq))
     if as_json:
@@ -109,6 +115,8 @@ def do_approve(config: Path, kind: Kind, plan_hash: str, key: Path | None,
     if (key is None) == (signature is None):
         raise ConfigError("give exactly one of --key PATH (sign here) or --signature FILE "
                           "(a signature made elsewhere)")
+    from crosswind.cutover.approvals import ApprovalBook, ApprovalRefused, sign_with_key
+
     cfg = load(config)
     h = plan_hash.strip().lower()
     if signature is not None:

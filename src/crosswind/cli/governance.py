@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,15 +13,14 @@ from rich.table import Table
 from crosswind.cli.app import ConfigOpt, JsonOpt, app, err, guarded, load, print_json, run
 from crosswind.config import Config
 from crosswind.errors import ConfigError
-from crosswind.governance.registry import (
-    Registered,
-    Registry,
-    SchemaIncompatible,
-    SchemaInvalid,
-    require_subject,
-)
 from crosswind.governance.subjects import SUBJECTS, builtin_schema
 from crosswind.state import StateStore
+
+if TYPE_CHECKING:
+    from crosswind.governance.registry import Registered, Registry
+
+# The registry brings the compatibility checker and jsonschema: imported by the
+# commands that use them, not at every start of the CLI.
 
 schema_app = typer.Typer(help="The schema registry: infer, register, check, diff, list, show.",
                          no_args_is_help=True)
@@ -38,6 +37,8 @@ EXIT_INCOMPATIBLE = 1
 
 
 def _read_schema(path: Path) -> Any:
+    from crosswind.governance.registry import SchemaInvalid
+
     try:
         return json.loads(path.read_text("utf-8"))
     except OSError as exc:
@@ -47,6 +48,8 @@ def _read_schema(path: Path) -> Any:
 
 
 def _registry(cfg: Config) -> tuple[StateStore, Registry]:
+    from crosswind.governance.registry import Registry
+
     state = StateStore(cfg.state_dir)
     return state, Registry(state)
 
@@ -66,6 +69,8 @@ def register_cmd(config: ConfigOpt, subject: SubjectOpt, schema: SchemaFileOpt,
     """Register FILE as the subject's next version if it is compatible with the
     registered ones under the subject's mode (--mode also sets that mode); exit 1
     with one reason per line when it is not."""
+    from crosswind.governance.registry import SchemaIncompatible
+
     cfg = load(config)
     doc = _read_schema(schema)
     state, reg = _registry(cfg)
@@ -129,6 +134,7 @@ def diff_cmd(config: ConfigOpt, subject: SubjectOpt,
     """What changed between two versions (or a version and a file): + added,
     - removed, ~ changed, one JSON pointer per line."""
     from crosswind.governance.compat import diff
+    from crosswind.governance.registry import require_subject
 
     cfg = load(config)
     require_subject(subject)
@@ -182,6 +188,8 @@ def show_cmd(config: ConfigOpt, subject: SubjectOpt,
                  "--builtin", help="The schema crosswind ships for the subject.")] = False,
              ) -> None:
     """Print a schema (JSON on stdout)."""
+    from crosswind.governance.registry import require_subject
+
     cfg = load(config)
     require_subject(subject)
     if builtin:
@@ -234,6 +242,7 @@ def infer_cmd(config: ConfigOpt, subject: SubjectOpt,
     """A schema from a sample of the real estate: names, types, required or
     optional, observed formats. Review it, then schema check / register it."""
     from crosswind.governance.infer import infer_schema
+    from crosswind.governance.registry import require_subject
     from crosswind.governance.sample import sample_instances
     from crosswind.governance.subjects import DESCRIPTIONS
 

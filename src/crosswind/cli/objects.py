@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -34,15 +34,17 @@ from crosswind.cli.app import (
     write_report,
 )
 from crosswind.governance.stewardship import stewardship_fields
-from crosswind.inventory import human_bytes, take_inventory
+from crosswind.inventory import human_bytes
 from crosswind.model import Direction
 from crosswind.observability.stats import SyncStats
 from crosswind.state import StateStore
-from crosswind.stores.factory import open_object_store
 from crosswind.sync.filters import KeyFilter
-from crosswind.sync.objects import options_from_config, preflight, sync_objects
-from crosswind.sync.report import sync_report
-from crosswind.sync.result import SyncResult
+
+if TYPE_CHECKING:
+    from crosswind.sync.result import SyncResult
+
+# The stores and engines (and the cloud SDKs under them, most of a command's
+# start-up) are imported by the commands that use them, not by every command.
 
 DirectionOpt = Annotated[
     Direction,
@@ -142,6 +144,9 @@ def sync_objects_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Copy new and changed objects from one side to the other, verified."""
+    from crosswind.sync.objects import options_from_config, sync_objects
+    from crosswind.sync.report import sync_report
+
     cfg = load(config)
     overrides: dict[str, Any] = {"dry_run": dry_run, "delete": delete}
     if include or exclude or prefix is not None:
@@ -206,6 +211,9 @@ def inventory_cmd(
     """Count objects and bytes, a size histogram and the largest prefixes (capacity planning)."""
     if side not in ("azure", "aws"):
         raise typer.BadParameter("--side must be azure or aws")
+    from crosswind.inventory import take_inventory
+    from crosswind.stores.factory import open_object_store
+
     cfg = load(config)
 
     async def go() -> tuple[str, Any]:
@@ -269,7 +277,7 @@ def runs_cmd(
 def preflight_cmd(config: ConfigOpt, direction: DirectionOpt = Direction.AZURE_TO_AWS) -> None:
     """Resolve secrets and probe both sides before a run."""
     cfg = load(config)
-    from crosswind.sync.objects import opened_stores
+    from crosswind.sync.objects import opened_stores, preflight
 
     async def go() -> tuple[str, str, str | None]:
         async with opened_stores(cfg, direction) as (src, dst):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -28,13 +28,11 @@ from crosswind.state import StateStore
 from crosswind.validate.findings import JOINS, Check
 from crosswind.validate.history import FindingLog
 from crosswind.validate.html import render_html
-from crosswind.validate.run import (
-    Live,
-    ValidateOptions,
-    available_checks,
-    require_checks,
-    validate,
-)
+
+if TYPE_CHECKING:
+    from crosswind.validate.run import Live
+
+# validate.run brings the stores and the cloud SDKs: imported when a validation runs.
 from crosswind.validate.tally import Targets
 from crosswind.validate.terminal import summary
 
@@ -131,6 +129,14 @@ def validate_cmd(
         raise ConfigError("--config is required (or set CROSSWIND_CONFIG)")
     if sample is not None and full:
         raise ConfigError("--sample and --full exclude each other")
+    from crosswind.validate.run import (
+        Live,
+        ValidateOptions,
+        available_checks,
+        require_checks,
+        validate,
+    )
+
     cfg = load(config)
     chosen: set[Check] = set()
     if objects:

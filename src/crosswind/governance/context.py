@@ -7,20 +7,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crosswind.config import Config
 from crosswind.governance.gate import SchemaGate, SchemaRejected
-from crosswind.governance.lineage import Lineage
 from crosswind.governance.stewardship import Stewardship, stewardship_fields
 from crosswind.state import StateStore
+
+if TYPE_CHECKING:
+    from crosswind.governance.lineage import Lineage
+
+
+def _no_lineage() -> Lineage:
+    # openlineage-python costs ~0.3 s of imports: only a run that sends events
+    # (or asks for Governance.off()) pays it, not every CLI start.
+    from crosswind.governance.lineage import Lineage
+
+    return Lineage.off()
 
 
 @dataclass
 class Governance:
     stewardship: Stewardship = field(default_factory=Stewardship)
     schemas: SchemaGate = field(default_factory=SchemaGate.off)
-    lineage: Lineage = field(default_factory=Lineage.off)
+    lineage: Lineage = field(default_factory=_no_lineage)
 
     @classmethod
     def off(cls) -> Governance:
@@ -30,6 +40,7 @@ class Governance:
     def open(cls, cfg: Config, state: StateStore, *, lineage: bool = True,
              on_reject: Callable[[SchemaRejected], None] | None = None) -> Governance:
         """For a run on ``state`` (kept open while the run lasts)."""
+        from crosswind.governance.lineage import Lineage
         from crosswind.governance.registry import Registry
 
         g = cfg.governance

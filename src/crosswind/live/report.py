@@ -35,6 +35,7 @@ def status_document(*, phase: Phase, running: bool, pid: int | None, since: str 
         "breakers": snap.get("breakers", {}),
         "dlq_open": dlq_open,
         "last_reconcile": _reconcile_brief(snap.get("last_reconcile")),
+        "reconciling": bool(snap.get("reconciling", False)),
         "slo": snap.get("slo", {"target_s": None, "breached": False}),
         "deletes": snap.get("deletes"),
         "validation": snap.get("validation"),
@@ -42,6 +43,12 @@ def status_document(*, phase: Phase, running: bool, pid: int | None, since: str 
         "errors": snap.get("errors", []),
         # stewardship, validation before write and lineage delivery
         "governance": governance if governance is not None else snap.get("governance"),
+        # monitoring (live.monitoring): appliers, store requests, objects applied, alerts
+        "breaker_details": snap.get("breaker_details", {}),
+        "workers": snap.get("workers"),
+        "requests": snap.get("requests"),
+        "objects": snap.get("objects"),
+        "alerts": snap.get("alerts"),
     }
 
 
@@ -50,7 +57,10 @@ def _reconcile_brief(rec: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     return {"at": rec.get("at"), "drift": rec.get("drift", 0), "found": rec.get("found", 0),
             "listed": rec.get("listed"), "drift_examples": rec.get("drift_examples", []),
-            "error": rec.get("error")}
+            "error": rec.get("error"),
+            "parts": {k: {"at": (rec.get(k) or {}).get("at"),
+                          "drift": (rec.get(k) or {}).get("drift", 0)}
+                      for k in ("objects", "rows") if rec.get(k)}}
 
 
 def read_status(cfg: Config) -> dict[str, Any]:

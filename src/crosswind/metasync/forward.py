@@ -31,7 +31,7 @@ import asyncio
 import dataclasses
 import functools
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
 from crosswind.entities import EdmDateTime, Entity, doc_id, entity_to_json
@@ -330,6 +330,47 @@ class ForwardSync:
             self.stats.deleted += len(gone)
 
     # -- object-driven -------------------------------------------------------------
+    async def repair(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Row repair by key, without a reconcile: each row is read fresh from the
+        source and written whatever the ledger says (a validation found it
+        missing or different), never over a newer version. A row that is gone
+        from the source is counted (``missing_rows``) and left alone: repair
+        never deletes."""
+        sem = asyncio.Semaphore(max(8, self.opts.concurrency * 8))
+
+        async def fetch(pk: str, rk: str) -> Entity | None:
+            async with sem:
+                try:
+                    return await self.ctx.retrying(lambda: self.src.get(pk, rk))
+                except NotFound:
+                    self.stats.missing_rows += 1
+                except EntityMappingError as exc:
+                    self.ctx.dlq("row", doc_id(pk, rk), pk=pk, rk=rk, error=exc)
+                return None
+
+        async def batches() -> AsyncIterator[list[Entity]]:
+            chunk: dict[tuple[str, str], None] = {}  # one write per key in a batch
+            for key in keys:
+                chunk[key] = None
+                if len(chunk) >= self.opts.batch_size:
+                    yield await self._fetch_keys(list(chunk), fetch)
+                    chunk = {}
+            if chunk:
+                yield await self._fetch_keys(list(chunk), fetch)
+            self.stats.listing_done = True
+
+        async def write(batch: list[Entity]) -> None:
+            await self.write_rows(batch, force=True, newer_only=True)
+
+        await run_batches(batches(), self.opts.concurrency, write)
+
+    async def _fetch_keys(self, keys: list[tuple[str, str]],
+                          fetch: Callable[[str, str], Awaitable[Entity | None]]
+                          ) -> list[Entity]:
+        found = await asyncio.gather(*(fetch(pk, rk) for pk, rk in keys))
+        self.stats.listed_source += sum(1 for e in found if e is not None)
+        return [e for e in found if e is not None]
+
     async def objects(self, names: AsyncIterable[str], spec: KeySpec) -> None:
         """For each object name: keys → the row → the document."""
         sem = asyncio.Semaphore(max(8, self.opts.concurrency * 8))

@@ -29,7 +29,8 @@ from crosswind.stores.azure_common import resolve_auth
 from crosswind.stores.azure_tables import AzureTableStore, open_table_store
 from crosswind.stores.documentdb import DocumentDBStore
 
-Mode = Literal["scan", "objects", "changes"]
+#: ``keys``: row repair of the given (PartitionKey, RowKey) pairs (azure-to-aws)
+Mode = Literal["scan", "objects", "changes", "keys"]
 ObjectsFrom = Literal["synced", "listing"]
 
 
@@ -83,7 +84,7 @@ async def _names_given(names: Iterable[str]) -> AsyncIterator[str]:
 async def sync_metadata(
     cfg: Config, opts: MetaOptions, *, mode: Mode = "scan", objects_from: ObjectsFrom = "synced",
     names: Iterable[str] | None = None, stats: MetaStats | None = None,
-    guard: DeleteGuard | None = None,
+    guard: DeleteGuard | None = None, keys: Iterable[tuple[str, str]] | None = None,
 ) -> MetaResult:
     """One run. Azure → AWS: ``scan`` (the table) or ``objects`` (object names →
     rows). AWS → Azure: the change stream (``changes``), with a reconcile when
@@ -97,9 +98,9 @@ async def sync_metadata(
         if opts.since is not None:
             raise ConfigError("--since is for azure-to-aws table scans; aws-to-azure resumes "
                               "from its saved change-stream position")
-        if mode == "objects":
+        if mode in ("objects", "keys"):
             raise ConfigError("aws-to-azure follows the DocumentDB change stream; --mode "
-                              "objects is for azure-to-aws")
+                              f"{mode} is for azure-to-aws")
         mode = "changes"
     elif mode == "changes":
         raise ConfigError("--mode changes is for aws-to-azure (the DocumentDB change stream)")
@@ -133,6 +134,8 @@ async def sync_metadata(
                     if mode == "objects":
                         assert spec is not None
                         await _run_objects(cfg, fwd, spec, objects_from, names, details)
+                    elif mode == "keys":
+                        await fwd.repair(keys or ())
                     else:
                         await fwd.scan()
                 else:

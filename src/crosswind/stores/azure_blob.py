@@ -8,7 +8,11 @@ per request as the SDK's download path on the same machine (see README).
 Writes send the MD5 of the bytes read as ``Content-MD5``; Azure (and Azurite)
 verify it and reject a mismatch, so corrupted bytes never become visible.
 Blocks of a multipart upload are verified the same way, one by one, and the
-whole-object MD5 is stored on commit (``late_metadata``).
+whole-object MD5 is stored on commit (``late_metadata``). A streamed write
+(``put_stream``) is one Put Blob whose body is sent while it is read; it needs
+the content MD5 before the bytes (Azure checks Content-MD5 on receipt, before
+the blob exists), so only objects whose source MD5 is known stream; the
+transfer sends the others as blocks.
 """
 
 from __future__ import annotations
@@ -22,11 +26,17 @@ from typing import Any
 
 import obstore
 from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobBlock, ContentSettings
+from azure.storage.blob._generated.models import BlobHTTPHeaders, ModifiedAccessConditions
+from azure.storage.blob._shared.response_handlers import (
+    process_storage_error,
+    return_response_headers,
+)
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient, ExponentialRetry
 from obstore.store import AzureStore
 
-from crosswind.errors import InvalidKey, NotFound, PreconditionFailed
+from crosswind.errors import InvalidKey, NotFound, PreconditionFailed, StoreError
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt, strip_etag
 from crosswind.ordering import utf16_to_codepoint
 from crosswind.stores.azure_common import (
@@ -36,7 +46,7 @@ from crosswind.stores.azure_common import (
     client_kwargs,
 )
 from crosswind.stores.azure_listing import fast_list
-from crosswind.stores.base import Capabilities, ObjectReader
+from crosswind.stores.base import Capabilities, ObjectReader, StreamBody
 from crosswind.stores.common import b64_to_hex, hex_to_b64, require_md5, single_put_fits
 from crosswind.stores.obstore_common import ObstoreReader, obstore_can_address, obstore_errors
 
@@ -90,6 +100,8 @@ class AzureBlobStore:
             # sets no limit of its own); a block up to 4000 MiB, 50,000 of them.
             min_part_size=1, max_parts=50_000, max_single_put=5000 * MiB,
             max_metadata_bytes=8192,
+            # Put Blob verifies a Content-MD5 sent before the bytes, nothing after.
+            streamed_put="md5_first",
         )
         # The storage SDK's default backoff waits 15 s + 18 s + 24 s before it
         # gives up on a dead endpoint; a few seconds is enough to ride out blips.
@@ -99,7 +111,12 @@ class AzureBlobStore:
         # object's Content-MD5, which the service then rejects.
         kw = {**client_kwargs(), "retry_policy": ExponentialRetry(
             initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1),
-            "max_single_put_size": self.capabilities.max_single_put}
+            "max_single_put_size": self.capabilities.max_single_put,
+            # The SDK's reads (keys obstore cannot address, Azure AD credentials)
+            # fetch up to max_single_get_size first (32 MiB by default) and then
+            # chunks: a streamed copy holds one of them. 8 MiB covers a part in
+            # one request; 4 MiB chunks after it.
+            "max_single_get_size": 8 * MiB, "max_chunk_get_size": 4 * MiB}
         if auth.connection_string:
             self.service = BlobServiceClient.from_connection_string(auth.connection_string, **kw)
         elif auth.account_key:
@@ -236,6 +253,60 @@ class AzureBlobStore:
         # The service checked Content-MD5 already; its own hash must agree too.
         require_md5(key, md5, b64_to_hex(r.get("content_md5")), "content MD5")
         return WriteReceipt(key, len(data), _str(r.get("etag")), md5, _str(r.get("version_id")))
+
+    async def put_stream(
+        self,
+        key: str,
+        body: StreamBody,
+        props: ObjectProps,
+        *,
+        md5: str | None = None,
+        mode: PutMode = PutMode.OVERWRITE,
+        if_match: str | None = None,
+    ) -> WriteReceipt:
+        """One Put Blob whose body streams; ``md5`` is required (Content-MD5)."""
+        where = self._where(key)
+        self._writable(key)
+        single_put_fits(where, body.size, self.capabilities)
+        if md5 is None:
+            raise StoreError(f"{where}: a streamed Put Blob needs the content MD5 first")
+        conditions = ModifiedAccessConditions()
+        if mode is PutMode.CREATE:
+            conditions.if_none_match = "*"
+        elif mode is PutMode.UPDATE:
+            conditions.if_match = f'"{if_match}"'
+        cs = _content_settings(props, md5)
+        headers = BlobHTTPHeaders(
+            blob_content_type=cs.content_type, blob_content_encoding=cs.content_encoding,
+            blob_content_language=cs.content_language,
+            blob_content_disposition=cs.content_disposition,
+            blob_cache_control=cs.cache_control,
+            blob_content_md5=bytes.fromhex(md5))
+        bc = self.container.get_blob_client(key)
+        with azure_errors(where):
+            try:
+                # The SDK's upload_blob reads a whole single-put body into memory
+                # first; its generated operation sends what it is given as it
+                # comes. No SDK retries: a streamed body cannot be sent twice (the
+                # transfer re-reads the source instead).
+                r = await bc._client.block_blob.upload(
+                    content_length=body.size, body=aiter(body),
+                    transactional_content_md5=bytearray(bytes.fromhex(md5)),
+                    # As upload_blob sends them: the generated operation's own
+                    # ``metadata`` parameter sends nothing.
+                    headers={f"x-ms-meta-{k}": v for k, v in props.metadata.items()},
+                    blob_http_headers=headers,
+                    modified_access_conditions=conditions, cls=return_response_headers,
+                    retry_total=0)
+            except HttpResponseError as exc:
+                process_storage_error(exc)
+        sent = body.md5()
+        # The service checked the bytes against ``md5``; those sent must be the
+        # bytes read (where they were hashed), and its own hash must agree.
+        if sent is not None:
+            require_md5(key, md5, sent, "MD5 of the bytes read")
+        require_md5(key, md5, b64_to_hex(r.get("content_md5")), "content MD5")
+        return WriteReceipt(key, body.size, _str(r.get("etag")), md5, _str(r.get("version_id")))
 
     async def start_upload(
         self,

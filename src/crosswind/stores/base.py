@@ -27,6 +27,13 @@ from crosswind.errors import CrosswindError, EntityMappingError
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt
 
 MetadataFlavor = Literal["azure", "s3", "free"]
+#: how a store verifies a write whose bytes stream in one request (``put_stream``):
+#: ``"after"``: from its own report of what it stored (S3's ETag is the MD5 of the
+#: bytes), so the MD5 need not be known before the bytes are sent;
+#: ``"md5_first"``: only from a Content-MD5 sent before the bytes (Azure Put Blob:
+#: the service rejects a body that does not match), so the MD5 must be known first;
+#: ``"no"``: the store cannot stream a single request.
+StreamedPut = Literal["after", "md5_first", "no"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,8 @@ class Capabilities:
     #: an object's etag changes when only its headers or metadata change (Azure);
     #: S3's ETag is the MD5 of the bytes, so a metadata-only change keeps it
     etag_tracks_metadata: bool = True
+    #: whether and how ``put_stream`` (``StreamingPut``) verifies what it wrote
+    streamed_put: StreamedPut = "no"
 
 
 class ObjectReader(Protocol):
@@ -59,6 +68,52 @@ class ObjectReader(Protocol):
 
     async def read_all(self) -> bytes:
         """All the bytes at once, with as few copies as the backend allows."""
+        ...
+
+
+class StreamBody(Protocol):
+    """Bytes of a known size read once, in order, while they are sent.
+
+    Iterating yields the chunks; it raises ``IntegrityError`` when the source
+    yields more or fewer bytes than ``size`` (a store must then not make the
+    object visible: a request whose body stops short is never stored).
+    ``md5()`` is the hex MD5 of the bytes yielded so far (of the whole object
+    once the iteration has ended), or None when the caller chose not to hash
+    them: it passes the source's MD5 as ``md5`` then, and the destination's
+    verification against it is the end-to-end check.
+    """
+
+    size: int
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    def md5(self) -> str | None: ...
+
+
+@runtime_checkable
+class StreamingPut(Protocol):
+    """An optional ability (``Capabilities.streamed_put`` says how it verifies):
+    write an object in one request while its bytes arrive, with memory bounded
+    by a chunk, not by the object. Callers ask with ``isinstance`` and fall back
+    to ``put`` (bytes in memory) or parts; a wrapper store that lacks the method
+    simply is not streamed into."""
+
+    async def put_stream(
+        self,
+        key: str,
+        body: StreamBody,
+        props: ObjectProps,
+        *,
+        md5: str | None = None,
+        mode: PutMode = PutMode.OVERWRITE,
+        if_match: str | None = None,
+    ) -> WriteReceipt:
+        """Write ``body`` in one request and verify it: the store's report of what
+        it stored must equal ``body.md5()`` and ``md5`` (the content's MD5 when
+        the caller knew it before sending, sent as Content-MD5; ``"md5_first"``
+        stores require it, and so does a body that is not hashed). Raises
+        ``IntegrityError`` on a mismatch, after removing what the write made
+        where it became visible (as ``put``)."""
         ...
 
 

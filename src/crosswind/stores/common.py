@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from crosswind.errors import IntegrityError, StoreError
 from crosswind.model import ObjectMeta
-from crosswind.stores.base import Capabilities
+from crosswind.stores.base import Capabilities, StreamBody
 
 
 def md5_hex(data: bytes | memoryview) -> str:
@@ -63,3 +63,13 @@ class BytesReader:
 
     async def read_all(self) -> bytes:
         return self.data
+
+
+async def streamed_bytes(key: str, body: StreamBody, md5: str | None) -> tuple[bytes, str]:
+    """All of ``body`` and the MD5 of it, for stores that keep bytes anyway
+    (memory, local files); ``md5``, when given, must be theirs."""
+    data = b"".join([chunk async for chunk in body])
+    sent = body.md5() or md5_hex(data)
+    if md5 is not None:
+        require_md5(key, md5, sent, "MD5 of the bytes read")
+    return data, sent

@@ -21,8 +21,14 @@ from pathlib import Path
 
 from crosswind.errors import AlreadyExists, InvalidKey, NotFound, PreconditionFailed
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt
-from crosswind.stores.base import Capabilities, MetadataFlavor, ObjectReader
-from crosswind.stores.common import BytesReader, md5_hex, require_md5, single_put_fits
+from crosswind.stores.base import Capabilities, MetadataFlavor, ObjectReader, StreamBody
+from crosswind.stores.common import (
+    BytesReader,
+    md5_hex,
+    require_md5,
+    single_put_fits,
+    streamed_bytes,
+)
 
 META_DIR = ".cwmeta"
 TMP_MARK = ".cwtmp-"
@@ -50,7 +56,7 @@ class LocalStore:
         self.name = f"file://{self.root}"
         self.capabilities = Capabilities(
             listing_has_props=False, late_metadata=True, metadata_flavor=flavor,
-            min_part_size=1, max_single_put=1 << 62,
+            min_part_size=1, max_single_put=1 << 62, streamed_put="after",
         )
         self.uploads: dict[str, _LocalUpload] = {}
 
@@ -188,6 +194,21 @@ class LocalStore:
         single_put_fits(f"{self.name}/{key}", len(data), self.capabilities)
         self._check_mode(key, mode, if_match)
         return await asyncio.to_thread(self._commit, key, bytes(data), props, md5)
+
+    async def put_stream(
+        self,
+        key: str,
+        body: StreamBody,
+        props: ObjectProps,
+        *,
+        md5: str | None = None,
+        mode: PutMode = PutMode.OVERWRITE,
+        if_match: str | None = None,
+    ) -> WriteReceipt:
+        """As ``put``, once the body has arrived (it is kept whole anyway)."""
+        single_put_fits(f"{self.name}/{key}", body.size, self.capabilities)
+        data, sent = await streamed_bytes(key, body, md5)
+        return await self.put(key, data, props, md5=sent, mode=mode, if_match=if_match)
 
     async def start_upload(
         self,

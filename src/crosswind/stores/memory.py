@@ -10,8 +10,14 @@ from datetime import UTC, datetime
 
 from crosswind.errors import AlreadyExists, NotFound, PreconditionFailed
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt
-from crosswind.stores.base import Capabilities, MetadataFlavor, ObjectReader
-from crosswind.stores.common import BytesReader, md5_hex, require_md5, single_put_fits
+from crosswind.stores.base import Capabilities, MetadataFlavor, ObjectReader, StreamBody
+from crosswind.stores.common import (
+    BytesReader,
+    md5_hex,
+    require_md5,
+    single_put_fits,
+    streamed_bytes,
+)
 
 
 @dataclass
@@ -29,7 +35,7 @@ class MemoryStore:
         self.name = f"memory://{name}"
         self.capabilities = Capabilities(
             listing_has_props=True, late_metadata=True, metadata_flavor=flavor,
-            min_part_size=1, max_single_put=1 << 62,
+            min_part_size=1, max_single_put=1 << 62, streamed_put="after",
         )
         self.objects: dict[str, _Stored] = {}
         self._keys: list[str] = []
@@ -96,6 +102,21 @@ class MemoryStore:
         require_md5(key, md5, md5_hex(data), "content MD5")
         s = self._store(key, bytes(data), props)
         return WriteReceipt(key, len(data), s.etag, md5)
+
+    async def put_stream(
+        self,
+        key: str,
+        body: StreamBody,
+        props: ObjectProps,
+        *,
+        md5: str | None = None,
+        mode: PutMode = PutMode.OVERWRITE,
+        if_match: str | None = None,
+    ) -> WriteReceipt:
+        """As ``put``, once the body has arrived (it is kept whole anyway)."""
+        single_put_fits(f"{self.name}/{key}", body.size, self.capabilities)
+        data, sent = await streamed_bytes(key, body, md5)
+        return await self.put(key, data, props, md5=sent, mode=mode, if_match=if_match)
 
     async def start_upload(
         self,

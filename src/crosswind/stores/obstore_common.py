@@ -111,7 +111,8 @@ class ObstoreReader:
     key: str
     where: str
     props: ObjectProps | None
-    chunk_size: int = 8 * 1024 * 1024
+    #: what ``chunks`` yields at least (a streamed copy holds one or two of them)
+    chunk_size: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         m = self.result.meta

@@ -11,9 +11,16 @@ the MD5 of the bytes crosswind read. Where ETags are not MD5s (SSE-KMS buckets,
 cannot parse, e.g. with ``..`` segments; metadata it would take for a header
 or send unencoded), writes go through aiobotocore with ``Content-MD5`` of the
 bytes read: S3 rejects a body that does not match it (``BadDigest``).
-Multipart uploads, HEAD and deletes go through aiobotocore too; for multipart
-objects the expected ETag is the MD5 of the part MD5s plus ``-N``. Servers
-that check no header (moto) are caught by the ETag comparison.
+Objects that stream (``put_stream``: the body is sent while it is read from
+the source) and the parts of multipart uploads go straight over aiohttp
+(``s3_http.py``), unsigned-payload like obstore's, with ``Content-MD5`` where
+the MD5 is known first. Multipart uploads are FULL_OBJECT CRC64NVME uploads:
+every part carries its CRC64NVME, the completion the whole object's (combined
+from the parts'), so every object has a whole-object checksum S3 verified,
+also when the source's MD5 was not known before the upload. Creating,
+completing and aborting uploads, HEAD and deletes go through aiobotocore; for
+multipart objects the expected ETag is the MD5 of the part MD5s plus ``-N``.
+Servers that check no header (moto) are caught by the ETag comparison.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from crosswind.errors import (
 )
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt, strip_etag
 from crosswind.secrets import redact, resolve
-from crosswind.stores.base import Capabilities, ObjectReader
+from crosswind.stores.base import Capabilities, ObjectReader, StreamBody
 from crosswind.stores.common import hex_to_b64, multipart_etag, require_md5, single_put_fits
 from crosswind.stores.obstore_common import (
     FIELD_TO_ATTR,
@@ -55,6 +62,7 @@ from crosswind.stores.obstore_common import (
     props_from_attributes,
 )
 from crosswind.stores.obstore_common import translate as obstore_translate
+from crosswind.stores.s3_http import S3Http, crc64nvme_b64, crc64nvme_combine
 
 MiB = 1024 * 1024
 _MD5_ETAG = re.compile(r"[0-9a-f]{32}\Z")
@@ -117,6 +125,29 @@ def _header_args(props: ObjectProps) -> dict[str, Any]:
     return out
 
 
+_HTTP_HEADERS = {
+    "content_type": "Content-Type",
+    "content_encoding": "Content-Encoding",
+    "content_language": "Content-Language",
+    "content_disposition": "Content-Disposition",
+    "cache_control": "Cache-Control",
+}
+
+
+def _http_headers(props: ObjectProps, where: str) -> dict[str, str]:
+    """``props`` as PutObject headers. S3 takes header values in ASCII only
+    (botocore refuses anything else too), so other text is refused here."""
+    out = {_HTTP_HEADERS[f]: v for f, v in props.headers().items()}
+    for name, value in props.metadata.items():
+        out[f"x-amz-meta-{name}"] = value
+    for name, value in out.items():
+        if not (name.isascii() and value.isascii()) or any(
+                c in "\r\n" for c in name + value):
+            raise StoreError(f"{where}: {name} is not ASCII text on one line; S3 cannot "
+                             "hold it as a header")
+    return out
+
+
 # obstore treats these names (in any case) as headers, everything else as metadata.
 _OBSTORE_HEADER_NAMES = frozenset(n.lower() for n in (*FIELD_TO_ATTR.values(), "Storage-Class"))
 
@@ -144,11 +175,12 @@ class _SdkReader:
     meta: ObjectMeta
     body: Any
     where: str
+    chunk_size: int = 1024 * 1024
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
             with s3_errors(self.where):
-                async for chunk in self.body.iter_chunks(8 * 1024 * 1024):
+                async for chunk in self.body.iter_chunks(self.chunk_size):
                     yield chunk
         finally:
             self.body.close()
@@ -180,7 +212,7 @@ class S3ObjectStore:
     """Create with ``await S3ObjectStore.open(cfg)``; ``close()`` when done."""
 
     def __init__(self, cfg: AwsConfig, creds: dict[str, str], pool: int, fast: ObS3Store,
-                 etag_is_md5: bool = True) -> None:
+                 etag_is_md5: bool = True, signing: Any = None) -> None:
         self.cfg = cfg
         self.bucket = cfg.bucket
         self.name = f"s3://{cfg.bucket}"
@@ -196,7 +228,21 @@ class S3ObjectStore:
             # PutObject takes up to 5 GiB; parts 5 MiB to 5 GiB, 10,000 of them.
             min_part_size=5 * MiB, max_parts=10_000, max_single_put=5 * 1024 * MiB,
             max_metadata_bytes=2048, etag_tracks_metadata=False,
+            # The ETag (MD5 of what S3 stored) verifies a streamed write after the
+            # fact; without MD5 ETags only a Content-MD5 sent first does.
+            streamed_put="after" if etag_is_md5 else "md5_first",
         )
+        if signing is None:
+            signing = (creds.get("aws_access_key_id", ""), creds.get("aws_secret_access_key", ""),
+                       creds.get("aws_session_token"))
+        self.http = S3Http(bucket=cfg.bucket, region=cfg.region, endpoint_url=cfg.endpoint_url,
+                           credentials=signing, pool=pool)
+
+    @property
+    def pool_size(self) -> int:
+        """The client's connection pool (max_pool_connections): monitoring's
+        denominator for connection-pool use."""
+        return self._pool
 
     @classmethod
     async def open(cls, cfg: AwsConfig, pool: int = 64) -> S3ObjectStore:
@@ -213,7 +259,13 @@ class S3ObjectStore:
                 creds["aws_session_token"] = resolve(
                     cfg.session_token, where="[aws].session_token", allow_literal=cfg.emulator
                 ).get_secret_value()
-        return cls(cfg, creds, pool, cls._obstore(cfg, creds), cfg.etag_is_md5)
+        signing: Any = None
+        if not creds:
+            import boto3  # type: ignore[import-untyped]
+
+            # The default chain (botocore refreshes what expires), as for the SDK.
+            signing = boto3.Session(region_name=cfg.region).get_credentials()
+        return cls(cfg, creds, pool, cls._obstore(cfg, creds), cfg.etag_is_md5, signing)
 
     async def client(self) -> Any:
         """The aiobotocore client, created on first use: a run that only lists,
@@ -245,7 +297,7 @@ class S3ObjectStore:
             if "aws_session_token" in creds:
                 kw["session_token"] = creds["aws_session_token"]
         else:
-            import boto3  # type: ignore[import-untyped]
+            import boto3
             from obstore.auth.boto3 import Boto3CredentialProvider
 
             session = boto3.Session(region_name=cfg.region)
@@ -428,9 +480,9 @@ class S3ObjectStore:
             else:
                 # Sent without Content-MD5: the ETag is the only check, so a
                 # missing or non-MD5 one fails the write instead of passing it.
-                return await self._verified(key, data, md5, etag, version, required=True)
+                return await self._verified(key, len(data), md5, etag, version, required=True)
         etag, version = await self._boto_put(key, data, props, md5, mode, if_match)
-        return await self._verified(key, data, md5, etag, version)
+        return await self._verified(key, len(data), md5, etag, version)
 
     async def _fast_put(
         self, key: str, data: bytes, attrs: dict[str, str], mode: PutMode, if_match: str | None
@@ -474,7 +526,7 @@ class S3ObjectStore:
         return strip_etag(r.get("ETag")), r.get("VersionId")
 
     async def _verified(
-        self, key: str, data: bytes, md5: str, etag: str | None, version: str | None,
+        self, key: str, size: int, md5: str, etag: str | None, version: str | None,
         *, required: bool = False,
     ) -> WriteReceipt:
         if required or (self.etag_is_md5 and etag and "-" not in etag):
@@ -483,7 +535,58 @@ class S3ObjectStore:
             except IntegrityError as exc:
                 done = await self._discard(key, etag, version)
                 raise IntegrityError(f"{exc}; {done}") from None
-        return WriteReceipt(key, len(data), etag, md5, version)
+        return WriteReceipt(key, size, etag, md5, version)
+
+    async def put_stream(
+        self,
+        key: str,
+        body: StreamBody,
+        props: ObjectProps,
+        *,
+        md5: str | None = None,
+        mode: PutMode = PutMode.OVERWRITE,
+        if_match: str | None = None,
+    ) -> WriteReceipt:
+        """One PutObject whose body is sent as it is read (see ``s3_http.py``)."""
+        where = self._where(key)
+        single_put_fits(where, body.size, self.capabilities)
+        if md5 is None and (not self.etag_is_md5 or body.md5() is None):
+            raise StoreError(f"{where}: a streamed write needs the content MD5 first "
+                             "(without MD5 ETags, or for a body that is not hashed)")
+        headers = _http_headers(props, where)
+        if md5 is not None:
+            headers["Content-MD5"] = hex_to_b64(md5)
+        if mode is PutMode.CREATE:
+            headers["If-None-Match"] = "*"
+        elif mode is PutMode.UPDATE:
+            headers["If-Match"] = f'"{if_match}"'
+        try:
+            with s3_errors(where):
+                r = await self.http.put_object(key, aiter(body), body.size, headers, where)
+        except PreconditionFailed:
+            if mode is PutMode.CREATE:
+                raise AlreadyExists(f"{where}: already exists") from None
+            raise
+        except NotFound as exc:
+            if mode is PutMode.UPDATE and "NoSuchKey" in str(exc):
+                raise PreconditionFailed(f"{where}: etag does not match") from None
+            raise
+        etag, version = strip_etag(r.get("ETag")), r.get("x-amz-version-id")
+        sent = body.md5()
+        if sent is None:
+            assert md5 is not None
+            # Not hashed here: the ETag (the MD5 of what S3 stored) must be the
+            # source's own MD5, which proves the same as hashing the bytes read.
+            return await self._verified(key, body.size, md5, etag, version,
+                                        required=self.etag_is_md5)
+        if md5 is not None and md5 != sent:
+            # The bytes read are not the source's own (S3 stored them as sent
+            # where it does not check Content-MD5, as moto does not).
+            done = await self._discard(key, etag, version)
+            raise IntegrityError(f"{key}: bytes read from the source do not match its own "
+                                 f"MD5 ({sent} vs {md5}); {done}")
+        return await self._verified(key, body.size, sent, etag, version,
+                                    required=self.etag_is_md5)
 
     async def start_upload(
         self,
@@ -496,7 +599,8 @@ class S3ObjectStore:
         with s3_errors(self._where(key)):
             client = await self.client()
             r = await client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, **_header_args(props)
+                Bucket=self.bucket, Key=key, ChecksumAlgorithm="CRC64NVME",
+                ChecksumType="FULL_OBJECT", **_header_args(props)
             )
         return S3Upload(self, key, mode, if_match, r["UploadId"])
 
@@ -545,6 +649,7 @@ class S3ObjectStore:
                            "(create it first)") from None
 
     async def close(self) -> None:
+        await self.http.close()
         await self._stack.aclose()
 
 
@@ -556,31 +661,48 @@ class S3Upload:
     if_match: str | None
     upload_id: str
     etags: dict[int, str] = field(default_factory=dict)
+    #: part number -> (CRC64NVME, length) of what was sent
+    crcs: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     async def put_part(self, number: int, data: bytes, md5: str) -> None:
+        # Imported here: a run without multipart uploads never loads it (30 ms).
+        from awscrt import checksums  # type: ignore[import-untyped]
+
         s = self.store
-        with s3_errors(s._where(self.key)):
-            client = await s.client()
-            r = await client.upload_part(
-                Bucket=s.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number,
-                Body=data, ContentMD5=hex_to_b64(md5),
-            )
+        crc = checksums.crc64nvme(data)
+        where = s._where(self.key)
+        with s3_errors(where):
+            r = await s.http.upload_part(self.key, self.upload_id, number, data,
+                                         hex_to_b64(md5), crc, where)
         etag = strip_etag(r.get("ETag")) or ""
         if s.etag_is_md5:
             require_md5(self.key, md5, etag, f"ETag of part {number}")
         self.etags[number] = etag
+        self.crcs[number] = (crc, len(data))
+
+    def whole_crc64(self) -> int:
+        """The whole object's CRC64NVME, combined from its parts' in order."""
+        whole = 0
+        for n in sorted(self.crcs):
+            crc, length = self.crcs[n]
+            whole = crc64nvme_combine(whole, crc, length)
+        return whole
 
     async def complete(
         self, size: int, md5: str, part_md5s: list[str], late_metadata: Mapping[str, str]
     ) -> WriteReceipt:
         s = self.store
-        parts = [{"ETag": f'"{self.etags[n]}"', "PartNumber": n} for n in sorted(self.etags)]
+        parts = [{"ETag": f'"{self.etags[n]}"', "PartNumber": n,
+                  "ChecksumCRC64NVME": crc64nvme_b64(self.crcs[n][0])}
+                 for n in sorted(self.etags)]
+        whole = crc64nvme_b64(self.whole_crc64())
         try:
             with s3_errors(s._where(self.key)):
                 client = await s.client()
                 r = await client.complete_multipart_upload(
                     Bucket=s.bucket, Key=self.key, UploadId=self.upload_id,
-                    MultipartUpload={"Parts": parts},
+                    MultipartUpload={"Parts": parts}, ChecksumCRC64NVME=whole,
+                    ChecksumType="FULL_OBJECT",
                     **S3ObjectStore._conditions(self.mode, self.if_match),
                 )
         except PreconditionFailed:
@@ -589,6 +711,13 @@ class S3Upload:
                 raise AlreadyExists(f"{s._where(self.key)}: already exists") from None
             raise
         etag = strip_etag(r.get("ETag"))
+        reported = r.get("ChecksumCRC64NVME")
+        if reported is not None and reported != whole:
+            # S3 checks the whole-object CRC against the parts' itself; an answer
+            # that names another one means the object is not what was sent.
+            done = await s._discard(self.key, etag, r.get("VersionId"))
+            raise IntegrityError(f"{self.key}: the destination reports CRC64NVME {reported}, "
+                                 f"the bytes sent have {whole}; {done}")
         if s.etag_is_md5 and etag and "-" in etag:
             try:
                 require_md5(self.key, multipart_etag(part_md5s), etag, "multipart ETag")

@@ -42,6 +42,8 @@ class ByteBudget:
     def __init__(self, total: int) -> None:
         self.total = total
         self.free = total
+        #: the most bytes held at once so far (what a run's copies needed)
+        self.peak_held = 0
         self._waiters: list[asyncio.Future[None]] = []
 
     async def acquire(self, n: int) -> Lease:
@@ -57,6 +59,7 @@ class ByteBudget:
                     self._waiters.remove(waiter)
         # No await between the check and the taking: nobody else can take them.
         self.free -= n
+        self.peak_held = max(self.peak_held, self.total - self.free)
         return Lease(self, n)
 
     @contextlib.asynccontextmanager

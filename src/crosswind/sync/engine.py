@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -112,6 +112,37 @@ async def abort_leftover_uploads(dst: ObjectStore, state: StateStore) -> None:
         state.upload_ended(dst.name, key, upload_id)
 
 
+class VerifiedRecords:
+    """Verified copies on their way to the state store, written in batches: one
+    transaction per ``max_batch`` copies or ``max_delay_s``, whichever comes
+    first, and everything at the end of the march (also when the run stops).
+    A copy is only ever recorded after it was verified; what a killed process
+    had not written yet is simply not recorded, so the next run checks those
+    objects again (a HEAD where both MD5s are known, else a copy), as for any
+    object without a record."""
+
+    def __init__(self, state: StateStore, direction: str, run_id: int, *,
+                 max_batch: int = 100, max_delay_s: float = 0.25) -> None:
+        self.state, self.direction, self.run_id = state, direction, run_id
+        self.max_batch, self.max_delay_s = max_batch, max_delay_s
+        self._pending: list[VerifiedCopy] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, copy: VerifiedCopy) -> None:
+        self._pending.append(copy)
+        if len(self._pending) >= self.max_batch:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.max_delay_s, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = self._pending, []
+        self.state.record_verified_many(self.direction, pending, self.run_id)
+
+
 class StateJournal(UploadJournal):
     """Uploads in flight, in the state store (see ``StateStore.upload_intended``)."""
 
@@ -159,12 +190,14 @@ class SyncRun:
             src, dst, options.transfer, self.budget, self.stats,
             journal=StateJournal(state, dst.name),
         )
+        self.records = VerifiedRecords(state, options.direction, 0)
 
     # -- the run -----------------------------------------------------------------
     async def run(self) -> SyncResult:
         started = datetime.now(UTC)
         self._started_at = started.timestamp()
         self.run_id = self.state.start_run("objects", self.opts.direction, self.opts.dry_run)
+        self.records.run_id = self.run_id
         status: RunStatus = "succeeded"
         error: str | None = None
         exit_code = 0
@@ -208,6 +241,16 @@ class SyncRun:
         queue: asyncio.Queue[tuple[Action, Match] | None] = asyncio.Queue(
             self.opts.concurrency * 4)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.opts.concurrency)]
+        try:
+            await self._march_copy_work(queue, workers, src, dst, records)
+        finally:
+            # Whatever ended the march, what was verified is recorded now.
+            self.records.flush()
+
+    async def _march_copy_work(self, queue: asyncio.Queue[tuple[Action, Match] | None],
+                               workers: list[asyncio.Task[None]],
+                               src: AsyncIterator[ObjectMeta], dst: AsyncIterator[ObjectMeta],
+                               records: Iterable[VerifiedCopy]) -> None:
         try:
             try:
                 await self._plan_into(march(src, dst, records), queue)
@@ -341,10 +384,8 @@ class SyncRun:
             return
         md5 = s.content_md5 or (record.md5 if record is not None else None)
         if not self.opts.dry_run and md5 is not None:
-            self.state.record_verified(
-                self.opts.direction,
-                VerifiedCopy(s.key, s.etag, s.size, md5, d.etag, mtime_of(src), read_at),
-                self.run_id)
+            self.records.add(
+                VerifiedCopy(s.key, s.etag, s.size, md5, d.etag, mtime_of(src), read_at))
         self.breaker.success()
         self.stats.skipped.add(s.size)
 
@@ -398,13 +439,10 @@ class SyncRun:
                 return
             self.breaker.success()
             r = outcome.receipt
-            self.state.record_verified(
-                self.opts.direction,
+            self.records.add(
                 VerifiedCopy(meta.key, meta.etag, meta.size, r.md5, r.etag,
                              mtime_of(replace(meta, last_modified=outcome.source_modified)),
-                             outcome.read_at),
-                self.run_id,
-            )
+                             outcome.read_at))
             self.stats.copied.add(meta.size)
             self.stats.metadata_renamed += outcome.renamed
             self.stats.metadata_dropped += outcome.dropped
@@ -430,9 +468,15 @@ class SyncRun:
     # -- deletes ---------------------------------------------------------------
     def _check_delete_limit(self) -> None:
         """The shared max-delete guard (``deleteguard.py``), one window per run.
-        The base is the objects this run may touch (prefix and filters), not the
-        whole destination: a broken source listing must not wipe a small
-        filtered set."""
+        The base is the destination as this run found it, before its copies:
+        the entries the march saw inside the prefix and filters (not the whole
+        destination: a broken source listing must not wipe a small filtered
+        set). The objects the run copies in are not counted: a wrong source
+        (another container, another prefix) copies many new keys and would
+        otherwise dilute the share of the replica it deletes (tested in
+        ``test_deleteguard.py``). A destination entry is counted when the march
+        reaches it, which is always before the run writes that key, so a copy
+        never shows up in the base."""
         n, base = self.stats.to_delete.count, self._dst_in_scope
         DeleteGuard(self.opts.max_delete_count, self.opts.max_delete_percent).require(
             n, base, f"to delete {n} objects of the {base} in scope at the destination")

@@ -1,10 +1,21 @@
 """Copy one object from a source store to a destination store, verified.
 
-Small objects are read whole, hashed and written in one request. Large ones
-are read in parallel ranged GETs and written as parallel parts (which is which
-is decided here, ``in_one_request``, never by an SDK); parts are
-hashed in order as they arrive, so the whole-object MD5 is known before the
-upload completes. Every read is pinned to the listed version (``if_match``);
+Three ways, decided here (``write_way``), never by an SDK:
+
+* **whole**: objects below ``stream_threshold`` are read whole, hashed and
+  written in one request (for small objects the fewest requests and copies,
+  through the Rust clients);
+* **stream**: objects up to ``multipart_threshold`` stream in one request:
+  bytes flow from the source GET into the destination's request body as they
+  arrive, hashed on the way (``stream.py``), with one chunk in memory. S3
+  verifies such a write by its ETag after the fact (the MD5 of what it
+  stored), Azure only by a Content-MD5 sent first, so into Azure only objects
+  whose source MD5 is known stream (``Capabilities.streamed_put``);
+* **parts**: larger objects, and those that cannot stream verified, are read
+  in parallel ranged GETs and written as parallel parts; parts are hashed in
+  order as they arrive, so the whole-object MD5 is known before the upload
+  completes.
+ Every read is pinned to the listed version (``if_match``);
 every write carries the MD5 of the bytes read, and the destination's answer
 is checked against it (see the stores). A mismatch raises ``IntegrityError``
 and aborts the upload: nothing unverified becomes visible or is recorded.
@@ -23,9 +34,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from crosswind.errors import IntegrityError
+from crosswind.errors import CrosswindError, IntegrityError, TransientError
 from crosswind.governance.gate import SchemaGate
 from crosswind.mapping import (
     Policy,
@@ -38,9 +49,10 @@ from crosswind.mapping import (
 from crosswind.model import ObjectMeta, ObjectProps, WriteReceipt
 from crosswind.observability.stats import SyncStats
 from crosswind.secrets import redact
-from crosswind.stores.base import Capabilities, ObjectStore
+from crosswind.stores.base import Capabilities, ObjectStore, StreamingPut
 from crosswind.stores.common import md5_hex
 from crosswind.sync.budget import ByteBudget, Lease, LeaseSet
+from crosswind.sync.stream import SourceStream, return_chunks_to_the_os
 
 MiB = 1024 * 1024
 log = logging.getLogger("crosswind.sync")
@@ -48,7 +60,7 @@ log = logging.getLogger("crosswind.sync")
 
 @dataclass(frozen=True)
 class TransferSettings:
-    multipart_threshold: int = 100 * MiB
+    multipart_threshold: int = 512 * MiB
     part_size: int = 8 * MiB
     part_concurrency: int = 4
     metadata_policy: Policy = "rename"
@@ -57,6 +69,24 @@ class TransferSettings:
     #: validation before write: the source's props are checked against the
     #: object-metadata schema before anything is written (``SchemaRejected``)
     schemas: SchemaGate = field(default_factory=SchemaGate.off, compare=False)
+    #: objects at least this big stream (one request, one chunk in memory);
+    #: smaller ones are read whole first (see README "Performance" for why 1 MiB)
+    stream_threshold: int = 1 * MiB
+    #: bytes read from the source per chunk of a streamed copy
+    stream_chunk: int = 1 * MiB
+    #: attempts of a streamed copy whose request failed transiently: a streamed
+    #: body cannot be replayed by an SDK, so the source is read again
+    stream_attempts: int = 3
+    #: largest object held whole in memory where the destination cannot stream
+    #: (a store wrapper without ``put_stream``); larger ones go in parts
+    max_whole: int = 100 * MiB
+    #: hash a streamed body here even when the source's MD5 is known and the
+    #: destination verifies what it stored against it (the same proof, computed
+    #: twice; see README "How streaming verification works")
+    stream_hash_known: bool = False
+
+
+WriteWay = Literal["whole", "stream", "parts"]
 
 
 @dataclass(frozen=True)
@@ -113,14 +143,33 @@ def destination_props(
     return replace(props, metadata=md), len(mapped.renamed), len(mapped.dropped)
 
 
+def write_way(size: int, md5_known: bool, settings: TransferSettings, budget_total: int,
+              caps: Capabilities, can_stream: bool = True) -> WriteWay:
+    """How an object is written. Crosswind's decision alone (no SDK may split a
+    request on its own). Parts at or above ``multipart_threshold`` and above
+    what the destination takes in one request; below ``stream_threshold`` (and
+    the memory budget) read whole; in between streamed in one request where
+    the destination can verify it (``streamed_put``: after the fact, or with
+    the source's MD5 known first), else held whole when it fits the budget
+    and ``max_whole`` (a destination that cannot stream), else parts. Pure."""
+    if size >= settings.multipart_threshold or size > caps.max_single_put:
+        return "parts"
+    if size < settings.stream_threshold and size < budget_total:
+        return "whole"
+    if can_stream and (caps.streamed_put == "after"
+                       or (caps.streamed_put == "md5_first" and md5_known)):
+        return "stream"
+    if ((not can_stream or caps.streamed_put == "no")
+            and size < min(budget_total, settings.max_whole)):
+        return "whole"
+    return "parts"
+
+
 def in_one_request(size: int, settings: TransferSettings, budget_total: int,
-                   caps: Capabilities) -> bool:
-    """Whether an object is read whole and written in one request, rather than in
-    parts. Crosswind's decision alone (no SDK may split a request on its own):
-    below ``multipart_threshold``, below the memory budget (the object is held
-    whole) and within what the destination takes in one request. Pure."""
-    return (size < settings.multipart_threshold and size < budget_total
-            and size <= caps.max_single_put)
+                   caps: Capabilities, md5_known: bool = True) -> bool:
+    """Whether an object is written in one request (whole or streamed), rather
+    than in parts (see ``write_way``). Pure."""
+    return write_way(size, md5_known, settings, budget_total, caps) != "parts"
 
 
 class UploadJournal:
@@ -153,6 +202,8 @@ class Transfer:
         self.budget = budget
         self.stats = stats
         self.journal = journal or UploadJournal()
+        self._streams: tuple[object, bool] | None = None
+        return_chunks_to_the_os()
 
     async def _source_props(self, meta: ObjectMeta, from_get: ObjectProps | None) -> ObjectProps:
         if meta.props is not None:
@@ -161,10 +212,78 @@ class Transfer:
             return from_get
         return (await self.src.head(meta.key)).props or ObjectProps()
 
+    def _dst_streams(self) -> bool:
+        # Asked once per destination (callers may swap ``dst``): isinstance on a
+        # runtime-checkable Protocol costs ~15 us a call.
+        if self._streams is None or self._streams[0] is not self.dst:
+            self._streams = (self.dst, isinstance(self.dst, StreamingPut))
+        return self._streams[1]
+
+    def way(self, meta: ObjectMeta) -> WriteWay:
+        return write_way(meta.size, meta.content_md5 is not None, self.settings,
+                         self.budget.total, self.dst.capabilities, self._dst_streams())
+
     async def copy(self, meta: ObjectMeta) -> CopyOutcome:
-        if in_one_request(meta.size, self.settings, self.budget.total, self.dst.capabilities):
+        way = self.way(meta)
+        if way == "whole":
             return await self._copy_whole(meta)
+        if way == "stream":
+            return await self._copy_streamed(meta)
         return await self._copy_parts(meta)
+
+    # -- one streamed request --------------------------------------------------
+    async def _copy_streamed(self, meta: ObjectMeta) -> CopyOutcome:
+        attempts = max(1, self.settings.stream_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._stream_once(meta)
+            except TransientError as exc:
+                # An SDK would have replayed bytes in memory; a stream is read again.
+                if attempt == attempts:
+                    raise
+                log.info("streamed copy of %s failed (%s); reading it again", meta.key,
+                         redact(str(exc)))
+                await asyncio.sleep(min(4.0, 0.2 * 2 ** attempt))
+        raise AssertionError("unreachable")
+
+    async def _stream_once(self, meta: ObjectMeta) -> CopyOutcome:
+        dst = self.dst
+        assert isinstance(dst, StreamingPut)
+        # What is held is the chunk in flight and the one being read, not the object.
+        async with self.budget.hold(min(max(meta.size, 1), 2 * self.settings.stream_chunk)):
+            read_at = time.time()
+            reader = await self.src.get(meta.key, if_match=meta.etag)
+            if hasattr(reader, "chunk_size"):
+                reader.chunk_size = self.settings.stream_chunk
+            props = await self._source_props(meta, reader.meta.props)
+            # Checked before a byte is sent: a rejected object leaves nothing behind.
+            self.settings.schemas.check_object(meta.key, meta.size, props)
+            # The stamp can carry the MD5 only when it is known before the bytes
+            # are sent (the listing's); S3's single-part ETag is the MD5 anyway.
+            dst_props, renamed, dropped = destination_props(
+                props, meta, dst, self.settings.metadata_policy, meta.content_md5,
+                stamp=self.settings.stamp_metadata,
+            )
+            # With the source's MD5 known, the destination's check of what it
+            # stored against it (S3: ETag; Azure: Content-MD5) is end to end.
+            hash_here = meta.content_md5 is None or self.settings.stream_hash_known
+            body = SourceStream(reader.chunks(), meta.size, meta.key, hash_md5=hash_here)
+            try:
+                receipt = await dst.put_stream(meta.key, body, dst_props, md5=meta.content_md5)
+            except CrosswindError:
+                # A source that failed or sent the wrong length is the cause, not
+                # the broken request it left behind.
+                body.raise_own_error()
+                raise
+            if not body.complete:
+                # A store must have read the whole body; one that did not wrote
+                # something else than what was read.
+                raise IntegrityError(f"{meta.key}: the destination took {body.read} of "
+                                     f"{meta.size} bytes")
+            self._check_read(meta, meta.size, body.md5() or receipt.md5)
+            self.stats.bytes_moved += meta.size
+            return CopyOutcome(receipt, renamed, dropped,
+                               reader.meta.last_modified or meta.last_modified, read_at)
 
     # -- one request -----------------------------------------------------------
     async def _copy_whole(self, meta: ObjectMeta) -> CopyOutcome:
@@ -174,7 +293,7 @@ class Transfer:
             data = await reader.read_all()
             # hashlib releases the GIL: a big object is hashed off the event loop.
             digest = md5_hex(data) if len(data) < MiB else await asyncio.to_thread(md5_hex, data)
-            md5 = self._check_read(meta, data, digest)
+            md5 = self._check_read(meta, len(data), digest)
             props = await self._source_props(meta, reader.meta.props)
             self.settings.schemas.check_object(meta.key, meta.size, props)
             dst_props, renamed, dropped = destination_props(
@@ -187,10 +306,10 @@ class Transfer:
                                reader.meta.last_modified or meta.last_modified, read_at)
 
     @staticmethod
-    def _check_read(meta: ObjectMeta, data: bytes, md5: str) -> str:
-        if len(data) != meta.size:
+    def _check_read(meta: ObjectMeta, size: int, md5: str) -> str:
+        if size != meta.size:
             raise IntegrityError(
-                f"{meta.key}: read {len(data)} bytes from the source, its listing says {meta.size}"
+                f"{meta.key}: read {size} bytes from the source, its listing says {meta.size}"
             )
         if meta.content_md5 and meta.content_md5 != md5:
             raise IntegrityError(

@@ -9,6 +9,11 @@ the two orders differ; so (row key, name) pairs are sorted on disk
 Items: every object (it passes when its row exists; several objects may map
 to one row, and each of them has its row) and every row no object maps to
 (an ``orphan_row``). Completeness is objects with their row ÷ objects.
+
+Objects outside the ``[sync]`` prefix and filters are not items, but their
+rows are theirs all the same: the whole side is listed, and a row whose only
+objects are out of scope is counted (``rows_of_objects_out_of_scope``), never
+reported as an orphan.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from crosswind.validate.findings import Check, Finding, Kind
 from crosswind.validate.tally import CheckTally
 
 Sink = Callable[[Sequence[Finding]], None]
+IN_SCOPE, OUT_OF_SCOPE = "i", "o"
 
 
 def _split(sk: str) -> tuple[str, str]:
@@ -61,17 +67,20 @@ async def check_join(check: Check, objects: ObjectStore, rows: RecordStore, spec
         if found:
             sink(found)
 
+    # Values are tagged: IN_SCOPE + name, or OUT_OF_SCOPE + name for an object
+    # the filters leave out (listed only so its row is not taken for an orphan).
     with Spill(workdir) as spill:
-        async for m in objects.list(keep.prefix):
+        async for m in objects.list(""):
             tally.listed["objects"] += 1
-            if not keep(m.key):
-                continue
+            in_scope = keep(m.key)
             try:
                 keys = spec.keys(m.key)
             except NameParseError as exc:
-                record(True, False, Finding(check, Kind.UNPARSEABLE, m.key, str(exc)))
+                if in_scope:
+                    record(True, False, Finding(check, Kind.UNPARSEABLE, m.key, str(exc)))
                 continue
-            spill.add(sort_key(keys.partition_key, keys.row_key), m.key)
+            spill.add(sort_key(keys.partition_key, keys.row_key),
+                      (IN_SCOPE if in_scope else OUT_OF_SCOPE) + m.key)
         by_row: Iterator[tuple[str, str]] = spill.sorted()
         obj = next(by_row, None)
         row_keys = _row_keys(rows, tally).__aiter__()
@@ -79,21 +88,27 @@ async def check_join(check: Check, objects: ObjectStore, rows: RecordStore, spec
         while obj is not None or row is not None:
             if row is None or (obj is not None and obj[0] < row):
                 assert obj is not None
-                pk, rk = _split(obj[0])
-                record(True, False, Finding(check, Kind.ORPHAN_OBJECT, obj[1],
-                                            f"no row {doc_id(pk, rk)!r} in {rows.name}"))
+                if obj[1].startswith(IN_SCOPE):
+                    pk, rk = _split(obj[0])
+                    record(True, False, Finding(check, Kind.ORPHAN_OBJECT, obj[1][1:],
+                                                f"no row {doc_id(pk, rk)!r} in {rows.name}"))
                 obj = next(by_row, None)
             elif obj is None or row < obj[0]:
                 record(False, True, Finding(check, Kind.ORPHAN_ROW, doc_id(*_split(row)),
                                             f"no object in {objects.name} maps to this row"))
                 row = await anext(row_keys, None)
             else:
-                shared = 0
+                shared = outside = 0
                 while obj is not None and obj[0] == row:
-                    record(True, True)
-                    shared += 1
+                    if obj[1].startswith(IN_SCOPE):
+                        record(True, True)
+                        shared += 1
+                    else:
+                        outside += 1
                     obj = next(by_row, None)
                 if shared > 1:
                     tally.coverage["objects_sharing_a_row"] += shared
+                if not shared and outside:
+                    tally.coverage["rows_of_objects_out_of_scope"] += 1
                 row = await anext(row_keys, None)
     return tally

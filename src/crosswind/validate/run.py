@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -258,7 +258,7 @@ class Validation:
         rows_kinds = frozenset({Kind.MISSING, Kind.METADATA})
         if count(Check.METADATA, rows_kinds) or count(Check.JOIN_AWS, frozenset(
                 {Kind.ORPHAN_OBJECT})):
-            summary["metadata"] = await self._repair_rows()
+            summary["metadata"] = await self._repair_rows(log, run_id)
             if "skipped" not in summary["metadata"]:
                 covered.update((Check.METADATA.value, k.value) for k in rows_kinds)
                 covered.add((Check.JOIN_AWS.value, Kind.ORPHAN_OBJECT.value))
@@ -299,22 +299,39 @@ class Validation:
                 "failed": rep["failed"]["count"], "failures": rep["failures"][:20],
                 "vanished_at_source": rep["vanished_at_source"]["count"]}
 
-    async def _repair_rows(self) -> dict[str, Any]:
-        """Rows: the metadata engine's reconcile (source and destination merged,
-        what differs or is missing written), deletes held at zero."""
+    async def _repair_rows(self, log: FindingLog, run_id: int) -> dict[str, Any]:
+        """Rows: exactly the keys this validation found missing or different at
+        the destination, and those of objects without their row there, each
+        read fresh from the source and written by the metadata engine (its
+        per-key repair: no reconcile of the whole table, nothing deleted)."""
         if self.opts.direction is Direction.AWS_TO_AZURE:
             return {"skipped": "after cutover a row that differs on the Azure replica is a "
                                "conflict (CW-4), resolved by policy, not overwritten here"}
+        from crosswind.errors import NameParseError
         from crosswind.metasync.context import MetaOptions
-        from crosswind.metasync.runner import sync_metadata
+        from crosswind.metasync.runner import key_spec, sync_metadata
 
-        opts = MetaOptions.from_config(self.cfg, Direction.AZURE_TO_AWS, propagate_deletes=True,
+        def keys() -> Iterator[tuple[str, str]]:
+            for label in log.keys(run_id, Check.METADATA, (Kind.MISSING, Kind.METADATA)):
+                pk, sep, rk = label.partition("/")  # doc_id: Azure keys hold no "/"
+                if sep:
+                    yield pk, rk
+            spec = None
+            for name in log.keys(run_id, Check.JOIN_AWS, (Kind.ORPHAN_OBJECT,)):
+                spec = spec or key_spec(self.cfg)
+                try:
+                    k = spec.keys(name)
+                except NameParseError:
+                    continue
+                yield k.partition_key, k.row_key
+
+        opts = MetaOptions.from_config(self.cfg, Direction.AZURE_TO_AWS, propagate_deletes=False,
                                        max_delete_count=0, max_delete_percent=0.0, full=True)
-        result = await sync_metadata(self.cfg, opts, mode="scan")
+        result = await sync_metadata(self.cfg, opts, mode="keys", keys=keys())
         r = result.report
         return {"sync_run_id": r["run_id"], "status": r["status"], "written": r["written"],
                 "failed": r["failed"], "failures": r["failures"][:20],
-                "extra_rows_left": r["delete_candidates"]}
+                "gone_at_source": result.ctx.stats.missing_rows}
 
 
 def _probe_lock(cfg: Config) -> None:
