@@ -1,16 +1,25 @@
-"""Checks an emitted OpenLineage event against the event model openlineage-python
-defines (the package ships its model as attrs classes generated from the spec,
-not the spec's JSON Schema, and the schema cannot be fetched offline): the event
-is rebuilt from its JSON with those classes — every required field must be
-there, the classes' validators run (eventTime, a UUID runId, the schema URLs),
-every facet must be one the model knows under that name — and serialized again
-by the package, which must give the very same JSON."""
+"""Checks an emitted OpenLineage event twice:
+
+* against the spec's JSON Schemas (``tests/openlineage_spec/``, vendored from the
+  OpenLineage repository): the event against ``RunEvent`` of the core spec it
+  names in ``schemaURL``, and every facet, under its key, against the facet
+  schema its ``_schemaURL`` names (which also fixes the key a facet must be
+  under); formats asserted (``date-time``, ``uuid``, ``uri``);
+* against the event model openlineage-python defines (attrs classes generated
+  from the spec): the event is rebuilt from its JSON with those classes and
+  serialized again by the package, which must give the very same JSON.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from jsonschema import Draft202012Validator, FormatChecker
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import (
     data_quality_assertions_dataset,
@@ -30,6 +39,88 @@ from openlineage.client.facet_v2 import (
     tags_run,
 )
 from openlineage.client.serde import Serde
+from referencing import Registry, Resource
+
+SPEC_DIR = Path(__file__).parent / "openlineage_spec"
+SPEC_ROOT = "https://openlineage.io/spec/"
+
+
+class SpecViolation(AssertionError):
+    """The event breaks the OpenLineage JSON Schema (each line: a path and why)."""
+
+
+@cache
+def spec_registry() -> Registry[Any]:
+    """Every vendored schema, by its ``$id``."""
+    resources = []
+    for f in sorted(SPEC_DIR.glob("*.json")):
+        doc = json.loads(f.read_text("utf-8"))
+        assert doc["$id"] == SPEC_ROOT + f.stem.replace("__", "/") + ".json", f.name
+        resources.append((doc["$id"], Resource.from_contents(doc)))
+    return Registry().with_resources(resources)
+
+
+def _uri(value: object) -> bool:
+    # jsonschema asserts "uri" only with rfc3987 installed; an absolute URI is
+    # what the spec means (a scheme, then something)
+    if not isinstance(value, str):
+        return True
+    parts = urlsplit(value)
+    return bool(parts.scheme) and bool(parts.netloc or parts.path) and " " not in value
+
+
+FORMATS = FormatChecker()
+FORMATS.checks("uri")(_uri)
+
+
+def _validator(url: str) -> Draft202012Validator:
+    """For the schema at ``url`` (a file, or a definition in one)."""
+    if url.split("#")[0] not in {str(u) for u in spec_registry()}:
+        raise SpecViolation(f"{url}: not in tests/openlineage_spec (see its README)")
+    return Draft202012Validator({"$ref": url}, registry=spec_registry(),
+                                format_checker=FORMATS)
+
+
+def _every_facet(ev: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(where, key, facet) of every facet in the event."""
+    yield from (("run.facets", k, v) for k, v in (ev["run"].get("facets") or {}).items())
+    yield from (("job.facets", k, v) for k, v in (ev["job"].get("facets") or {}).items())
+    for side in ("inputs", "outputs"):
+        for i, d in enumerate(ev.get(side) or []):
+            for group in ("facets", "inputFacets", "outputFacets"):
+                for k, v in (d.get(group) or {}).items():
+                    yield f"{side}[{i}].{group}", k, v
+
+
+def spec_violations(ev: dict[str, Any]) -> list[str]:
+    """Where ``ev`` breaks the OpenLineage JSON Schemas (empty: it does not)."""
+    url = ev.get("schemaURL")
+    if not isinstance(url, str) or not url.endswith("#/$defs/RunEvent"):
+        return [f"schemaURL {url!r} does not name a RunEvent of the spec"]
+    try:
+        out = [f"{e.json_path}: {e.message}"
+               for e in _validator(url).iter_errors(ev)]
+        for where, key, facet in _every_facet(ev):
+            furl = facet.get("_schemaURL") if isinstance(facet, dict) else None
+            if not isinstance(furl, str):
+                out.append(f"{where}.{key}: no _schemaURL")
+                continue
+            # The facet's file says under which key it goes ({"properties": {KEY: ...}})
+            out += [f"{where}{e.json_path[1:]}: {e.message}"
+                    for e in _validator(furl.split("#")[0]).iter_errors({key: facet})]
+            declared = spec_registry().contents(furl.split("#")[0]).get("properties", {})
+            if key not in declared:
+                out.append(f"{where}.{key}: {furl} is a facet named "
+                           f"{', '.join(declared) or '?'}, not {key!r}")
+    except SpecViolation as exc:
+        return [str(exc)]
+    return out
+
+
+def check_against_spec(ev: dict[str, Any]) -> None:
+    found = spec_violations(ev)
+    if found:
+        raise SpecViolation("\n".join(found))
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +182,9 @@ def _facets(given: dict[str, Any] | None, known: dict[str, Build]) -> dict[str, 
 
 
 def check_event(ev: dict[str, Any]) -> RunEvent:
-    """Rebuild ``ev`` with the package's classes; assert it serializes back the same."""
+    """Validate ``ev`` against the spec's JSON Schemas, then rebuild it with the
+    package's classes and assert it serializes back the same."""
+    check_against_spec(ev)
     rebuilt = RunEvent(
         eventType=RunState(ev["eventType"]), eventTime=ev["eventTime"],
         run=Run(runId=ev["run"]["runId"], facets=_facets(ev["run"].get("facets"), RUN)),

@@ -1,8 +1,8 @@
 """Governance on the rig: validation before write of objects (reject, the DLQ,
 a replay after a schema change), OpenLineage events of real runs (file
-transport, checked against openlineage-python's event model), the HTTP
-transport against a local receiver (Marquez's API shape), the Glue mirror on
-moto, and the catalog export."""
+transport, checked against the OpenLineage JSON Schemas and openlineage-python's
+event model), the HTTP transport against a local receiver (Marquez's API
+shape), the Glue mirror on moto, and the catalog export."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Lineage events of every kind of run, built offline and checked against
-openlineage-python's event model; dataset naming; the file transport; the
-interval runs of the replication service."""
+"""Lineage events of every kind of run, built offline and checked against the
+OpenLineage JSON Schemas (vendored in tests/openlineage_spec) and
+openlineage-python's event model; the spec check refuses broken events; dataset
+naming; the file transport; the interval runs of the replication service."""
 
 from __future__ import annotations
 
@@ -174,3 +175,40 @@ def test_lineage_off_sends_nothing(cfg: Config) -> None:
     lin.run("x", inputs=[], outputs=[], job_type="SYNC", description="d").start()
     lin.close()
     assert not (off.state_dir / "lineage").exists()
+
+
+def test_the_spec_check_refuses_what_breaks_the_openlineage_schema(cfg: Config) -> None:
+    import copy
+
+    from tests.lineage_model import spec_violations
+
+    gov, sink = governance(cfg)
+    run = objects_lineage(gov, cfg, Direction.AZURE_TO_AWS)
+    run.finish_sync("succeeded", None, 7, rows=3, bytes=300, files=3)
+    good = as_json(sink.events[1])
+    assert spec_violations(good) == []
+
+    def broken(change: Any) -> list[str]:
+        ev = copy.deepcopy(good)
+        change(ev)
+        return spec_violations(ev)
+
+    out = good["outputs"][0]
+    assert any("runId" in v for v in broken(lambda e: e["run"].pop("runId")))
+    assert any("uuid" in v for v in broken(lambda e: e["run"].update(runId="run-7")))
+    assert any("date-time" in v for v in broken(lambda e: e.update(eventTime="yesterday")))
+    assert any("'DONE' is not one of" in v for v in broken(lambda e: e.update(eventType="DONE")))
+    assert any("producer" in v for v in broken(lambda e: e.update(producer="crosswind 0.1")))
+    # a facet is checked against the file its _schemaURL names, under its own key
+    assert any("rowCount" in v for v in broken(
+        lambda e: e["outputs"][0]["outputFacets"]["outputStatistics"].update(rowCount="3")))
+    assert any("_producer" in v for v in broken(
+        lambda e: e["outputs"][0]["outputFacets"]["outputStatistics"].pop("_producer")))
+    assert any("not 'stats'" in v for v in broken(lambda e: e["outputs"][0].update(
+        outputFacets={"stats": out["outputFacets"]["outputStatistics"]})))
+    assert any("not in tests/openlineage_spec" in v for v in broken(
+        lambda e: e["job"]["facets"]["jobType"].update(
+            _schemaURL="https://openlineage.io/spec/facets/9-9-9/JobTypeJobFacet.json"
+                       "#/$defs/JobTypeJobFacet")))
+    assert any("fields" in v and "type" in v for v in broken(
+        lambda e: e["inputs"][0]["facets"]["schema"]["fields"][0].update(type=7)))
