@@ -92,6 +92,16 @@ def test_objects_rejected_then_replayed_and_the_run_in_lineage(make_env: Callabl
     assert bad not in s3_keys(env) and len(s3_keys(env)) == 4
     [item] = invoke("dlq", "list", "-c", c, "--kind", "schema")["items"]
     assert item["item"] == bad and item["item_kind"] == "object-key"
+    # the counts as metrics (crosswind metrics reads the runs' reports)
+    m = metrics(c)
+    run = {("mode", "oneshot"), ("direction", "azure-to-aws"), ("subject", "object-metadata")}
+    assert m[("crosswind_schema_checks_total", frozenset({*run, ("outcome", "passed")}))] == 4
+    assert m[("crosswind_schema_checks_total", frozenset({*run, ("outcome", "rejected")}))] == 1
+    assert m[("crosswind_schema_rejections_total", frozenset(run))] == 1
+    assert m[("crosswind_dlq_entries", frozenset({("kind", "schema")}))] == 1
+    assert m[("crosswind_governance_info", frozenset({
+        ("domain", "ADL"), ("steward", "ana.steward@example.com"), ("owner", "flight-ops"),
+        ("flow_id", "26"), ("enforce", "reject"), ("lineage", "file")}))] == 1
     # the lineage of that run: START then COMPLETE, Azure Blob in, S3 out
     evs = events(env)
     assert [e["eventType"] for e in evs] == ["START", "COMPLETE"]
@@ -127,6 +137,15 @@ def test_objects_rejected_then_replayed_and_the_run_in_lineage(make_env: Callabl
     replay = invoke("dlq", "replay", "-c", c, "--all")
     assert replay["resolved_ids"] == [item["id"]]
     assert bad in s3_keys(env)
+
+
+def metrics(c: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    result = CliRunner().invoke(app, ["metrics", "-c", c, "--once"])
+    assert result.exit_code == 0, result.output
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for f in text_string_to_metric_families(result.stdout) for s in f.samples}
 
 
 def _write(path: Path, doc: Any) -> str:
