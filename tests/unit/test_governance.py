@@ -253,3 +253,41 @@ def test_the_cutovers_probe_items_are_never_checked(state: StateStore) -> None:
     assert gate.report()["checked"] == 0
     with pytest.raises(SchemaRejected):
         gate.check_object("events/x.json", 10, ObjectProps())
+
+
+@pytest.mark.parametrize(("size", "way"), [(50, "whole"), (1000, "stream"),
+                                           (16 * 1024, "parts")])
+def test_every_write_way_of_a_copy_checks_before_it_writes(size: int, way: str) -> None:
+    """Whole, streamed and multipart copies: a rejected object leaves nothing at
+    the destination (no object, no upload started); a valid one is copied."""
+    import asyncio
+
+    from crosswind.observability.stats import SyncStats
+    from crosswind.stores.common import md5_hex
+    from crosswind.stores.memory import MemoryStore
+    from crosswind.sync.budget import ByteBudget
+    from crosswind.sync.transfer import Transfer, TransferSettings
+
+    schema = builtin_schema("object-metadata")
+    gate = SchemaGate("reject", lambda: {"object-metadata": (1, schema)}, lambda: 1)
+
+    async def go() -> None:
+        src, dst = MemoryStore("src"), MemoryStore("dst", "s3")
+        data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        for key, carrier in (("bad", "aa1"), ("good", "AA")):
+            await src.put(key, data, ObjectProps(metadata={"Carrier": carrier}),
+                          md5=md5_hex(data))
+        settings = TransferSettings(stream_threshold=100, multipart_threshold=4 * 1024,
+                                    part_size=4 * 1024, schemas=gate)
+        t = Transfer(src, dst, settings, ByteBudget(1 << 20), SyncStats())
+        bad = await src.head("bad")
+        assert t.way(bad) == way
+        with pytest.raises(SchemaRejected) as caught:
+            await t.copy(bad)
+        assert (caught.value.path, caught.value.rule) == ("$.metadata.carrier", "pattern")
+        assert "bad" not in dst.objects and dst.uploads == {}
+        await t.copy(await src.head("good"))
+        assert dst.objects["good"].data == data
+
+    asyncio.run(go())
+    assert (gate.counters.checked, gate.counters.rejected) == (2, 1)
