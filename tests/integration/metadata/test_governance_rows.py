@@ -23,6 +23,7 @@ from crosswind.governance.subjects import builtin_schema
 from crosswind.rig.demo_rows import demo_entity
 from crosswind.state import StateStore
 from tests.integration.metadata.conftest import MetaEnv
+from tests.lineage_model import check_event
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +105,20 @@ def test_enforcement_modes_and_replay_after_a_schema_change(
     assert bad_key not in env.documents() and len(env.documents()) == 5
     [item] = invoke("dlq", "list", "-c", c, "--kind", "schema")["items"]
     assert item["item"] == "/".join(bad_key) and item["item_kind"] == "row"
+    # the run's lineage: the Azure table in, DocumentDB out with the 5 rows written
+    lines = (env.config.state_dir / "lineage" / "events.jsonl").read_text().splitlines()
+    runs = [json.loads(line) for line in lines]
+    assert [(e["job"]["name"], e["eventType"]) for e in runs] == [
+        ("sync-metadata.azure-to-aws", "START"), ("sync-metadata.azure-to-aws", "COMPLETE")]
+    for e in runs:
+        check_event(e)
+    [table] = runs[-1]["inputs"]
+    [docs] = runs[-1]["outputs"]
+    assert table["namespace"].startswith("azuretable://")
+    assert table["name"] == env.config.azure.table
+    assert docs["namespace"].startswith("mongodb://")
+    assert docs["name"] == f"{env.config.aws.database}.{env.config.aws.collection}"
+    assert docs["outputFacets"]["outputStatistics"]["rowCount"] == 5
     assert item["reason"].startswith("schema documentdb-document v1: $.FlightNumber: type:")
     shown = invoke("dlq", "show", "-c", c, str(item["id"]))
     assert shown["payload"]["path"] == "$.FlightNumber" and shown["payload"]["rule"] == "type"
