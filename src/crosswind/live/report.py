@@ -55,9 +55,13 @@ def status_document(*, phase: Phase, running: bool, pid: int | None, since: str 
 def _reconcile_brief(rec: dict[str, Any] | None) -> dict[str, Any] | None:
     if not rec:
         return None
+    # The service's summary nests the objects' and the rows' reconciles; their
+    # listing counts and errors are theirs.
+    objects, rows = rec.get("objects") or {}, rec.get("rows") or {}
     return {"at": rec.get("at"), "drift": rec.get("drift", 0), "found": rec.get("found", 0),
-            "listed": rec.get("listed"), "drift_examples": rec.get("drift_examples", []),
-            "error": rec.get("error"),
+            "listed": rec.get("listed", objects.get("listed")),
+            "drift_examples": rec.get("drift_examples", []),
+            "error": rec.get("error") or objects.get("error") or rows.get("error"),
             "parts": {k: {"at": (rec.get(k) or {}).get("at"),
                           "drift": (rec.get(k) or {}).get("drift", 0)}
                       for k in ("objects", "rows") if rec.get(k)}}
