@@ -1,8 +1,9 @@
 """`crosswind replicate` checks objects and rows against their registered schemas
 before it writes them (enforce = reject: into the DLQ, kind schema), picks up a
-version registered while it runs, replays the rejected items through its own
-scheduler, shows the counts and the stewardship in its status, and leaves one
-lineage run per interval."""
+version registered while it runs, lets the rejected items through after the
+schema change (dlq replay through its own scheduler, or its reconcile first),
+shows the counts and the stewardship in its status and on /metrics, and leaves
+one lineage run per interval."""
 
 from __future__ import annotations
 
