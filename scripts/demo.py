@@ -151,6 +151,13 @@ def write_config(rig: Rig) -> Path:
         pattern = "{KEY_PATTERN}"
         partition_key = "{{carrier}}{{flight}}_{{date:%Y%m%d}}"
         row_key = "{{event_id}}"
+
+        [governance]             # stewardship on every report; schemas checked before write
+        domain = "ADL"
+        steward = "data.steward@example.com"
+        owner = "flight-operations"
+        flow_id = 26
+        enforce = "warn"         # the live story's rows lack fields the schema requires
         """))
     return cfg
 
@@ -195,6 +202,8 @@ def main() -> int:
             banner(title)
             checks.append((title, crosswind(*args, "--config", cfg, env=env), ok))
 
+        step("the schema registry: the three subjects' built-in schemas as version 1",
+             "schema", "init")
         step("capacity report of the Azure side", "inventory", "--side", "azure")
         step("parse a sample of real names with the key pattern", "keys", "check",
              "--side", "azure", "--limit", "500", ok=may_report)
@@ -213,6 +222,8 @@ def main() -> int:
              "--direction", "azure-to-aws", "--full",
              "--html", str(WORK / "validation.html"), ok=may_report)
         step("recent runs", "runs")
+        step("the flow for the data catalog: datasets, schemas, lineage, quality",
+             "catalog", "export", "--out", str(WORK / "catalog"))
         from demo_live import live_story
 
         live_story(rig, WORK, Path(cfg), env, CONTAINER, BUCKET, crosswind, checks)

@@ -433,6 +433,55 @@ class CutoverConfig(_Section):
         return self
 
 
+class GovernanceConfig(_Section):
+    """``[governance]``: stewardship, validation before write, lineage (CW-8)."""
+
+    #: stewardship, written on every report, lineage event and the status
+    domain: str | None = None
+    steward: str | None = None
+    owner: str | None = None
+    flow_id: str | None = None
+    #: items checked against their subject's latest registered schema before they are
+    #: written: "off" (no checks), "warn" (counted and logged, written), "reject"
+    #: (not written: into the DLQ with the failing path and rule)
+    enforce: Literal["off", "warn", "reject"] = "warn"
+    #: OpenLineage run events: "file" (JSON lines), "http" (an OpenLineage API such as
+    #: Marquez), or "off"
+    lineage: Literal["file", "http", "off"] = "file"
+    #: the JSON-lines file (default <state dir>/lineage/events.jsonl)
+    lineage_file: Path | None = None
+    #: the receiver's base URL for "http", e.g. https://marquez.example.com (the events
+    #: are POSTed to lineage_endpoint under it); plain http only to a loopback address
+    lineage_url: str | None = None
+    lineage_endpoint: str = "api/v1/lineage"
+    #: a reference (env:NAME, file:PATH) to a bearer token the receiver asks for
+    lineage_api_key: str | None = None
+    #: the namespace of crosswind's jobs in lineage events
+    lineage_namespace: str = Field("crosswind", min_length=1)
+    lineage_timeout_s: float = Field(5.0, gt=0, le=120)
+    #: mirror registered schema versions into this AWS Glue Schema Registry (optional)
+    glue_registry: str | None = None
+
+    @field_validator("flow_id", mode="before")
+    @classmethod
+    def _flow_id(cls, v: object) -> object:
+        # flow_id = 26 and flow_id = "26" mean the same flow
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @model_validator(mode="after")
+    def _lineage(self) -> GovernanceConfig:
+        if self.lineage == "http" and not self.lineage_url:
+            raise ValueError('lineage = "http" needs lineage_url')
+        if self.lineage_url:
+            parts = urlparse(self.lineage_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"lineage_url {self.lineage_url!r} is not an http(s) URL")
+            if parts.scheme == "http" and not is_loopback(self.lineage_url):
+                raise ValueError("lineage_url: plain http is allowed only to a loopback "
+                                 "address; use https")
+        return self
+
+
 class AlertOverride(_Section):
     """``[monitoring.alerts.NAME]``: change one alert of the catalogue."""
 
@@ -530,6 +579,7 @@ class Config(_Section):
     metadata: MetadataConfig = MetadataConfig.model_validate({})
     replicate: ReplicateConfig = ReplicateConfig.model_validate({})
     cutover: CutoverConfig = CutoverConfig.model_validate({})
+    governance: GovernanceConfig = GovernanceConfig.model_validate({})
     monitoring: MonitoringConfig = MonitoringConfig.model_validate({})
     #: directory of the config file; relative paths in it are taken from here
     base_dir: Path = Path(".")

@@ -320,12 +320,24 @@ def journal_a_rollback(env: Env) -> list[str]:
     return steps
 
 
+STEWARDSHIP = """
+[governance]
+domain = "ADL"
+steward = "ana@example.com"
+owner = "flight-ops"
+flow_id = 26
+enforce = "warn"
+"""
+
+
 def test_the_dashboard_from_the_state_store_alone(make_env: Callable[..., Env],
                                                   dashboards: Callable[..., Dashboard],
                                                   browser: Any, tmp_path: Path) -> None:
-    env = make_env()
+    env = make_env(extra=STEWARDSHIP)
+    assert cli(env, "schema", "init").returncode == 0
     for i in range(5):
-        env.container.upload_blob(f"v/{i}", b"v" * 64)
+        env.container.upload_blob(f"v/{i}", b"v" * 64, metadata={"Carrier": "AA"})
+    env.container.upload_blob("v/bad", b"v" * 64, metadata={"Carrier": "aa1"})
     assert cli(env, "sync", "objects", "--direction", "azure-to-aws").returncode == 0
     assert cli(env, "validate", "--objects").returncode == 0
     steps = journal_a_rollback(env)
@@ -334,7 +346,13 @@ def test_the_dashboard_from_the_state_store_alone(make_env: Callable[..., Env],
     assert status["service"]["running"] is False
     metrics = scraped(get_text(f"{dash.url}/metrics"))
     assert metrics[("crosswind_objects_total", frozenset(
-        {("mode", "oneshot"), ("direction", "azure-to-aws"), ("outcome", "copied")}))] == 5
+        {("mode", "oneshot"), ("direction", "azure-to-aws"), ("outcome", "copied")}))] == 6
+    checks = {("mode", "oneshot"), ("direction", "azure-to-aws"),
+              ("subject", "object-metadata")}
+    assert metrics[("crosswind_schema_checks_total",
+                    frozenset({*checks, ("outcome", "passed")}))] == 5
+    assert metrics[("crosswind_schema_checks_total",
+                    frozenset({*checks, ("outcome", "warned")}))] == 1
     assert metrics[("crosswind_rollback_rto_seconds", frozenset())] == 42.5
     page = browser.new_page(viewport={"width": 1366, "height": 850})
     try:
@@ -347,7 +365,18 @@ def test_the_dashboard_from_the_state_store_alone(make_env: Callable[..., Env],
         assert page.locator("[data-testid=dlq-open]").get_attribute("data-value") == \
             str(status["dlq_open"])
         _wait_attr(page, "[data-testid=oneshot-copied]", "data-value")
-        assert page.locator("[data-testid=oneshot-copied]").get_attribute("data-value") == "5"
+        assert page.locator("[data-testid=oneshot-copied]").get_attribute("data-value") == "6"
+        # the stewardship in the header and the governance card, the schema checks
+        head = page.locator("[data-testid=stewardship]")
+        assert head.inner_text() == "flow 26 · ADL · steward ana@example.com · owner flight-ops"
+        assert head.get_attribute("data-flow-id") == "26"
+        assert page.locator('[data-testid=stewardship-table] tr[data-field="steward"] td'
+                            ).get_attribute("data-value") == "ana@example.com"
+        assert page.locator("[data-testid=enforce]").get_attribute("data-value") == "warn"
+        checked = page.locator('[data-testid=schema-checks] tr[data-subject="object-metadata"]'
+                               '[data-where="runs"]')
+        assert [checked.locator(f'td[data-field="{f}"]').get_attribute("data-value")
+                for f in ("passed", "warned", "rejected")] == ["5", "1", "0"]
         rows = page.locator("[data-testid=validations] tbody tr[data-run]")
         assert rows.count() == 1
         assert "pass" in rows.first.inner_text()

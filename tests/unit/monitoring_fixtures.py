@@ -56,6 +56,17 @@ def known_document(*, running: bool = True) -> dict[str, Any]:
             "switch": {"running": False, "triggers": {"lag": True, "breaker": False,
                                                       "error_rate": False,
                                                       "validation": False}},
+            "governance": {
+                "stewardship": {"domain": "ADL", "steward": "ana", "owner": "flight-ops",
+                                "flow_id": "26"},
+                "schema_validation": {
+                    "enforce": "reject", "checked": 9, "passed": 6, "warned": 0,
+                    "rejected": 3, "unregistered": 2,
+                    "subjects": {"object-metadata": {"version": 2, "checked": 5, "failed": 1},
+                                 "documentdb-document": {"version": 1, "checked": 4,
+                                                         "failed": 2}}},
+                "lineage": {"to": "file /state/lineage/events.jsonl", "sent": 8, "failed": 1,
+                            "dropped": 0, "last_error": None}},
         },
         "validation_history": [
             {"id": 9, "direction": "azure-to-aws", "status": "running", "verdict": "running",
@@ -75,7 +86,16 @@ def known_document(*, running: bool = True) -> dict[str, Any]:
         "oneshot": {"objects": [
             {"direction": "azure-to-aws", "outcome": "copied", "count": 10, "bytes": 1000},
             {"direction": "azure-to-aws", "outcome": "failed", "count": 1, "bytes": 7}],
-            "rows": [{"direction": "azure-to-aws", "outcome": "written", "count": 12}]},
+            "rows": [{"direction": "azure-to-aws", "outcome": "written", "count": 12}],
+            "schemas": [
+                {"direction": "azure-to-aws", "subject": "object-metadata",
+                 "outcome": "passed", "count": 20},
+                {"direction": "azure-to-aws", "subject": "object-metadata",
+                 "outcome": "warned", "count": 2},
+                {"direction": "azure-to-aws", "subject": "documentdb-document",
+                 "outcome": "rejected", "count": 1}],
+            "schemas_unchecked": [{"direction": "azure-to-aws", "count": 4}]},
         "quotas": [{"quota": "vpc-network-interfaces", "used": 3500, "limit": 5000,
                     "ratio": 0.7}],
+        "governance": {"enforce": "reject", "lineage": "file"},
     }

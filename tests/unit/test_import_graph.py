@@ -152,6 +152,10 @@ ABOVE = {
                            "crosswind.cli", "crosswind.serverless"),
     "crosswind.live": ("crosswind.cutover", "crosswind.web", "crosswind.cli",
                        "crosswind.serverless"),
+    # the engines call governance (the schema gate, lineage at their edges): never back
+    "crosswind.governance": ("crosswind.sync", "crosswind.metasync", "crosswind.validate",
+                             "crosswind.live", "crosswind.cutover", "crosswind.web",
+                             "crosswind.cli", "crosswind.serverless"),
 }
 
 

@@ -135,6 +135,28 @@ def test_known_figures() -> None:
     assert one(v, "crosswind_aws_quota_usage_ratio", quota="vpc-network-interfaces") == 0.7
     assert one(v, "crosswind_migration_phase", phase="pre_cutover") == 1
     assert one(v, "crosswind_migration_phase", phase="post_cutover") == 0
+    # governance: the stewardship, and the validation before write of runs and service
+    assert one(v, "crosswind_governance_info", domain="ADL", steward="ana", owner="flight-ops",
+               flow_id="26", enforce="reject", lineage="file") == 1
+    checks = {"mode": "service", "direction": "azure-to-aws", "subject": "object-metadata"}
+    assert one(v, "crosswind_schema_checks_total", **checks, outcome="passed") == 4
+    assert one(v, "crosswind_schema_checks_total", **checks, outcome="rejected") == 1
+    assert one(v, "crosswind_schema_checks_total", mode="oneshot", direction="azure-to-aws",
+               subject="object-metadata", outcome="warned") == 2
+    assert one(v, "crosswind_schema_rejections_total", mode="service",
+               direction="azure-to-aws", subject="documentdb-document") == 2
+    assert one(v, "crosswind_schema_rejections_total", mode="oneshot",
+               direction="azure-to-aws", subject="documentdb-document") == 1
+    # warned items are no rejections
+    assert ("crosswind_schema_rejections_total", frozenset(
+        {("mode", "oneshot"), ("direction", "azure-to-aws"),
+         ("subject", "object-metadata")})) not in v
+    assert one(v, "crosswind_schema_unchecked_total", mode="service",
+               direction="azure-to-aws") == 2
+    assert one(v, "crosswind_schema_unchecked_total", mode="oneshot",
+               direction="azure-to-aws") == 4
+    assert one(v, "crosswind_lineage_events_total", outcome="sent") == 8
+    assert one(v, "crosswind_lineage_events_total", outcome="failed") == 1
 
 
 def test_exposition_parses_and_carries_the_figures() -> None:

@@ -31,6 +31,7 @@ from crosswind.cli.app import (
 from crosswind.config import Config, KeysConfig
 from crosswind.entities import EdmDateTime
 from crosswind.errors import ConfigError, NameParseError
+from crosswind.governance.stewardship import stewardship_fields
 from crosswind.keys import KeySpec, fields_json
 from crosswind.metasync.context import MetaOptions, scope_of
 from crosswind.metasync.ledger import Ledger
@@ -397,7 +398,8 @@ def dlq_replay_cmd(
         items = select_items(ledger, id_list, every=every, direction=where, kind=kind)
         return (await replay_all(cfg, state, ledger, items)).report()
 
-    report = in_service_or_here(cfg, "dlq-replay", args, here, say=err.print)
+    report = {**in_service_or_here(cfg, "dlq-replay", args, here, say=err.print),
+              **stewardship_fields(cfg)}
     result = ReplayResult(report["replayed"], report["resolved_ids"],
                           report["still_failing"], report.get("deletes_blocked"))
     if as_json:

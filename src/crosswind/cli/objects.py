@@ -33,6 +33,7 @@ from crosswind.cli.app import (
     ticking,
     write_report,
 )
+from crosswind.governance.stewardship import stewardship_fields
 from crosswind.inventory import human_bytes
 from crosswind.model import Direction
 from crosswind.observability.stats import SyncStats
@@ -224,7 +225,7 @@ def inventory_cmd(
             await store.close()
 
     name, inv = run(go())
-    report = inv.report(name, _rates(cfg.state_dir), top)
+    report = {**inv.report(name, _rates(cfg.state_dir), top), **stewardship_fields(cfg)}
     if as_json:
         print_json(report)
         return

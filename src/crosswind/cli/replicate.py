@@ -58,8 +58,20 @@ def render_status(doc: dict[str, Any]) -> None:
         labels = ", ".join(f"{k}={v}" for k, v in (a.get("labels") or {}).items())
         out.print(f"[red]alert[/] {escape(a['alert'])}{f' ({escape(labels)})' if labels else ''}"
                   f": {escape(a['summary'])}", markup=True)
+    _governance(doc.get("governance") or {})
     for e in doc.get("errors", [])[-3:]:
         out.print(f"[red]error[/] {escape(e)}", markup=True)
+
+
+def _governance(g: dict[str, Any]) -> None:
+    """Stewardship and the validation before write, one line each (when known)."""
+    who = {k: v for k, v in (g.get("stewardship") or {}).items() if v}
+    if who:
+        out.print(" · ".join(f"{k.replace('_', ' ')} {escape(str(v))}" for k, v in who.items()))
+    sv = g.get("schema_validation")
+    if sv and sv.get("enforce") != "off":
+        out.print(f"schemas (enforce {sv['enforce']}): {sv['checked']:,} checked, "
+                  f"{sv['warned']:,} warned, {sv['rejected']:,} rejected")
 
 
 @app.command("replicate")

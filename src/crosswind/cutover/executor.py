@@ -42,6 +42,9 @@ from crosswind.cutover.planning import limits
 from crosswind.cutover.runbook import Runbook, Step, runbook_for
 from crosswind.cutover.transitions import CutoverState, fire, stage_for
 from crosswind.errors import CrosswindError
+from crosswind.governance.context import Governance
+from crosswind.governance.runs import finish_switch, switch_lineage
+from crosswind.governance.stewardship import stewardship_fields
 from crosswind.migration import MigrationStore, Phase
 from crosswind.model import Direction
 from crosswind.secrets import redact
@@ -135,6 +138,8 @@ class SwitchReport:
     #: applied and the unswitch hook done
     rto_s: float | None = None
     report_files: dict[str, str] = field(default_factory=dict)
+    #: [governance] domain, steward, owner, flow_id
+    stewardship: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -151,7 +156,8 @@ class SwitchReport:
                 "authorization": self.authorization, "rehearsal": self.rehearsal,
                 "resumed": self.resumed, "error": self.error,
                 "steps": [s.as_dict() for s in self.steps], "exit_code": self.exit_code,
-                "report_files": dict(self.report_files)}
+                "report_files": dict(self.report_files),
+                "stewardship": dict(self.stewardship)}
 
 
 GateInputsFn = Callable[[Config, Kind, int], Awaitable[GateInputs]]
@@ -204,6 +210,9 @@ class Executor:
         report = SwitchReport(kind, plan.hash, now_iso(), phase_before=before.phase.value,
                               rehearsal=rehearsal, resumed=resume)
         report.authorization = authorization
+        report.stewardship = stewardship_fields(self.cfg)["stewardship"]
+        gov = Governance.open(self.cfg, self.state)
+        lineage = switch_lineage(gov, self.cfg, kind, plan.hash)
         t0 = time.monotonic()
         if not resume:
             self.plans.mark_executed(plan.hash)
@@ -249,6 +258,9 @@ class Executor:
                         {"kind": kind, "duration_s": report.duration_s, "rto_s": report.rto_s,
                          "phase": report.phase_after, "error": report.error})
             self._store(report)
+            finish_switch(lineage, report.status, report.error, rto_s=report.rto_s,
+                          phase=report.phase_after)
+            gov.close()
         return report
 
     def _authorize(self, plan: Plan, rehearsal: bool) -> str:
@@ -295,7 +307,8 @@ class Executor:
         started = [p.step for p in progress if p.started_at
                    and p.step in {s.name for s in book.steps}]
         report = SwitchReport(plan.kind, plan.hash, now_iso(),
-                              phase_before=self.migration.get().phase.value)
+                              phase_before=self.migration.get().phase.value,
+                              stewardship=stewardship_fields(self.cfg)["stewardship"])
         for p in progress:
             if p.started_at and not p.finished_at:  # cut off by the crash
                 self.journal.outcome(plan.hash, plan.kind, p.step, "undone",

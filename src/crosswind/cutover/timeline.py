@@ -49,6 +49,9 @@ def timeline_html(report: Mapping[str, Any]) -> str:
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(report.get(k)))}</td></tr>"
         for k in ("plan_hash", "started_at", "finished_at", "duration_s", "phase_before",
                   "phase_after", "authorization", "error", "crosswind_version"))
+    meta += "".join(  # domain, steward, owner, flow_id ([governance])
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in (report.get("stewardship") or {}).items() if v)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>crosswind {html.escape(head)}</title>
 <style>

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from crosswind.config import Config
 from crosswind.deleteguard import DeleteGuard
 from crosswind.errors import CrosswindError
+from crosswind.governance.gate import SchemaGate, SchemaRejected
 from crosswind.live.changes import Change, ParsedMessage
 from crosswind.live.events import PoisonMessage, parse_azure_message, parse_s3_message
 from crosswind.live.objects import DeleteHeld, ObjectApplier
@@ -91,7 +92,8 @@ async def replay_objects(cfg: Config, state: StateStore, ledger: Ledger, items: 
             try:
                 transfer = Transfer(src, dst, TransferSettings(
                     s.multipart_threshold, s.part_size, s.part_concurrency,
-                    s.metadata_key_policy), ByteBudget(s.memory_budget), SyncStats(),
+                    s.metadata_key_policy, schemas=SchemaGate.from_state(
+                        state, cfg.governance.enforce)), ByteBudget(s.memory_budget), SyncStats(),
                     StateJournal(state, dst.name))
                 applier = ObjectApplier(src, dst, state, d.value, transfer, g,
                                         functools.partial(verified_count, state, d.value),
@@ -108,7 +110,8 @@ async def replay_objects(cfg: Config, state: StateStore, ledger: Ledger, items: 
                         except CrosswindError as exc:
                             ok = False
                             held = isinstance(exc, DeleteHeld)
-                            kind = "delete-held" if held else type(exc).__name__
+                            kind = ("delete-held" if held else "schema"
+                                    if isinstance(exc, SchemaRejected) else type(exc).__name__)
                             if held:
                                 result.blocked = redact(str(exc))
                             ledger.dlq_put(d.value, "object-key", key, pk=None, rk=None,

@@ -57,13 +57,32 @@ def _switch_brief(doc: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+def _schema_tallies(rep: dict[str, Any], direction: str,
+                    checks: dict[tuple[str, str, str], int], unchecked: dict[str, int]) -> None:
+    """Add one report's validation before write (``schema_validation``) to the
+    per (direction, subject, outcome) counts: passed, and the failed as warned
+    or rejected by the run's ``enforce``."""
+    sv = rep.get("schema_validation") or {}
+    failed_as = "rejected" if sv.get("enforce") == "reject" else "warned"
+    for subject, n in (sv.get("subjects") or {}).items():
+        failed = int(n.get("failed") or 0)
+        for outcome, count in (("passed", int(n.get("checked") or 0) - failed),
+                               (failed_as, failed)):
+            key = (direction, subject, outcome)
+            checks[key] = checks.get(key, 0) + count
+    if sv.get("unregistered"):
+        unchecked[direction] = unchecked.get(direction, 0) + int(sv["unregistered"])
+
+
 class OneShotTotals:
-    """Objects and rows of every finished one-shot run (``sync objects``, ``sync
-    metadata``), summed from their reports; recomputed only when runs changed."""
+    """Objects, rows and schema checks of every finished one-shot run (``sync
+    objects``, ``sync metadata``, and the syncs ``validate --repair`` runs),
+    summed from their reports; recomputed only when runs changed."""
 
     def __init__(self) -> None:
         self._key: tuple[Any, ...] | None = None
-        self._value: dict[str, Any] = {"objects": [], "rows": []}
+        self._value: dict[str, Any] = {"objects": [], "rows": [], "schemas": [],
+                                       "schemas_unchecked": []}
 
     def read(self, state: StateStore) -> dict[str, Any]:
         where = "kind IN ('objects', 'metadata') AND dry_run=0 AND report IS NOT NULL"
@@ -73,12 +92,15 @@ class OneShotTotals:
             return self._value
         objects: dict[tuple[str, str], list[int]] = {}
         rows: dict[tuple[str, str], int] = {}
+        checks: dict[tuple[str, str, str], int] = {}
+        unchecked: dict[str, int] = {}
         for kind, direction, report in state.db.execute(
                 f"SELECT kind, direction, report FROM runs WHERE {where} ORDER BY id"):
             try:
                 rep = json.loads(report)
             except ValueError:
                 continue
+            _schema_tallies(rep, direction, checks, unchecked)
             if kind == "objects":
                 for outcome in ("copied", "skipped", "failed", "deleted"):
                     t = rep.get(outcome) or {}
@@ -93,7 +115,11 @@ class OneShotTotals:
             "objects": [{"direction": d, "outcome": o, "count": c, "bytes": b}
                         for (d, o), (c, b) in sorted(objects.items())],
             "rows": [{"direction": d, "outcome": o, "count": n}
-                     for (d, o), n in sorted(rows.items())]}
+                     for (d, o), n in sorted(rows.items())],
+            "schemas": [{"direction": d, "subject": s, "outcome": o, "count": n}
+                        for (d, s, o), n in sorted(checks.items())],
+            "schemas_unchecked": [{"direction": d, "count": n}
+                                  for d, n in sorted(unchecked.items())]}
         self._key = key
         return self._value
 
@@ -116,6 +142,8 @@ def monitoring_document(cfg: Config, state: StateStore, status: dict[str, Any], 
         "dlq": {"open": ledger.dlq_open_count(), "by_kind": ledger.dlq_open_by_kind()},
         "oneshot": (oneshot or OneShotTotals()).read(state),
         "quotas": [q for q in quotas or [] if "error" not in q],
+        # the settings the governance metrics label (the stewardship is in the status)
+        "governance": {"enforce": cfg.governance.enforce, "lineage": cfg.governance.lineage},
     }
 
 

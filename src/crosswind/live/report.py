@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from crosswind.config import Config
+from crosswind.governance.stewardship import stewardship_fields
 from crosswind.live.status import StatusStore, is_running
 from crosswind.metasync.context import scope_of
 from crosswind.metasync.ledger import Ledger
@@ -15,8 +16,8 @@ from crosswind.state import StateStore
 
 def status_document(*, phase: Phase, running: bool, pid: int | None, since: str | None,
                     snapshot: dict[str, Any] | None, dlq_open: int,
-                    heartbeat_at: str | None = None, stopped_at: str | None = None
-                    ) -> dict[str, Any]:
+                    heartbeat_at: str | None = None, stopped_at: str | None = None,
+                    governance: dict[str, Any] | None = None) -> dict[str, Any]:
     snap = snapshot or {}
     streams = snap.get("streams", [])
     return {
@@ -40,6 +41,8 @@ def status_document(*, phase: Phase, running: bool, pid: int | None, since: str 
         "validation": snap.get("validation"),
         "switch": snap.get("switch"),
         "errors": snap.get("errors", []),
+        # stewardship, validation before write and lineage delivery
+        "governance": governance if governance is not None else snap.get("governance"),
         # monitoring (live.monitoring): appliers, store requests, objects applied, alerts
         "breaker_details": snap.get("breaker_details", {}),
         "workers": snap.get("workers"),
@@ -74,7 +77,8 @@ def read_status(cfg: Config) -> dict[str, Any]:
         dlq_open = Ledger(state, scope_of(cfg)).dlq_open_count()
         if row is None:
             return status_document(phase=phase, running=False, pid=None, since=None,
-                                   snapshot=None, dlq_open=dlq_open)
+                                   snapshot=None, dlq_open=dlq_open,
+                                   governance=stewardship_fields(cfg))
         running = is_running(row)
         snap = row["snapshot"]
         if snap.get("direction") not in (None, phase.direction.value):
@@ -82,6 +86,9 @@ def read_status(cfg: Config) -> dict[str, Any]:
         return status_document(phase=phase, running=running, pid=row["pid"],
                                since=row["started_at"], snapshot=snap, dlq_open=dlq_open,
                                heartbeat_at=row["heartbeat_at"],
+                               # the config's stewardship, the service's last counts
+                               governance={**(snap.get("governance") or {}),
+                                           **stewardship_fields(cfg)},
                                stopped_at=row["stopped_at"] or (None if running else
                                                                 "unknown (no clean stop)"))
     finally:

@@ -36,6 +36,7 @@ from crosswind.config import Config
 from crosswind.deleteguard import DeleteGuard
 from crosswind.entities import Entity
 from crosswind.errors import ChangeHistoryLost, CrosswindError
+from crosswind.governance.context import Governance
 from crosswind.live.breakers import Breakers, GuardedRecordStore
 from crosswind.live.status import StatusStore
 from crosswind.live.streams import StreamState
@@ -64,8 +65,10 @@ class RowStreams:
     """Both row streams of one direction; ``run`` until ``stop``."""
 
     def __init__(self, cfg: Config, direction: Direction, ledger: Ledger, guard: DeleteGuard,
-                 breakers: Breakers, status: StatusStore, run_id: int | None) -> None:
+                 breakers: Breakers, status: StatusStore, run_id: int | None, *,
+                 governance: Governance | None = None) -> None:
         self.cfg = cfg
+        self.governance = governance or Governance.off()
         self.rc = cfg.replicate
         self.direction = direction
         self.ledger = ledger
@@ -180,7 +183,8 @@ class RowStreams:
     def _ctx(self, **overrides: Any) -> RunContext:
         opts = MetaOptions.from_config(self.cfg, self.direction)
         opts = dataclasses.replace(opts, **overrides)
-        return RunContext(self.ledger, self.run_id, opts, guard=self.guard)
+        return RunContext(self.ledger, self.run_id, opts, guard=self.guard,
+                          governance=self.governance)
 
     async def _forward(self, stop: asyncio.Event, table: GuardedRecordStore,
                        docs: GuardedRecordStore) -> None:

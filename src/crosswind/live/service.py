@@ -24,6 +24,7 @@ import contextlib
 import functools
 import logging
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from typing import Any, Literal, Protocol
 from crosswind.config import Config
 from crosswind.control import ControlQueue, Request
 from crosswind.errors import ConfigError, CrosswindError
+from crosswind.governance.context import Governance
+from crosswind.governance.runs import IntervalLineage
 from crosswind.live.breakers import Breakers, Endpoint, GuardedObjectStore
 from crosswind.live.changes import Change, ParsedMessage
 from crosswind.live.dlq import object_delete_guard
@@ -214,6 +217,10 @@ class Epoch:
         self.last_validation: dict[str, Any] | None = None
         self.http_url: str | None = None
         self.errors: list[str] = []
+        #: validation before write (objects and rows), stewardship, lineage per interval
+        self.governance = Governance.open(self.cfg, state)
+        self.lineage = IntervalLineage(self.governance, self.cfg, self.direction, run_id,
+                                       self._lineage_counts)
 
     # -- running -------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -283,11 +290,15 @@ class Epoch:
                 tasks.append(asyncio.create_task(self._guarded_loop(
                     "validation", lambda: self._validation_loop(epoch_stop))))
             self.ready = True
+            self.lineage.open()
             self.publish()
             await epoch_stop.wait()
             self.ready = False
             await self._shutdown(tasks, workers, acker, rows_task)
         finally:
+            self.lineage.close(None if sys.exc_info()[0] is None
+                               else "the epoch stopped on an error")
+            self.governance.close()
             for t in (*tasks, *workers, *([rows_task] if rows_task else [])):
                 t.cancel()
             for t in (*tasks, *workers, *([rows_task] if rows_task else [])):
@@ -354,7 +365,7 @@ class Epoch:
     def _build_applier(self) -> None:
         s = self.cfg.sync
         settings = TransferSettings(s.multipart_threshold, s.part_size, s.part_concurrency,
-                                    s.metadata_key_policy)
+                                    s.metadata_key_policy, schemas=self.governance.schemas)
         self.sync_stats = SyncStats()
         transfer = Transfer(self.src, self.dst, settings, ByteBudget(s.memory_budget),
                             self.sync_stats, StateJournal(self.state, self.dst.name))
@@ -463,7 +474,8 @@ class Epoch:
             await table.check()
             await docs.check()  # fail at start, with one line, not in a retry loop
         self.rows = RowStreams(self.cfg, self.direction, self.ledger, self.guard,
-                               self.breakers, self.status, self.run_id)
+                               self.breakers, self.status, self.run_id,
+                               governance=self.governance)
         for st in (self.rows.stream, self.rows.reconcile_stream):
             self.streams[st.name] = st
 
@@ -510,7 +522,18 @@ class Epoch:
             self.reconciling = False
         self.last_reconcile = res
         self.status.mark(f"reconcile:{self.direction.value}", res.as_dict())
+        if self.ready:
+            self.lineage.roll(res.error)
         return res
+
+    def _lineage_counts(self) -> tuple[int, int, int]:
+        """Objects written, bytes moved and rows applied so far (an interval's are
+        the difference)."""
+        objects = sum(st.applied - st.in_step for st in self.streams.values()
+                      if st.kind == "objects")
+        rows = sum(st.applied for st in self.streams.values() if st.kind == "rows")
+        moved = self.sync_stats.bytes_moved if hasattr(self, "sync_stats") else 0
+        return objects, moved, rows
 
     # -- control requests ----------------------------------------------------------
     async def _control_loop(self, stop: asyncio.Event) -> None:
@@ -725,6 +748,7 @@ class Epoch:
                         "max_percent": self.guard.max_percent, "base": self._guard_base()},
             "http": self.http_url,
             "errors": list(self.errors),
+            "governance": self.governance.status(),
             # monitoring: appliers busy, store requests, objects applied, alerts
             "workers": {"concurrency": self.rc.concurrency, "busy": self.scheduler.in_flight},
             "requests": self.service.monitor.requests.as_dict(),

@@ -30,6 +30,7 @@ from crosswind.errors import (
     MetadataMappingError,
     TransientError,
 )
+from crosswind.governance.gate import SchemaRejected, rejection_payload
 from crosswind.live.breakers import BreakerOpen, Breakers
 from crosswind.live.changes import Change
 from crosswind.live.objects import ApplyOutcome, DeleteHeld, ObjectApplier, ReplicaConflict
@@ -108,6 +109,9 @@ class ApplyWorkers:
             return
         except (InvalidKey, MetadataMappingError) as exc:
             self.dead(work, "cannot-write", str(exc))
+            return
+        except SchemaRejected as exc:  # validation before write: no retry will pass it
+            self.dead(work, "schema", str(exc), payload=rejection_payload(exc))
             return
         except CrosswindError as exc:
             self._failed_try(work, type(exc).__name__, str(exc))

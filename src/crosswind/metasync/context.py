@@ -13,6 +13,7 @@ from crosswind.config import Config
 from crosswind.deleteguard import DeleteGuard
 from crosswind.entities import EdmDateTime
 from crosswind.errors import CrosswindError, EntityMappingError, StoreError
+from crosswind.governance.context import Governance
 from crosswind.metasync.ledger import ItemKind, RowLedger
 from crosswind.metasync.stats import MetaStats
 from crosswind.model import Direction
@@ -87,6 +88,8 @@ class RunContext:
     conflict_examples: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     guard: DeleteGuard = field(kw_only=True)
+    #: validation before write (``governance.schemas``), stewardship for the report
+    governance: Governance = field(default_factory=Governance.off, kw_only=True)
 
     @property
     def direction(self) -> str:

@@ -41,6 +41,7 @@ from crosswind.errors import (
     NameParseError,
     NotFound,
 )
+from crosswind.governance.gate import rejection_payload
 from crosswind.keys import KeySpec
 from crosswind.metasync.context import RunContext
 from crosswind.metasync.ledger import RowRecord
@@ -117,6 +118,7 @@ class ForwardSync:
                 if needs_write(e, recs.get(e.key), full=full)]
         done = {e.key for e in entities} - {e.key for e in todo}
         self.stats.unchanged += len(entities) - len(todo)
+        todo = self._admitted(todo)
         if not todo:
             return done
         if self.opts.dry_run:
@@ -149,6 +151,16 @@ class ForwardSync:
             if self.on_written is not None:
                 self.on_written(written)
         return done | {s.key for s in synced}
+
+    def _admitted(self, todo: list[Entity]) -> list[Entity]:
+        """Validation before write: the documents the schema gate lets through; the
+        rest go to the DLQ (kind ``schema``) with the failing path and rule."""
+        ok, refused = self.ctx.governance.schemas.admit(
+            todo, self.ctx.governance.schemas.check_document)
+        for e, exc in refused:
+            self.ctx.dlq("row", doc_id(*e.key), pk=e.partition_key, rk=e.row_key, error=exc,
+                         kind="schema", payload=rejection_payload(exc, entity_to_json(e)))
+        return ok
 
     @staticmethod
     def _into_its_document(e: Entity, rec: RowRecord | None) -> Entity:

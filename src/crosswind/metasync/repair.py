@@ -32,6 +32,8 @@ from crosswind.entities import (
     parse_doc_id,
 )
 from crosswind.errors import ConfigError, EntityMappingError, NotFound
+from crosswind.governance.context import Governance
+from crosswind.governance.gate import SchemaGate
 from crosswind.metasync.context import MetaOptions, RunContext, scope_of
 from crosswind.metasync.forward import ForwardSync
 from crosswind.metasync.ledger import DlqItem, Ledger, RowRecord
@@ -111,7 +113,10 @@ async def replay_items(cfg: Config, state: StateStore, ledger: Ledger, items: li
         opts = MetaOptions.from_config(cfg, d, full=True)
         if guard is None:
             guard = opts.one_run_guard()  # one window for the whole command
-        ctx = RunContext(ledger, run_id, opts, guard=guard)
+        # The same validation before write as a sync: a row rejected by its schema
+        # passes once a version that accepts it is registered.
+        ctx = RunContext(ledger, run_id, opts, guard=guard, governance=Governance(
+            schemas=SchemaGate.from_state(state, cfg.governance.enforce)))
         blocked: str | None = None
         async with opened_row_stores(cfg, d) as (table, docs):
             if d is Direction.AZURE_TO_AWS:

@@ -47,6 +47,7 @@ def metadata_report(r: MetaResult) -> dict[str, Any]:
         "failures": r.ctx.failures,
         "failures_truncated": max(0, s.failed - len(r.ctx.failures)),
         "conflict_examples": r.ctx.conflict_examples,
+        **r.ctx.governance.report_fields(),
         **r.details,
     }
     if opts.dry_run:

@@ -41,6 +41,7 @@ from crosswind.entities import (
     parse_doc_id,
 )
 from crosswind.errors import ChangeHistoryLost, EntityMappingError, NotFound
+from crosswind.governance.gate import SchemaRejected, rejection_payload
 from crosswind.metasync.context import RunContext
 from crosswind.metasync.ledger import RowRecord
 from crosswind.metasync.march import march_rows
@@ -260,6 +261,26 @@ class ReverseSync:
         self._record_conflict(RecordWrite("delete", Entity(*key)), row, None, "deleted on AWS; "
                               "the Azure row was never synced")
 
+    def _admitted(self, planned: list[_Planned]) -> list[_Planned]:
+        """Validation before write: rows the schema gate refuses go to the DLQ (kind
+        ``schema``, named by their document) instead of into the table."""
+        gate = self.ctx.governance.schemas
+        if gate.enforce == "off":
+            return planned
+        out: list[_Planned] = []
+        for p in planned:
+            if p.write.op != "delete":
+                try:
+                    gate.check_entity(p.write.entity)
+                except SchemaRejected as exc:
+                    e = p.write.entity
+                    self.ctx.dlq("document", p.doc_id, pk=e.partition_key, rk=e.row_key,
+                                 error=exc, kind="schema",
+                                 payload=rejection_payload(exc, entity_to_json(e)))
+                    continue
+            out.append(p)
+        return out
+
     def _admit_deletes(self, planned: list[_Planned], base: int | None) -> list[_Planned]:
         """``planned`` without its deletes if the guard refuses them (all of them:
         none of a refused request is done, and the run stops); ``base`` is the
@@ -275,7 +296,7 @@ class ReverseSync:
         return [p for p in planned if p.write.op != "delete"]
 
     async def _execute(self, planned: list[_Planned], *, base: int | None = None) -> None:
-        planned = self._admit_deletes(planned, base)
+        planned = self._admitted(self._admit_deletes(planned, base))
         if not planned:
             return
         if self.opts.dry_run:

@@ -12,6 +12,8 @@ from typing import Any, Literal
 from crosswind.config import Config
 from crosswind.deleteguard import DeleteGuard
 from crosswind.errors import ConfigError, CrosswindError
+from crosswind.governance.context import Governance
+from crosswind.governance.runs import metadata_lineage
 from crosswind.keys import KeySpec
 from crosswind.metasync.context import MetaOptions, RunContext, scope_of
 from crosswind.metasync.forward import ForwardSync
@@ -104,17 +106,21 @@ async def sync_metadata(
         raise ConfigError("--mode changes is for aws-to-azure (the DocumentDB change stream)")
     spec = key_spec(cfg) if mode == "objects" else None
     state = StateStore(cfg.state_dir)
+    gov: Governance | None = None
     try:
         state.lock()
         ledger = Ledger(state, scope_of(cfg))
+        gov = Governance.open(cfg, state)
         ctx = RunContext(ledger, None, opts, stats or MetaStats(),
-                         guard=guard if guard is not None else opts.one_run_guard())
+                         guard=guard if guard is not None else opts.one_run_guard(),
+                         governance=gov)
         async with opened_row_stores(cfg, direction) as (table, docs):
             await table.check()
             await docs.check()
             src, dst = (table, docs) if direction is Direction.AZURE_TO_AWS else (docs, table)
             run_id = state.start_run("metadata", direction.value, opts.dry_run)
             ctx.run_id = run_id
+            lineage = metadata_lineage(gov, cfg, direction, mode, dry_run=opts.dry_run)
             started = datetime.now(UTC)
             status: RunStatus = "succeeded"
             error: str | None = None
@@ -154,8 +160,11 @@ async def sync_metadata(
                                     datetime.now(UTC), ctx, details)
                 result.report = metadata_report(result)
                 state.finish_run(run_id, status, result.report)
+                lineage.finish_sync(status, error, run_id, rows=ctx.stats.written)
             return result
     finally:
+        if gov is not None:
+            gov.close()
         state.close()
 
 

@@ -303,6 +303,32 @@ METRICS: tuple[Metric, ...] = (
            "after cutover.", _SVC + ": switch.triggers", r.triggers, ("trigger",),
            alerts=(Alert("CrosswindRollbackTriggerFired", ">=", 1.0,
                          "a rollback trigger fired"),)),
+    # -- governance ---------------------------------------------------------------------
+    Metric("crosswind_governance_info", "gauge", "info",
+           "Always 1; the flow's stewardship ([governance] domain, steward, owner, flow_id) "
+           "and its enforce and lineage settings.",
+           "the config ([governance])", r.governance_info,
+           ("domain", "steward", "owner", "flow_id", "enforce", "lineage")),
+    Metric("crosswind_schema_checks_total", "counter", "count",
+           "Items checked against their subject's schema before they were written, by "
+           "outcome: passed, warned (failed, written: enforce = warn), rejected (failed, "
+           "not written: in the DLQ).", _RUNS + " and the service: schema_validation",
+           r.schema_checks, ("mode", "direction", "subject", "outcome"), rollup="sum"),
+    Metric("crosswind_schema_rejections_total", "counter", "count",
+           "The rejected of crosswind_schema_checks_total, alone so that an alert can "
+           "watch them.", _RUNS + " and the service: schema_validation",
+           r.schema_rejections, ("mode", "direction", "subject"), rollup="sum",
+           alerts=(Alert("CrosswindSchemaRejections", ">=", 1.0,
+                         "items failed their schema and were not written (DLQ kind schema)",
+                         kind="increase", window_s=900, severity="ticket"),)),
+    Metric("crosswind_schema_unchecked_total", "counter", "count",
+           "Items written unchecked because their subject has no registered version.",
+           _RUNS + " and the service: schema_validation.unregistered", r.schema_unchecked,
+           ("mode", "direction"), rollup="sum"),
+    Metric("crosswind_lineage_events_total", "counter", "count",
+           "The service's OpenLineage events: sent, failed (the transport refused or "
+           "could not reach the receiver), dropped (the queue was full).",
+           _SVC + ": governance.lineage", r.lineage_events, ("outcome",), rollup="sum"),
     # -- AWS quotas ---------------------------------------------------------------------
     Metric("crosswind_aws_quota_usage", "gauge", "count",
            "Use of an AWS quota (Lambda concurrent executions, VPC network interfaces).",

@@ -10,7 +10,11 @@ from the running service or from the state store alone) holds:
 * ``dlq``: ``{"open": n, "by_kind": {kind: n}}``;
 * ``oneshot``: totals of the one-shot runs: ``{"objects": [{direction,
   outcome, count, bytes}], "rows": [{direction, outcome, count}]}``;
+  ``oneshot`` also has ``"schemas": [{direction, subject, outcome, count}]``
+  (the validation before write: passed, warned, rejected) and
+  ``"schemas_unchecked": [{direction, count}]``;
 * ``quotas``: ``[{quota, used, limit, ratio}]`` when AWS quotas are watched;
+* ``governance``: ``{enforce, lineage}``, the config's settings;
 * ``version``.
 
 A reader yields ``Sample``s (or ``HistogramSample``s); a figure the document
@@ -463,3 +467,65 @@ def quota_field(field: str) -> Reader:
 
     read.__name__ = f"quota_{field}"
     return read
+
+
+# -- governance ---------------------------------------------------------------------------
+def governance_info(doc: Doc) -> Iterator[AnySample]:
+    who = (_status(doc).get("governance") or {}).get("stewardship")
+    if not who:
+        return
+    g = doc.get("governance") or {}
+    labels = {k: str(who.get(k) or "") for k in ("domain", "steward", "owner", "flow_id")}
+    yield Sample("crosswind_governance_info", _labels(
+        **labels, enforce=str(g.get("enforce") or ""), lineage=str(g.get("lineage") or "")),
+        1.0)
+
+
+def _schema_tallies(doc: Doc) -> Iterator[tuple[str, str, str, str, float]]:
+    """(mode, direction, subject, outcome, count) of the validation before write:
+    the one-shot runs' reports and the running (or last) service's counts."""
+    for row in (doc.get("oneshot") or {}).get("schemas") or []:
+        yield ("oneshot", row["direction"], row["subject"], row["outcome"],
+               float(row.get("count") or 0))
+    sv = (_status(doc).get("governance") or {}).get("schema_validation") or {}
+    d = str(_status(doc).get("direction") or "")
+    if not d:
+        return
+    failed_as = "rejected" if sv.get("enforce") == "reject" else "warned"
+    for subject, n in (sv.get("subjects") or {}).items():
+        failed = float(n.get("failed") or 0)
+        yield "service", d, subject, "passed", float(n.get("checked") or 0) - failed
+        yield "service", d, subject, failed_as, failed
+
+
+def schema_checks(doc: Doc) -> Iterator[AnySample]:
+    for mode, d, subject, outcome, count in _schema_tallies(doc):
+        yield Sample("crosswind_schema_checks_total", _labels(
+            mode=mode, direction=d, subject=subject, outcome=outcome), count)
+
+
+def schema_rejections(doc: Doc) -> Iterator[AnySample]:
+    for mode, d, subject, outcome, count in _schema_tallies(doc):
+        if outcome == "rejected":
+            yield Sample("crosswind_schema_rejections_total", _labels(
+                mode=mode, direction=d, subject=subject), count)
+
+
+def schema_unchecked(doc: Doc) -> Iterator[AnySample]:
+    for row in (doc.get("oneshot") or {}).get("schemas_unchecked") or []:
+        yield Sample("crosswind_schema_unchecked_total", _labels(
+            mode="oneshot", direction=row["direction"]), float(row.get("count") or 0))
+    sv = (_status(doc).get("governance") or {}).get("schema_validation") or {}
+    d = _status(doc).get("direction")
+    if d and "unregistered" in sv:
+        yield Sample("crosswind_schema_unchecked_total", _labels(mode="service", direction=d),
+                     float(sv.get("unregistered") or 0))
+
+
+def lineage_events(doc: Doc) -> Iterator[AnySample]:
+    lin = (_status(doc).get("governance") or {}).get("lineage") or {}
+    if lin.get("to") is None:
+        return  # lineage off, or not the service's figures
+    for outcome in ("sent", "failed", "dropped"):
+        yield Sample("crosswind_lineage_events_total", _labels(outcome=outcome),
+                     float(lin.get(outcome) or 0))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from crosswind.config import Config
+from crosswind.governance.context import Governance
+from crosswind.governance.gate import SchemaRejected, rejection_payload
+from crosswind.governance.runs import objects_lineage
 from crosswind.model import Direction
 from crosswind.observability.stats import SyncStats
 from crosswind.state import StateStore
@@ -59,10 +62,48 @@ async def sync_objects(
     cfg: Config, direction: Direction, options: SyncOptions, stats: SyncStats | None = None
 ) -> SyncResult:
     state = StateStore(cfg.state_dir)
+    gov: Governance | None = None
     try:
         state.lock()
+        options, gov = governed(cfg, state, direction, options)
         async with opened_stores(cfg, direction) as (src, dst):
             await preflight(src, dst)
-            return await SyncRun(src, dst, state, options, stats).run()
+            lineage = objects_lineage(gov, cfg, direction, dry_run=options.dry_run)
+            try:
+                result = await SyncRun(src, dst, state, options, stats).run()
+            except BaseException as exc:
+                lineage.fail(f"{type(exc).__name__}: {exc}" if str(exc) else "interrupted")
+                raise
+            lineage.finish_sync(result.status, result.error, result.run_id,
+                                rows=result.stats.copied.count, bytes=result.stats.copied.bytes)
+            return result
     finally:
+        if gov is not None:
+            gov.close()
         state.close()
+
+
+def governed(cfg: Config, state: StateStore, direction: Direction, options: SyncOptions, *,
+             lineage: bool = True) -> tuple[SyncOptions, Governance]:
+    """``options`` with the validation before write and the stewardship of ``cfg``
+    (rejected objects into the DLQ); the caller closes the ``Governance``."""
+    gov = Governance.open(cfg, state, lineage=lineage,
+                          on_reject=_quarantine(cfg, state, direction))
+    return replace(options, governance=gov,
+                   transfer=replace(options.transfer, schemas=gov.schemas)), gov
+
+
+def _quarantine(cfg: Config, state: StateStore, direction: Direction
+                ) -> Callable[[SchemaRejected], None]:
+    """Objects the validation before write rejects go to the DLQ (kind ``schema``),
+    where ``dlq replay`` finds them, as the replication service files them."""
+    from crosswind.metasync.context import scope_of
+    from crosswind.metasync.ledger import Ledger
+
+    ledger = Ledger(state, scope_of(cfg))
+
+    def put(exc: SchemaRejected) -> None:
+        ledger.dlq_put(direction.value, "object-key", exc.item, pk=None, rk=None,
+                       kind="schema", reason=str(exc), payload=rejection_payload(exc),
+                       run_id=None)
+    return put

@@ -41,6 +41,7 @@ def sync_report(r: SyncResult) -> dict[str, Any]:
         },
         "failures": r.failures,
         "failures_truncated": max(0, s.failed.count - len(r.failures)),
+        **r.options.governance.report_fields(),
     }
     if r.options.dry_run:
         report["would_copy"] = {**s.planned.as_dict(), "examples": r.would_copy_examples}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from crosswind.governance.context import Governance
 from crosswind.observability.stats import SyncStats
 from crosswind.sync.filters import KeyFilter
 from crosswind.sync.transfer import TransferSettings
@@ -25,6 +26,9 @@ class SyncOptions:
     max_delete_percent: float = 10.0
     attempts: int = 3
     transfer: TransferSettings = field(default_factory=TransferSettings)
+    #: stewardship and the schema gate's counts, for the report (the gate itself
+    #: is ``transfer.schemas``)
+    governance: Governance = field(default_factory=Governance.off, compare=False)
 
 
 @dataclass

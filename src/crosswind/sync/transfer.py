@@ -32,11 +32,12 @@ import logging
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from crosswind.errors import CrosswindError, IntegrityError, TransientError
+from crosswind.governance.gate import SchemaGate
 from crosswind.mapping import (
     Policy,
     check_metadata_size,
@@ -65,6 +66,9 @@ class TransferSettings:
     metadata_policy: Policy = "rename"
     #: write crosswind's own md5/mtime entries on destination objects
     stamp_metadata: bool = True
+    #: validation before write: the source's props are checked against the
+    #: object-metadata schema before anything is written (``SchemaRejected``)
+    schemas: SchemaGate = field(default_factory=SchemaGate.off, compare=False)
     #: objects at least this big stream (one request, one chunk in memory);
     #: smaller ones are read whole first (see README "Performance" for why 1 MiB)
     stream_threshold: int = 1 * MiB
@@ -252,6 +256,8 @@ class Transfer:
             if hasattr(reader, "chunk_size"):
                 reader.chunk_size = self.settings.stream_chunk
             props = await self._source_props(meta, reader.meta.props)
+            # Checked before a byte is sent: a rejected object leaves nothing behind.
+            self.settings.schemas.check_object(meta.key, meta.size, props)
             # The stamp can carry the MD5 only when it is known before the bytes
             # are sent (the listing's); S3's single-part ETag is the MD5 anyway.
             dst_props, renamed, dropped = destination_props(
@@ -289,6 +295,7 @@ class Transfer:
             digest = md5_hex(data) if len(data) < MiB else await asyncio.to_thread(md5_hex, data)
             md5 = self._check_read(meta, len(data), digest)
             props = await self._source_props(meta, reader.meta.props)
+            self.settings.schemas.check_object(meta.key, meta.size, props)
             dst_props, renamed, dropped = destination_props(
                 props, meta, self.dst, self.settings.metadata_policy, md5,
                 stamp=self.settings.stamp_metadata,
@@ -328,6 +335,7 @@ class Transfer:
         read_at = time.time()
         version = meta if meta.props is not None else await self.src.head(meta.key)
         props = await self._source_props(meta, version.props)
+        self.settings.schemas.check_object(meta.key, meta.size, props)
         dst_props, renamed, dropped = destination_props(
             props, meta, self.dst, self.settings.metadata_policy,
             None if late else meta.content_md5, stamp=self.settings.stamp_metadata,

@@ -148,6 +148,15 @@ def _repair(r: dict[str, Any]) -> str:
     return f"<h2>Repair</h2><table>{body}</table>"
 
 
+def stewardship_line(r: dict[str, Any]) -> str:
+    """Domain, steward, owner and flow of the report (those set), for its header."""
+    s = r.get("stewardship") or {}
+    parts = [f"{label} {_e(s[k])}" for k, label in (("domain", "domain"), ("flow_id", "flow"),
+                                                    ("steward", "steward"), ("owner", "owner"))
+             if s.get(k)]
+    return f'<div class="sub">{" · ".join(parts)}</div>' if parts else ""
+
+
 def render_html(r: dict[str, Any]) -> str:
     t = r["totals"]
     verdict = r["verdict"]
@@ -169,6 +178,7 @@ def render_html(r: dict[str, Any]) -> str:
 started {_e(r['started_at'])}, {r['duration_s']:,} s · checks {_e(', '.join(mode['checks']))} ·
 closer look: {_e(mode['sample'])}{' (deep: bytes read)' if mode['deep'] else ''} ·
 seed {_e(mode['seed'])}</div>
+{stewardship_line(r)}
 {err}
 <div class="cards">
 {_card("completeness", f"{t['completeness_pct']:.4f} %",

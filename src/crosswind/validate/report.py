@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from crosswind.governance.stewardship import Stewardship, stewardship_fields
 from crosswind.validate.findings import Check, Kind
 from crosswind.validate.tally import CheckTally, Targets, overall
 from crosswind.version import crosswind_version
@@ -29,6 +30,7 @@ class RunFacts:
     targets: Targets
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    stewardship: Stewardship | None = None
 
 
 def verdict(tallies: Mapping[Check, CheckTally], targets: Targets, error: str | None) -> Verdict:
@@ -75,5 +77,6 @@ def build_report(facts: RunFacts, tallies: Mapping[Check, CheckTally]) -> dict[s
         "discrepancy_counts": {k.value: counts[k.value] for k in Kind if counts[k.value]},
         "checks": checks,
         "throughput": {"items_per_s": round(total.items / duration, 1)},
+        **stewardship_fields(facts.stewardship),
         **facts.extra,
     }

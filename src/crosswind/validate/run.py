@@ -18,13 +18,15 @@ from typing import Any
 
 from crosswind.config import Config
 from crosswind.errors import ConfigError, CrosswindError
+from crosswind.governance.context import Governance
+from crosswind.governance.runs import finish_validation, validation_lineage
 from crosswind.keys import KeySpec
 from crosswind.model import Direction
 from crosswind.secrets import redact
 from crosswind.state import StateStore
 from crosswind.stores.base import ObjectStore, RecordStore
 from crosswind.sync.filters import KeyFilter
-from crosswind.sync.objects import opened_stores, options_from_config
+from crosswind.sync.objects import governed, opened_stores, options_from_config
 from crosswind.sync.report import sync_report
 from crosswind.validate.findings import JOINS, REPAIRABLE, Check, Finding, Kind
 from crosswind.validate.history import RUN_KIND, FindingLog
@@ -117,6 +119,7 @@ class Validation:
         self.live = live or Live()
         self.targets = targets_of(cfg, opts)
         self.seed = opts.seed if opts.seed is not None else secrets.randbits(32)
+        self.gov = Governance.off()
 
     def _mode(self) -> dict[str, Any]:
         o = object_options(self.cfg, self.opts, self.seed)
@@ -163,6 +166,7 @@ class Validation:
         direction = self.opts.direction
         src_side, dst_side = direction.source_side, direction.destination_side
         run_id = state.start_run(RUN_KIND, direction.value, False)
+        lineage = validation_lineage(self.gov, self.cfg, direction, self.opts.checks)
         started = datetime.now(UTC)
         tallies: dict[Check, CheckTally] = {}
         self.live.tallies = tallies
@@ -209,8 +213,10 @@ class Validation:
             writer.flush()
             facts = RunFacts(run_id, direction.value, started, datetime.now(UTC), source,
                              destination, self._mode(), self.targets,
-                             error if status != "interrupted" else "interrupted", extra or {})
+                             error if status != "interrupted" else "interrupted", extra or {},
+                             self.gov.stewardship)
             report = build_report(facts, tallies)
+            finish_validation(lineage, self.cfg, direction, report)
             run_status = "succeeded" if report["verdict"] == "pass" else (
                 "interrupted" if status == "interrupted" else "failed")
             state.finish_run(run_id, run_status, report)  # type: ignore[arg-type]
@@ -219,6 +225,7 @@ class Validation:
 
     async def run(self) -> dict[str, Any]:
         state = StateStore(self.cfg.state_dir)
+        self.gov = Governance.open(self.cfg, state)
         try:
             if self.opts.repair:
                 _probe_lock(self.cfg)  # fail before validating, not after
@@ -229,6 +236,7 @@ class Validation:
             log.prune(self.cfg.validation.history_keep)
             return report
         finally:
+            self.gov.close()
             state.close()
 
     # -- repair ------------------------------------------------------------------------
@@ -275,9 +283,14 @@ class Validation:
         try:
             lock.lock()
             keys = log.keys(run_id, Check.OBJECTS, REPAIRABLE)
-            async with opened_stores(self.cfg, direction) as (src, dst):
-                result = await repair_objects(src, dst, lock, keys,
-                                              options_from_config(self.cfg, direction))
+            # Re-copies are writes: the same validation before write as a sync.
+            options, gov = governed(self.cfg, lock, direction,
+                                    options_from_config(self.cfg, direction), lineage=False)
+            try:
+                async with opened_stores(self.cfg, direction) as (src, dst):
+                    result = await repair_objects(src, dst, lock, keys, options)
+            finally:
+                gov.close()
         finally:
             lock.close()
         rep = sync_report(result)

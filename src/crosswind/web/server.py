@@ -111,6 +111,9 @@ def install(app: web.Application, monitoring: MonitoringFn, cfg: Config, *,
             "dlq": doc.get("dlq") or {},
             "oneshot": doc.get("oneshot") or {},
             "alerts": status.get("alerts"),
+            # enforce and lineage settings, and the service's validation before write
+            "governance": {**(doc.get("governance") or {}), "service": (
+                status.get("governance") or {}).get("schema_validation")},
         }
         return web.Response(text=redact(json.dumps(body, default=str)),
                             content_type="application/json",

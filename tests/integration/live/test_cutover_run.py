@@ -19,6 +19,7 @@ import pytest
 
 from crosswind.entities import Edm, Entity, Prop
 from tests.integration.live.conftest import LiveEnv, Service, stream
+from tests.lineage_model import check_event
 from tests.unit.cutover_fixtures import make_key
 
 pytestmark = pytest.mark.integration
@@ -50,6 +51,25 @@ HOOKS = {k: "" for k in ("freeze_command", "unfreeze_command", "switch_command",
                          "unswitch_command", "aws_freeze_command", "aws_unfreeze_command")}
 
 
+STEWARDSHIP = {"domain": "ADL", "steward": "ana@example.com", "owner": "flight-ops",
+               "flow_id": "26"}
+
+
+def with_stewardship(live: LiveEnv) -> None:
+    with live.path.open("a") as f:
+        f.write("\n[governance]\n" + "".join(f'{k} = "{v}"\n' for k, v in STEWARDSHIP.items()))
+
+
+def switch_events(live: LiveEnv) -> list[dict[str, Any]]:
+    """The lineage of the switches (each event checked against the spec)."""
+    path = live.config.state_dir / "lineage" / "events.jsonl"
+    out = [json.loads(line) for line in path.read_text().splitlines()]
+    switches = [e for e in out if e["job"]["name"] in ("cutover", "rollback")]
+    for e in switches:
+        check_event(e)
+    return switches
+
+
 def plan_and_approve(live: LiveEnv, kind: str, *keys: Any) -> str:
     r = cli(live, kind, "plan", "--json")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
@@ -68,6 +88,7 @@ def test_cutover_then_rollback_end_to_end(make_live_env: Callable[..., LiveEnv],
                                           services: Callable[..., Service],
                                           tmp_path: Path) -> None:
     live, alice, bob, _log = setup(make_live_env, tmp_path, HOOKS)
+    with_stewardship(live)
     svc = services(live)
     svc.wait_until(lambda s: s["last_reconcile"] is not None, what="first reconcile")
     for i in range(8):
@@ -137,6 +158,23 @@ def test_cutover_then_rollback_end_to_end(make_live_env: Callable[..., LiveEnv],
     assert status["last_rollback"]["rto_s"] == rb["rto_s"]
     assert status["last_rollback"]["steps"] and status["last_cutover"]["status"] == "succeeded"
     assert Path(rb["report_files"]["html"]).read_text().startswith("<!doctype html>")
+    # stewardship on both reports and the timeline; one lineage run per switch
+    assert report["stewardship"] == rb["stewardship"] == STEWARDSHIP
+    assert "ana@example.com" in Path(rb["report_files"]["html"]).read_text()
+    runs = switch_events(live)
+    assert [(e["job"]["name"], e["eventType"]) for e in runs] == [
+        ("cutover", "START"), ("cutover", "COMPLETE"), ("rollback", "START"),
+        ("rollback", "COMPLETE")]
+    assert runs[0]["run"]["runId"] == runs[1]["run"]["runId"] != runs[2]["run"]["runId"]
+    s3, blob = f"s3://{live.bucket}", "wasbs://"
+    cut_in = {d["namespace"] for d in runs[1]["inputs"]}
+    cut_out = {d["namespace"] for d in runs[1]["outputs"]}
+    assert any(n.startswith(blob) for n in cut_in) and s3 in cut_out
+    back_in = {d["namespace"] for d in runs[3]["inputs"]}
+    back_out = {d["namespace"] for d in runs[3]["outputs"]}
+    assert s3 in back_in and any(n.startswith(blob) for n in back_out)
+    tags = {t["key"]: t["value"] for t in runs[3]["job"]["facets"]["tags"]["tags"]}
+    assert tags == STEWARDSHIP
     audit = cli(live, "audit", "verify")
     assert audit.returncode == 0, audit.stdout + audit.stderr
     repair = cli(live, "cutover", "repair")
@@ -153,6 +191,7 @@ def test_a_failing_hook_before_the_point_of_no_return_is_undone(
     text = text.replace(f'freeze_command = "echo freeze_command $CROSSWIND_PHASE >> {log}"',
                         f'freeze_command = "echo freeze >> {log}; exit 3"', 1)
     live.path.write_text(text)
+    with_stewardship(live)
     svc = services(live)
     svc.wait_until(lambda s: s["last_reconcile"] is not None, what="first reconcile")
     assert cli(live, "validate", "--objects").returncode == 0
@@ -160,6 +199,13 @@ def test_a_failing_hook_before_the_point_of_no_return_is_undone(
     r = cli(live, "cutover", "start", "--plan", h, "--json")
     assert r.returncode == 1, r.stderr
     assert "freeze_azure failed" in r.stderr and "undoing" in r.stderr
+    # an undone cutover is a failed run in lineage, with the reason
+    runs = switch_events(live)
+    assert [(e["job"]["name"], e["eventType"]) for e in runs] == [
+        ("cutover", "START"), ("cutover", "FAIL")]
+    assert "freeze_azure" in runs[1]["run"]["facets"]["errorMessage"]["message"]
+    assert {t["key"]: t["value"] for t in runs[1]["job"]["facets"]["tags"]["tags"]} == \
+        STEWARDSHIP
     hooks_run = log.read_text().split()
     assert hooks_run[0] == "freeze" and "unfreeze_command" in hooks_run
     status = json.loads(cli(live, "cutover", "status", "--json").stdout)

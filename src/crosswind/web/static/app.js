@@ -142,10 +142,53 @@ function renderStatus(st) {
     if (e.auth_failures) cap.push(`${ep} auth failures ${e.auth_failures}`);
   }
   $("capacity").textContent = cap.join(" · ");
+  renderGovernance(st.governance || {});
   const sw = st.switch || {};
   $("switch-now").textContent = sw.running && sw.current ?
     `running now: ${sw.current.kind || sw.current.request} (plan ${String(sw.current.plan_hash || "").slice(0, 12)}…) since ${fmtTime(sw.current.started_at)}` :
     (sw.auto_rollback ? `automatic rollback: ${sw.auto_rollback}` : "");
+}
+
+// -- governance: the stewardship and lineage delivery (status), schema checks (dashboard) --
+function renderGovernance(g) {
+  const who = g.stewardship || {};
+  const known = ["domain", "steward", "owner", "flow_id"].filter((k) => who[k]);
+  const head = $("stewardship");
+  head.textContent = known.length ? `flow ${who.flow_id || "–"} · ${who.domain || "–"} · steward ${who.steward || "–"} · owner ${who.owner || "–"}` : "no stewardship set";
+  for (const k of ["domain", "steward", "owner", "flow_id"]) head.dataset[k === "flow_id" ? "flowId" : k] = who[k] || "";
+  replaceRows($("steward-rows"), known.map((k) => el("tr", {"data-field": k},
+    el("th", {}, k.replace("_", " ")), el("td", {"data-value": who[k]}, who[k]))),
+    "no [governance] domain, steward, owner or flow_id set", 2);
+  const lin = g.lineage || {};
+  $("lineage").textContent = lin.to ? `lineage → ${lin.to}: ${fmtInt(lin.sent)} sent, ${fmtInt(lin.failed)} failed${lin.dropped ? `, ${fmtInt(lin.dropped)} dropped` : ""}` : "";
+}
+
+function renderSchemaChecks(gov, oneshot) {
+  // per (subject, where): passed / warned / rejected, from the one-shot runs' reports
+  // and the service's counts
+  const rows = new Map();
+  const add = (subject, where, outcome, n) => {
+    const key = `${subject}\u0000${where}`;
+    const r = rows.get(key) || {subject, where, passed: 0, warned: 0, rejected: 0};
+    r[outcome] = (r[outcome] || 0) + n;
+    rows.set(key, r);
+  };
+  for (const r of (oneshot.schemas || [])) add(r.subject, "runs", r.outcome, r.count || 0);
+  const sv = gov.service || {};
+  for (const [subject, n] of Object.entries(sv.subjects || {})) {
+    add(subject, "service", "passed", (n.checked || 0) - (n.failed || 0));
+    add(subject, "service", sv.enforce === "reject" ? "rejected" : "warned", n.failed || 0);
+  }
+  const trs = [...rows.values()].sort((a, b) => (a.subject + a.where).localeCompare(b.subject + b.where))
+    .map((r) => el("tr", {"data-subject": r.subject, "data-where": r.where},
+      el("td", {}, r.subject), el("td", {}, r.where),
+      el("td", {class: "n", "data-field": "passed", "data-value": r.passed}, fmtInt(r.passed)),
+      el("td", {class: "n", "data-field": "warned", "data-value": r.warned}, fmtInt(r.warned)),
+      el("td", {class: "n" + (r.rejected ? " bad" : ""), "data-field": "rejected", "data-value": r.rejected}, fmtInt(r.rejected))));
+  replaceRows($("schema-checks"), trs, gov.enforce === "off" ? "enforce = off: nothing is checked" : "nothing checked yet (crosswind schema init registers the schemas)", 5);
+  const enforce = $("enforce");
+  enforce.textContent = gov.enforce ? `(enforce = ${gov.enforce})` : "";
+  enforce.dataset.value = gov.enforce || "";
 }
 
 function renderAlerts(alerts) {
@@ -259,6 +302,7 @@ function renderDashboard(d) {
   const dlq = d.dlq || {};
   const kinds = Object.entries(dlq.by_kind || {});
   $("t-dlqkinds").textContent = kinds.length ? kinds.map(([k, n]) => `${k} ${n}`).join(", ") : "empty";
+  renderSchemaChecks(d.governance || {}, d.oneshot || {});
   replaceRows($("dlq"), kinds.map(([k, n]) => el("tr", {"data-kind": k}, el("td", {}, k), el("td", {class: "n", "data-value": n}, fmtInt(n)))), "empty", 2);
 
   const sws = d.switches || {};
