@@ -39,6 +39,7 @@ def status_document(*, phase: Phase, running: bool, pid: int | None, since: str 
         "validation": snap.get("validation"),
         "switch": snap.get("switch"),
         "errors": snap.get("errors", []),
+        "auth_failures": snap.get("auth_failures", []),
     }
 
 

@@ -49,7 +49,7 @@ from crosswind.metasync.ledger import Ledger
 from crosswind.migration import MigrationStore, Phase
 from crosswind.model import Direction
 from crosswind.observability.stats import SyncStats
-from crosswind.secrets import redact
+from crosswind.secrets import AUTH_FAILURES, redact
 from crosswind.state import StateStore, now_iso
 from crosswind.stores.base import ObjectStore
 from crosswind.stores.factory import open_object_store
@@ -229,10 +229,15 @@ class Epoch:
                 LagTracker(self.rc.lag_window_s))
             await self._open_event_queue()
             await self._open_rows()
-            from crosswind.live.http import HttpEndpoint, make_app
+            from crosswind.live.http import HttpEndpoint, endpoint_security, make_app
 
             if self.rc.http != "off":
-                http = HttpEndpoint(self.rc.http, make_app(self.status_document, self.problems))
+                rc = self.rc
+                sec = endpoint_security(rc.http, token=rc.http_token, cert=rc.http_tls_cert,
+                                        key=rc.http_tls_key, where="[replicate].http")
+                app = make_app(self.status_document, self.problems, security=sec,
+                               endpoint=f"[replicate].http {rc.http}")
+                http = HttpEndpoint(rc.http, app, sec)
                 await http.start()
                 self.http_url = http.url
             # Stop everything when the service stops or the phase changes.
@@ -699,6 +704,8 @@ class Epoch:
                         "max_percent": self.guard.max_percent, "base": self._guard_base()},
             "http": self.http_url,
             "errors": list(self.errors),
+            # refusals of credentials per endpoint and principal (crosswind.secrets)
+            "auth_failures": AUTH_FAILURES.snapshot(),
         }
 
     def _reconcile_summary(self, objects: dict[str, Any] | None) -> dict[str, Any] | None:
