@@ -44,7 +44,7 @@ import aiohttp
 from botocore import exceptions as bx
 from yarl import URL
 
-from crosswind.errors import StoreError, TransientError
+from crosswind.errors import EndpointUnreachable, StoreError, TransientError
 from crosswind.tls import ca_bundle, ssl_context
 
 _CODE = re.compile(rb"<Code>([^<]*)</Code>")
@@ -218,6 +218,10 @@ def _client_error(status: int, body: bytes, op: str) -> bx.ClientError:
 def _http_errors(where: str) -> Iterator[None]:
     try:
         yield
+    except aiohttp.ClientConnectorCertificateError as exc:
+        # Say why: botocore's EndpointConnectionError would only name the URL.
+        raise EndpointUnreachable(f"{where}: cannot reach the endpoint: its TLS certificate "
+                                  f"is not trusted ({exc.certificate_error})"[:300]) from None
     except aiohttp.ClientConnectorError as exc:
         raise bx.EndpointConnectionError(endpoint_url=where, error=exc) from None
     except (aiohttp.ClientError, TimeoutError) as exc:
