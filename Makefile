@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AZURITE := tools/node_modules/.bin/azurite
 
-.PHONY: setup rclone ssh-keygen demo test test-unit test-integration lint typecheck bench clean
+.PHONY: setup rclone ssh-keygen prometheus chromium demo test test-unit test-integration lint typecheck bench clean
 
-setup: $(STAMP) $(AZURITE) rclone ssh-keygen
+setup: $(STAMP) $(AZURITE) rclone ssh-keygen prometheus chromium
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -36,6 +36,24 @@ ssh-keygen:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q openssh-client >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q openssh-client >/dev/null; }; }
+
+# Prometheus (server + promtool): the monitoring tests scrape the service with a real
+# server and check the generated alert rules with promtool (Debian package prometheus).
+prometheus:
+	@{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || { \
+	  echo "installing prometheus and promtool (Debian package prometheus)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q prometheus >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q prometheus >/dev/null; }; }
+
+# Chromium: the dashboard test drives it with Playwright (executable_path=/usr/bin/chromium;
+# `playwright install` cannot download browsers here) (Debian package chromium).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package chromium)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium >/dev/null; }; }
 
 demo: setup
 	$(BIN)/python scripts/demo.py

@@ -8,15 +8,22 @@
    concurrencies);
 3. ``bench_metadata.py`` and ``bench_validate.py``, when present (owned by the
    metadata and validation work);
-4. ``cutover.py``: cutover duration and rollback RTO on the demo estate.
+4. ``cutover.py``: cutover duration and rollback RTO on the demo estate;
+5. ``replicate.py``: ``crosswind replicate`` under 50 changes/s for 5 minutes
+   before cutover and 1 minute after (about 10 minutes in all); lag per stream,
+   RSS, CPU, and lost changes by an independent comparison.
 
-Options after ``--`` go to ``objects.py`` (e.g. ``--rounds 5``). Figures are
+Options after ``--`` go to ``objects.py`` (e.g. ``--rounds 5``). ``--replicate-quick``
+runs ``replicate.py --quick`` (30 s + 20 s); ``BENCH_REPLICATE_ARGS`` passes any of
+its options (``BENCH_REPLICATE_ARGS="--rate 80" make bench``). Figures are
 medians of a few rounds on a 2-core machine shared with the servers: noisy.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -38,15 +45,19 @@ def run_script(name: str, args: list[str]) -> int:
 def main() -> int:
     args = sys.argv[1:]
     objects_args = args[args.index("--") + 1:] if "--" in args else []
+    own = args[:args.index("--")] if "--" in args else args
+    replicate_args = (["--quick"] if "--replicate-quick" in own else []) + shlex.split(
+        os.environ.get("BENCH_REPLICATE_ARGS", ""))
     codes = {
         "plan.py": run_script("plan.py", []),
         "objects.py": run_script("objects.py", objects_args),
         "bench_metadata.py": run_script("bench_metadata.py", []),
         "bench_validate.py": run_script("bench_validate.py", []),
         "cutover.py": run_script("cutover.py", []),
+        "replicate.py": run_script("replicate.py", replicate_args),
     }
     summary: dict[str, object] = {"exit_codes": codes, "load_end": load_now()}
-    for name in ("plan.json", "objects.json", "cutover.json"):
+    for name in ("plan.json", "objects.json", "cutover.json", "replicate.json"):
         p = OUT_DIR / name
         if p.exists():
             summary[name] = json.loads(p.read_text())

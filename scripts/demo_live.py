@@ -145,8 +145,10 @@ def live_story(rig: Rig, work: Path, cfg_path: Path, env: dict[str, str], contai
     service = subprocess.Popen([sys.executable, "-m", "crosswind", "replicate", "--config",
                                 cfg], env=env, stderr=log, stdout=subprocess.DEVNULL)
     try:
-        wait_for(cfg_path, lambda d: d["last_reconcile"] is not None, "the first reconcile",
-                 timeout=300)
+        first = wait_for(cfg_path, lambda d: d["last_reconcile"] is not None,
+                         "the first reconcile", timeout=300)
+        url = first["service"]["http"]
+        print(f"dashboard: {url}/  (metrics: {url}/metrics, status: {url}/api/status)")
         banner("new flight events on Azure, with the events Event Grid would deliver")
         blobs = BlobServiceClient.from_connection_string(rig.azurite.connection_string)
         c = blobs.get_container_client(container)

@@ -277,13 +277,10 @@ class ReplicateConfig(_Section):
     lag_slo_post_s: float = Field(120.0, gt=0)
     #: the sliding window of lag samples behind p50/p95/p99/max
     lag_window_s: float = Field(300.0, gt=0)
-    #: the local HTTP endpoint (/healthz, /api/status): HOST:PORT, port 0 for any, or "off"
+    #: the local HTTP endpoint (/healthz, /api/status, /metrics): HOST:PORT, port 0 for
+    #: any, or "off"; beyond loopback it needs [monitoring] http_token, http_tls_cert
+    #: and http_tls_key
     http: str = "127.0.0.1:9464"
-    #: a bind that is not loopback needs all three (references): the bearer token
-    #: every request must carry, and the TLS certificate chain and key (PEM)
-    http_token: str | None = None
-    http_tls_cert: str | None = None
-    http_tls_key: str | None = None
     #: on SIGTERM, in-flight work gets this long to finish before it is abandoned
     shutdown_grace_s: float = Field(30.0, ge=0)
     #: objects applied at once
@@ -321,22 +318,8 @@ class ReplicateConfig(_Section):
     def _http(cls, v: str) -> str:
         return _host_port(v)
 
-    @model_validator(mode="after")
-    def _exposed(self) -> ReplicateConfig:
-        if self.http == "off" or is_loopback_bind(self.http):
-            return self
-        missing = [n for n in ("http_token", "http_tls_cert", "http_tls_key")
-                   if not getattr(self, n)]
-        if missing:
-            raise ValueError(f"http = {self.http!r} is not a loopback address: it needs "
-                             f"{', '.join(missing)} (references), so that every request "
-                             "carries the token over TLS")
-        for n in ("http_token", "http_tls_cert", "http_tls_key"):
-            if not str(getattr(self, n)).startswith(("env:", "file:", "keyvault:",
-                                                     "secretsmanager:")):
-                raise ValueError(f"{n} must be a reference (env:, file:, keyvault://, "
-                                 "secretsmanager:), not a literal")
-        return self
+
+_REFERENCE_PREFIXES = ("env:", "file:", "keyvault:", "secretsmanager:")
 
 
 def is_loopback_bind(bind: str) -> bool:
@@ -520,6 +503,96 @@ class TlsConfig(_Section):
     ca_bundle: Path | None = None
 
 
+class AlertOverride(_Section):
+    """``[monitoring.alerts.NAME]``: change one alert of the catalogue."""
+
+    #: the value the alert compares with (the catalogue's unit: ratios 0..1, seconds)
+    threshold: float | None = None
+    #: how long the condition must hold before the alert fires
+    for_s: float | None = Field(None, ge=0)
+    enabled: bool = True
+
+
+_CW_NAMESPACE = re.compile(r"^[A-Za-z0-9./#:_-]{1,255}$")
+
+
+class MonitoringConfig(_Section):
+    """``[monitoring]``: metrics, alerts and dashboards (``crosswind metrics``,
+    ``monitoring export``, ``dashboard``; the service's ``/metrics`` and alerts)."""
+
+    #: the service evaluates its alerts (and refreshes figures for the exporters) this often
+    interval_s: float = Field(15.0, gt=0, le=3600)
+    #: the service's endpoint and ``crosswind dashboard``: the bearer token every request
+    #: must carry, and the TLS certificate chain and private key (PEM) they serve
+    #: (references of any kind); a bind beyond loopback needs all three
+    http_token: str | None = None
+    http_tls_cert: str | None = None
+    http_tls_key: str | None = None
+    #: where ``crosswind dashboard`` listens (HOST:PORT, port 0 for any free one)
+    dashboard: str = "127.0.0.1:9465"
+    #: POST each alert that starts or stops firing here (a reference: webhook URLs
+    #: carry secrets; a literal URL only for a loopback receiver)
+    webhook_url: str | None = None
+    webhook_attempts: int = Field(5, ge=1, le=20)
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120)
+    #: CloudWatch: PutMetricData every cloudwatch_interval_s from the service
+    cloudwatch: bool = False
+    cloudwatch_namespace: str = "Crosswind"
+    cloudwatch_interval_s: float = Field(60.0, ge=1, le=3600)
+    #: dimensions added to every datum and alarm, e.g. {Estate = "flights"}
+    cloudwatch_dimensions: dict[str, str] = Field(default_factory=dict)
+    #: SNS topics (ARNs) the generated alarms notify
+    cloudwatch_alarm_actions: tuple[str, ...] = ()
+    #: Azure Monitor (Application Insights) through OpenTelemetry
+    azure_monitor: bool = False
+    #: the Application Insights connection string (a reference: env:NAME or file:PATH)
+    azure_connection_string: str | None = None
+    azure_interval_s: float = Field(60.0, ge=1, le=3600)
+    #: prefix of generated alarm and alert rule names (several estates in one account)
+    alarm_prefix: str = ""
+    #: watch AWS quotas: Lambda concurrent executions and VPC network interfaces
+    quotas: bool = False
+    quota_interval_s: float = Field(300.0, ge=10)
+    #: the Lambda concurrency quota when the API cannot tell (the AWS default: 1000)
+    lambda_concurrency_quota: int = Field(1000, ge=1)
+    #: per alert of the catalogue (names: ``crosswind monitoring export`` lists them);
+    #: an unknown name is refused when the alerts are built
+    alerts: dict[str, AlertOverride] = Field(default_factory=dict)
+
+    @field_validator("dashboard")
+    @classmethod
+    def _dashboard(cls, v: str) -> str:
+        if _host_port(v) == "off":
+            raise ValueError("must be HOST:PORT")
+        return v
+
+    @field_validator("cloudwatch_namespace")
+    @classmethod
+    def _namespace(cls, v: str) -> str:
+        if not _CW_NAMESPACE.match(v) or v.startswith("AWS/"):
+            raise ValueError(f"{v!r} is not a CloudWatch namespace of your own (letters, "
+                             "digits and . - _ / # :, not starting with AWS/)")
+        return v
+
+    @field_validator("cloudwatch_dimensions")
+    @classmethod
+    def _dimensions(cls, v: dict[str, str]) -> dict[str, str]:
+        # CloudWatch takes 30 dimensions a datum; crosswind's labels need up to 3
+        if len(v) > 27:
+            raise ValueError("at most 27 dimensions (CloudWatch takes 30 a metric)")
+        for k, val in v.items():
+            if not k or not val or len(k) > 255 or len(val) > 1024:
+                raise ValueError(f"dimension {k!r}: names 1-255, values 1-1024 characters")
+        return v
+
+    @model_validator(mode="after")
+    def _needs(self) -> MonitoringConfig:
+        if self.azure_monitor and not self.azure_connection_string:
+            raise ValueError("azure_monitor = true needs azure_connection_string (a "
+                             "reference, e.g. env:APPLICATIONINSIGHTS_CONNECTION_STRING)")
+        return self
+
+
 class Config(_Section):
     azure: AzureConfig
     aws: AwsConfig
@@ -532,6 +605,7 @@ class Config(_Section):
     cutover: CutoverConfig = CutoverConfig.model_validate({})
     security: SecurityConfig = SecurityConfig.model_validate({})
     tls: TlsConfig = TlsConfig.model_validate({})
+    monitoring: MonitoringConfig = MonitoringConfig.model_validate({})
     #: directory of the config file; relative paths in it are taken from here
     base_dir: Path = Path(".")
 
@@ -539,6 +613,23 @@ class Config(_Section):
     @classmethod
     def _abs(cls, v: Path) -> Path:
         return v.resolve()
+
+    @model_validator(mode="after")
+    def _exposed(self) -> Config:
+        names = ("http_token", "http_tls_cert", "http_tls_key")
+        for n in names:
+            v = getattr(self.monitoring, n)
+            if v is not None and not str(v).startswith(_REFERENCE_PREFIXES):
+                raise ValueError(f"[monitoring] {n} must be a reference (env:, file:, "
+                                 "keyvault://, secretsmanager:), not a literal")
+        bind = self.replicate.http
+        if bind != "off" and not is_loopback_bind(bind):
+            missing = [n for n in names if not getattr(self.monitoring, n)]
+            if missing:
+                raise ValueError(f"[replicate] http = {bind!r} is not a loopback address: "
+                                 f"it needs [monitoring] {', '.join(missing)} (references), "
+                                 "so that every request carries the token over TLS")
+        return self
 
     @model_validator(mode="after")
     def _ca_bundle(self) -> Config:

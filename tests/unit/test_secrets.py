@@ -157,9 +157,12 @@ def _cfg(tmp_path: Path, **over: object) -> object:
 
 @pytest.mark.parametrize(("over", "message"), [
     ({"replicate": {"http": "0.0.0.0:9464"}},
-     "needs http_token, http_tls_cert, http_tls_key"),
-    ({"replicate": {"http": "10.0.0.5:9464", "http_token": "plain", "http_tls_cert": "file:c",
-                    "http_tls_key": "file:k"}}, "http_token must be a reference"),
+     "needs [monitoring] http_token, http_tls_cert, http_tls_key"),
+    ({"replicate": {"http": "0.0.0.0:9464"}, "monitoring": {"http_token": "env:T"}},
+     "needs [monitoring] http_tls_cert, http_tls_key"),
+    ({"replicate": {"http": "10.0.0.5:9464"},
+      "monitoring": {"http_token": "plain", "http_tls_cert": "file:c", "http_tls_key": "file:k"}},
+     "http_token must be a reference"),
     ({"security": {"keyvault_credential": "client-secret"}},
      "needs keyvault_tenant_id, keyvault_client_id, keyvault_client_secret"),
     ({"security": {"keyvault_client_secret": "literal"}}, "must be an env:, file: or"),
@@ -177,9 +180,9 @@ def test_security_settings_are_checked(tmp_path: Path, over: dict[str, object],
 
 def test_security_settings_accepted(tmp_path: Path) -> None:
     (tmp_path / "ca.pem").write_text("x")
-    cfg = _cfg(tmp_path, replicate={"http": "0.0.0.0:0", "http_token": "env:T",
-                                    "http_tls_cert": "file:/c.pem",
-                                    "http_tls_key": "keyvault://vault1/key"},
+    cfg = _cfg(tmp_path, replicate={"http": "0.0.0.0:0"},
+               monitoring={"http_token": "env:T", "http_tls_cert": "file:/c.pem",
+                           "http_tls_key": "keyvault://vault1/key"},
                aws={"bucket": "b", "role_arn": "arn:aws:iam::123456789012:role/crosswind",
                     "external_id": "ext-1"},
                tls={"ca_bundle": "ca.pem"}, security={"sas_min_validity_h": 48})

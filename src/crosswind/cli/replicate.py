@@ -53,6 +53,11 @@ def render_status(doc: dict[str, Any]) -> None:
     if rec:
         out.print(f"last reconcile {rec['at']}: drift {rec['drift']} ({rec['found']} found)")
     out.print(f"dead-letter queue: {doc['dlq_open']} open")
+    firing = (doc.get("alerts") or {}).get("firing") or []
+    for a in firing:
+        labels = ", ".join(f"{k}={v}" for k, v in (a.get("labels") or {}).items())
+        out.print(f"[red]alert[/] {escape(a['alert'])}{f' ({escape(labels)})' if labels else ''}"
+                  f": {escape(a['summary'])}", markup=True)
     for e in doc.get("errors", [])[-3:]:
         out.print(f"[red]error[/] {escape(e)}", markup=True)
 
@@ -76,10 +81,12 @@ def replicate_cmd(
     """Run the replication service until SIGTERM/Ctrl-C: keep the replica in step."""
     from crosswind.cutover.runner import SwitchRunner
     from crosswind.live.service import Replicator
+    from crosswind.web.server import install
 
     cfg = load(config)
     service = Replicator(cfg, direction=direction, exit_when_idle=exit_when_idle,
-                         switches=SwitchRunner())
+                         switches=SwitchRunner(),
+                         dashboard=lambda web_app, doc: install(web_app, doc, cfg))
 
     async def go() -> Any:
         loop = asyncio.get_running_loop()

@@ -28,6 +28,7 @@ from crosswind.cutover.controls import ServiceControls
 from crosswind.cutover.executor import Executor
 from crosswind.cutover.planning import prepare_plan
 from crosswind.cutover.triggers import (
+    NAMES,
     Detector,
     TriggerEvent,
     TriggerSettings,
@@ -150,8 +151,12 @@ class SwitchRunner:
         return out
 
     def status(self) -> dict[str, Any] | None:
+        # triggers: each one's fired state while armed after cutover (the metric
+        # crosswind_rollback_trigger_firing); absent before cutover
+        fired = set(self.detector.fired()) if self.detector is not None else None
         return {"running": self.running, "current": self.info,
-                "alerts": self.alerts[-20:], "auto_rollback": self.auto}
+                "alerts": self.alerts[-20:], "auto_rollback": self.auto,
+                "triggers": None if fired is None else {n: n in fired for n in NAMES}}
 
     async def close(self) -> None:
         if self.planning is not None:

@@ -12,10 +12,16 @@ never a missing key or a failed precondition, which are answers.
 The service's scheduler asks ``blocked(endpoint)`` before it starts a change,
 so while a breaker is open changes wait: nothing is dropped and nothing is
 acknowledged.
+
+Every guarded call names its operation (``head``, ``put``, ...): with a
+``RequestStats`` the breakers time it and count its outcome per endpoint
+(request latency and its baseline, in-flight requests, auth failures: the
+monitoring metrics); the stats only count, nothing reads them back here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -29,6 +35,7 @@ from purgatory.domain.model import OpenedState
 from crosswind.entities import EdmDateTime, Entity
 from crosswind.errors import AuthError, EndpointUnreachable, StoreError, TransientError
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt
+from crosswind.observability.requests import Outcome, RequestStats
 from crosswind.stores.base import (
     BadRecord,
     Capabilities,
@@ -69,6 +76,18 @@ def _not_a_failure(exc: BaseException) -> bool:
     return not isinstance(exc, FAILURES)
 
 
+def _outcome(exc: BaseException) -> Outcome:
+    if isinstance(exc, AuthError):
+        return "auth_error"
+    if isinstance(exc, EndpointUnreachable):
+        return "unreachable"
+    if isinstance(exc, TransientError):
+        return "transient"
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return "answer"  # not found, a failed precondition, ...: the endpoint answered
+
+
 @dataclass
 class _Mirror:
     state: BreakerState = "closed"
@@ -80,9 +99,12 @@ class _Mirror:
 
 
 class Breakers:
-    def __init__(self, threshold: int = 5, ttl_s: float = 10.0) -> None:
+    def __init__(self, threshold: int = 5, ttl_s: float = 10.0,
+                 requests: RequestStats | None = None) -> None:
         self.threshold = threshold
         self.ttl_s = ttl_s
+        #: per endpoint and operation: timings and outcomes (monitoring); optional
+        self.requests = requests
         # Everything that is not an endpoint failure is excluded (counts as an answer).
         self._factory = AsyncCircuitBreakerFactory(
             default_threshold=threshold, default_ttl=ttl_s,
@@ -107,24 +129,42 @@ class Breakers:
         """Make ``endpoint`` show in ``states()`` before its first call."""
         self._mirror.setdefault(endpoint, _Mirror())
 
-    async def call(self, endpoint: Endpoint, fn: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, endpoint: Endpoint, fn: Callable[[], Awaitable[T]],
+                   op: str | None = None) -> T:
+        """Call ``fn`` through ``endpoint``'s breaker; ``op`` names the request for the
+        request stats (None: not a request of its own, e.g. a listing's first ask)."""
         breaker = await self._factory.get_breaker(endpoint)
+        stats = self.requests if op is not None else None
+        if stats is not None:
+            stats.started(endpoint)
+        started = time.perf_counter()
+        outcome: Outcome = "ok"
         try:
             async with breaker:
                 result = await fn()
             self._mirror.setdefault(endpoint, _Mirror()).last_ok = time.monotonic()
             return result
         except OpenedState:
+            outcome = "refused"
             m = self._mirror.get(endpoint) or _Mirror()
             raise BreakerOpen(
                 f"{endpoint} is not being called: its circuit breaker is open after "
                 f"{self.threshold} failures in a row (last: {m.last_error or 'unknown'})"
             ) from None
         except FAILURES as exc:
+            outcome = _outcome(exc)
             self._mirror.setdefault(endpoint, _Mirror()).last_error = str(exc)[:300]
             # Counted against this endpoint: callers further up need not count it again.
             setattr(exc, "endpoint", endpoint)  # noqa: B010  (not every error declares it)
             raise
+        except BaseException as exc:
+            outcome = _outcome(exc)
+            raise
+        finally:
+            if stats is not None:
+                stats.finished(endpoint, str(op), time.perf_counter() - started, outcome)
+            elif self.requests is not None and outcome == "auth_error":
+                self.requests.outcome(endpoint, "other", outcome)
 
     async def failed(self, endpoint: Endpoint, exc: BaseException) -> None:
         """Count ``exc``, met outside ``call`` (e.g. part-way through a listing),
@@ -178,23 +218,22 @@ class Breakers:
 
 
 class _GuardedUpload:
-    def __init__(self, inner: Upload, call: Callable[[Callable[[], Awaitable[Any]]],
-                                                      Awaitable[Any]]) -> None:
+    def __init__(self, inner: Upload, call: Callable[..., Awaitable[Any]]) -> None:
         self.inner = inner
         self._call = call
         self.upload_id = inner.upload_id
 
     async def put_part(self, number: int, data: bytes, md5: str) -> None:
-        await self._call(lambda: self.inner.put_part(number, data, md5))
+        await self._call(lambda: self.inner.put_part(number, data, md5), "put_part")
 
     async def complete(self, size: int, md5: str, part_md5s: list[str],
                        late_metadata: Mapping[str, str]) -> WriteReceipt:
         receipt: WriteReceipt = await self._call(
-            lambda: self.inner.complete(size, md5, part_md5s, late_metadata))
+            lambda: self.inner.complete(size, md5, part_md5s, late_metadata), "complete_upload")
         return receipt
 
     async def abort(self) -> None:
-        await self._call(self.inner.abort)
+        await self._call(self.inner.abort, "abort_upload")
 
 
 class GuardedObjectStore:
@@ -206,8 +245,8 @@ class GuardedObjectStore:
         self.capabilities: Capabilities = inner.capabilities
         breakers.track(endpoint)
 
-    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return await self.breakers.call(self.endpoint, fn)
+    async def _call(self, fn: Callable[[], Awaitable[T]], op: str | None = None) -> T:
+        return await self.breakers.call(self.endpoint, fn, op)
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectMeta]:
         # Not one breaker call per entry (a listing may hold millions): the
@@ -220,18 +259,18 @@ class GuardedObjectStore:
             await self.breakers.failed(self.endpoint, exc)
 
     async def head(self, key: str) -> ObjectMeta:
-        return await self._call(lambda: self.inner.head(key))
+        return await self._call(lambda: self.inner.head(key), "head")
 
     async def get(self, key: str, *, if_match: str | None = None,
                   byte_range: tuple[int, int] | None = None) -> ObjectReader:
         return await self._call(lambda: self.inner.get(key, if_match=if_match,
-                                                       byte_range=byte_range))
+                                                       byte_range=byte_range), "get")
 
     async def put(self, key: str, data: bytes, props: ObjectProps, *, md5: str,
                   mode: PutMode = PutMode.OVERWRITE, if_match: str | None = None
                   ) -> WriteReceipt:
         return await self._call(lambda: self.inner.put(key, data, props, md5=md5, mode=mode,
-                                                       if_match=if_match))
+                                                       if_match=if_match), "put")
 
     async def put_stream(self, key: str, body: StreamBody, props: ObjectProps, *,
                          md5: str | None = None, mode: PutMode = PutMode.OVERWRITE,
@@ -248,20 +287,20 @@ class GuardedObjectStore:
                            mode: PutMode = PutMode.OVERWRITE, if_match: str | None = None
                            ) -> Upload:
         up = await self._call(lambda: self.inner.start_upload(key, props, mode=mode,
-                                                              if_match=if_match))
+                                                              if_match=if_match), "start_upload")
         return _GuardedUpload(up, self._call)
 
     async def abort_upload(self, key: str, upload_id: str) -> None:
-        await self._call(lambda: self.inner.abort_upload(key, upload_id))
+        await self._call(lambda: self.inner.abort_upload(key, upload_id), "abort_upload")
 
     async def abort_uploads_of(self, key: str) -> int:
-        return await self._call(lambda: self.inner.abort_uploads_of(key))
+        return await self._call(lambda: self.inner.abort_uploads_of(key), "abort_upload")
 
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
-        await self._call(lambda: self.inner.delete(key, if_match=if_match))
+        await self._call(lambda: self.inner.delete(key, if_match=if_match), "delete")
 
     async def check(self, *, write: bool = False) -> None:
-        await self._call(lambda: self.inner.check(write=write))
+        await self._call(lambda: self.inner.check(write=write), "check")
 
     async def close(self) -> None:
         await self.inner.close()
@@ -276,8 +315,8 @@ class GuardedRecordStore:
         self.capabilities: RecordCapabilities = inner.capabilities
         breakers.track(endpoint)
 
-    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return await self.breakers.call(self.endpoint, fn)
+    async def _call(self, fn: Callable[[], Awaitable[T]], op: str | None = None) -> T:
+        return await self.breakers.call(self.endpoint, fn, op)
 
     async def list(self, *, partition: str | None = None, since: EdmDateTime | None = None
                    ) -> AsyncIterator[Entity | BadRecord]:
@@ -289,20 +328,21 @@ class GuardedRecordStore:
             await self.breakers.failed(self.endpoint, exc)
 
     async def get(self, partition_key: str, row_key: str) -> Entity:
-        return await self._call(lambda: self.inner.get(partition_key, row_key))
+        return await self._call(lambda: self.inner.get(partition_key, row_key), "get")
 
     async def write_batch(self, writes: Sequence[RecordWrite]) -> Sequence[WriteResult]:
-        return await self._call(lambda: self.inner.write_batch(writes))
+        return await self._call(lambda: self.inner.write_batch(writes), "write_batch")
 
     async def delete(self, partition_key: str, row_key: str, *, if_match: str | None = None
                      ) -> None:
-        await self._call(lambda: self.inner.delete(partition_key, row_key, if_match=if_match))
+        await self._call(lambda: self.inner.delete(partition_key, row_key, if_match=if_match),
+                         "delete")
 
     async def check(self) -> None:
-        await self._call(self.inner.check)
+        await self._call(self.inner.check, "check")
 
     async def server_time(self) -> EdmDateTime | None:
-        return await self._call(self.inner.server_time)
+        return await self._call(self.inner.server_time, "server_time")
 
     async def close(self) -> None:
         await self.inner.close()
@@ -316,8 +356,8 @@ class GuardedQueue:
         self.name = inner.name
         breakers.track(endpoint)
 
-    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return await self.breakers.call(self.endpoint, fn)
+    async def _call(self, fn: Callable[[], Awaitable[T]], op: str | None = None) -> T:
+        return await self.breakers.call(self.endpoint, fn, op)
 
     async def receive(self, max_messages: int, *, visibility_timeout_s: int,
                       wait_s: float = 0.0) -> list[QueueMessage]:
@@ -325,19 +365,20 @@ class GuardedQueue:
             max_messages, visibility_timeout_s=visibility_timeout_s, wait_s=wait_s))
 
     async def ack(self, message: QueueMessage) -> None:
-        await self._call(lambda: self.inner.ack(message))
+        await self._call(lambda: self.inner.ack(message), "ack")
 
     async def extend(self, message: QueueMessage, visibility_timeout_s: int) -> QueueMessage:
-        return await self._call(lambda: self.inner.extend(message, visibility_timeout_s))
+        return await self._call(lambda: self.inner.extend(message, visibility_timeout_s),
+                                "extend")
 
     async def depth(self) -> int | None:
-        return await self._call(self.inner.depth)
+        return await self._call(self.inner.depth, "depth")
 
     async def send(self, body: str) -> None:
-        await self._call(lambda: self.inner.send(body))
+        await self._call(lambda: self.inner.send(body), "send")
 
     async def check(self) -> None:
-        await self._call(self.inner.check)
+        await self._call(self.inner.check, "check")
 
     async def close(self) -> None:
         await self.inner.close()

@@ -1,16 +1,19 @@
 """The service's local HTTP endpoint (aiohttp, already a dependency of the AWS
 client): ``/healthz`` (200 while healthy, 503 with the reasons when a breaker
-is open or the lag SLO is breached) and ``/api/status`` (the same JSON as
-``crosswind status --json``). Routes for metrics and the dashboard are added
-next to these.
+is open or the lag SLO is breached), ``/api/status`` (the same JSON as
+``crosswind status --json``) and ``/metrics`` (Prometheus text, from the
+metric catalogue). ``extend`` adds the dashboard's routes (``crosswind.web``;
+passed in from above, as live must not import it).
 
 Protection is generic, for any app served here (``EndpointSecurity``): a
-loopback bind needs nothing; any other bind needs a bearer token and a TLS
-certificate and key (references, resolved by ``endpoint_security``). With a
-token, every request must carry ``Authorization: Bearer <token>``; one that
-does not gets 401 with an empty body and nothing else, and is counted in
-``crosswind.secrets.AUTH_FAILURES`` (endpoint: the URL, principal: the
-client's address). Everything served passes the redactor.
+loopback bind needs nothing; any other bind needs ``[monitoring] http_token``,
+``http_tls_cert`` and ``http_tls_key`` (references, resolved by
+``endpoint_security``) and is served over TLS 1.2+. With a token, every request
+must carry ``Authorization: Bearer <token>`` (or the HttpOnly cookie a browser
+gets by opening ``/?token=TOKEN`` once); one that does not gets 401 with an
+empty body and nothing else, and is counted in ``crosswind.secrets.AUTH_FAILURES``
+(endpoint: the bind, principal: the client's address). Everything served passes
+the redactor.
 """
 
 from __future__ import annotations
@@ -26,15 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from pydantic import SecretStr
 
-from crosswind.config import is_loopback_bind
+from crosswind.config import Config, is_loopback_bind
 from crosswind.errors import ConfigError
 from crosswind.secrets import AUTH_FAILURES, redact, resolve
 
 StatusFn = Callable[[], dict[str, Any]]
 HealthFn = Callable[[], list[str]]
+MetricsFn = Callable[[], bytes]
+Extend = Callable[[web.Application], None]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_COOKIE = "crosswind_token"
 
 
 @dataclass(frozen=True)
@@ -77,8 +85,11 @@ def endpoint_security(bind: str, *, token: str | None, cert: str | None, key: st
     validation does it); on loopback each is optional (a token alone: asked
     over plain http on loopback)."""
     if not is_loopback_bind(bind) and not (token and cert and key):
-        raise ConfigError(f"{where}: {bind} is not a loopback address: it needs a bearer "
-                          "token and a TLS certificate and key (references)")
+        missing = [n for n, v in (("http_token", token), ("http_tls_cert", cert),
+                                  ("http_tls_key", key)) if not v]
+        raise ConfigError(f"{where} = {bind!r} is not a loopback address: it needs "
+                          f"[monitoring] {', '.join(missing)} (references), so that every "
+                          "request carries the token over TLS")
     if bool(cert) != bool(key):
         raise ConfigError(f"{where}: a TLS certificate needs its key, and a key its "
                           "certificate")
@@ -92,18 +103,39 @@ def endpoint_security(bind: str, *, token: str | None, cert: str | None, key: st
     return EndpointSecurity(secret, ctx)
 
 
-def bearer_guard(token: SecretStr, endpoint: str) -> Any:
-    """aiohttp middleware: 401 with nothing else unless the request carries the token."""
-    expected = f"Bearer {token.get_secret_value()}".encode()
+def endpoint_security_of(cfg: Config, bind: str, where: str) -> EndpointSecurity:
+    """``endpoint_security`` with ``[monitoring]``'s references (the service's
+    endpoint and ``crosswind dashboard`` share them)."""
+    m = cfg.monitoring
+    return endpoint_security(bind, token=m.http_token, cert=m.http_tls_cert,
+                             key=m.http_tls_key, where=where)
+
+
+def bearer_guard(token: SecretStr, endpoint: str, *, tls: bool) -> Middleware:
+    """aiohttp middleware: 401 with nothing else unless the request carries the
+    token (header, or the cookie set by one ``/?token=`` visit); refusals counted."""
+    expected = token.get_secret_value().encode()
+
+    def ok(given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(given.encode(), expected)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            AUTH_FAILURES.record(endpoint, f"client {request.remote or 'unknown'}",
-                                 "no bearer token" if not given else "wrong bearer token")
-            return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
-        return await handler(request)
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer ") and ok(auth[7:].strip()):
+            return await handler(request)
+        if ok(request.cookies.get(_COOKIE)):
+            return await handler(request)
+        if ok(request.query.get("token")):
+            # a browser: keep the token in a cookie, not in the address bar
+            resp = web.HTTPFound(request.path)
+            resp.set_cookie(_COOKIE, token.get_secret_value(), httponly=True,
+                            samesite="Strict", secure=tls)
+            raise resp
+        given = auth or request.cookies.get(_COOKIE) or request.query.get("token")
+        AUTH_FAILURES.record(endpoint, f"client {request.remote or 'unknown'}",
+                             "wrong bearer token" if given else "no bearer token")
+        return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
 
     return guard
 
@@ -114,9 +146,9 @@ def _json(data: Any, status: int = 200) -> web.Response:
                         status=status, content_type="application/json")
 
 
-def make_app(status: StatusFn, problems: HealthFn, *,
-             security: EndpointSecurity | None = None, endpoint: str = "replicate http"
-             ) -> web.Application:
+def make_app(status: StatusFn, problems: HealthFn, *, metrics: MetricsFn | None = None,
+             security: EndpointSecurity | None = None, endpoint: str = "replicate http",
+             extend: Extend | None = None) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         reasons = problems()
         if reasons:
@@ -126,11 +158,20 @@ def make_app(status: StatusFn, problems: HealthFn, *,
     async def api_status(_: web.Request) -> web.Response:
         return _json(status())
 
-    middlewares = [bearer_guard(security.token, endpoint)] if security and security.token \
-        else []
+    async def prometheus(_: web.Request) -> web.Response:
+        assert metrics is not None
+        return web.Response(body=redact(metrics().decode()).encode(),
+                            headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    middlewares = [] if security is None or security.token is None else [
+        bearer_guard(security.token, endpoint, tls=security.ssl_context is not None)]
     app = web.Application(middlewares=middlewares)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/status", api_status)
+    if metrics is not None:
+        app.router.add_get("/metrics", prometheus)
+    if extend is not None:
+        extend(app)
     return app
 
 
@@ -142,8 +183,9 @@ class HttpEndpoint:
         self.security = security or EndpointSecurity()
         if not is_loopback_bind(bind) and not (self.security.token
                                                and self.security.ssl_context):
-            raise ConfigError(f"[replicate].http: {bind} is not a loopback address: it "
-                              "needs a bearer token and TLS")
+            raise ConfigError(f"{bind} is not a loopback address: it needs a bearer "
+                              "token and TLS ([monitoring] http_token, http_tls_cert, "
+                              "http_tls_key)")
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
         self.host = bind.rpartition(":")[0].strip("[]")

@@ -5,7 +5,9 @@ Pure (the clock is injected). Two views, as the status and the SLO need them:
 * a sliding window (``window_s``, default five minutes) of exact samples, for
   p50/p95/p99/max "now";
 * since start: a log-bucketed histogram (about 2 % relative resolution, fixed
-  memory whatever the run length) for the same quantiles over the whole run.
+  memory whatever the run length) for the same quantiles over the whole run,
+  and exact counts over the fixed buckets of the metric catalogue
+  (``histogram()``, what ``crosswind_replication_lag_seconds`` exports).
 
 A stream that stops applying has no new samples, so its window looks healthy
 while the replica falls behind: the age of its oldest pending change (what AWS
@@ -15,11 +17,15 @@ of the two.
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+from crosswind.observability.catalogue import LAG_BUCKETS
 
 QUANTILES = (0.50, 0.95, 0.99)
 #: buckets per factor of two: 2 ** (1/32) ≈ 2.2 % wide
@@ -76,6 +82,9 @@ class LagTracker:
     count: int = 0
     max_lag: float = 0.0
     total: float = 0.0
+    #: upper edges of the exported histogram's buckets (the last bucket is +Inf)
+    bounds: tuple[float, ...] = LAG_BUCKETS
+    _fixed: list[int] = field(default_factory=list, repr=False)
 
     def record(self, lag_s: float) -> None:
         """One change applied ``lag_s`` seconds after its event time (clamped at 0:
@@ -87,6 +96,9 @@ class LagTracker:
             self._window.popleft()
         b = _bucket(lag)
         self._buckets[b] = self._buckets.get(b, 0) + 1
+        if not self._fixed:
+            self._fixed = [0] * (len(self.bounds) + 1)
+        self._fixed[bisect.bisect_left(self.bounds, lag)] += 1
         self.count += 1
         self.total += lag
         self.max_lag = max(self.max_lag, lag)
@@ -123,6 +135,17 @@ class LagTracker:
                     out.append(min(_bucket_upper(b), self.max_lag))
                     break
         return LagSummary(self.count, out[0], out[1], out[2], self.max_lag)
+
+
+    def histogram(self) -> dict[str, Any]:
+        """Since start, over ``bounds``: cumulative counts (``le`` semantics, the last
+        one +Inf), the sum and the count, as a Prometheus histogram has them."""
+        counts, seen = [], 0
+        for n in self._fixed or [0] * (len(self.bounds) + 1):
+            seen += n
+            counts.append(seen)
+        return {"le": list(self.bounds), "counts": counts, "sum": round(self.total, 6),
+                "count": self.count}
 
 
 def summarize(lags: Iterable[float]) -> LagSummary:

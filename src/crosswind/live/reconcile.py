@@ -8,6 +8,14 @@ scheduler like an event, at a lower priority — the same appliers, the same
 per-key ordering, the same delete guard. What it finds that no event had
 brought is *drift*: counted and reported, since it measures how far the events
 can be trusted.
+
+A copy crosswind itself made in the second of its version's last change (on S3,
+where neither the ETag nor the whole-second Last-Modified shows a metadata change
+in that second) is *unsettled*: the reconcile hands it over to be looked at again.
+That is a re-check of crosswind's own copy, not a change the events missed: it is
+counted as ``rechecked``, not as drift, and brings no lag sample (its source time
+is when the object was written, long before; measured, every copy an event made
+within a second would count as late by up to the whole reconcile interval).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from crosswind.state import StateStore
 from crosswind.stores.base import ObjectStore
 from crosswind.sync.filters import KeyFilter
 from crosswind.sync.march import march
-from crosswind.sync.plan import Action, decide
+from crosswind.sync.plan import UNSETTLED, Action, decide
 
 STREAM = "reconcile"
 
@@ -43,6 +51,8 @@ class ReconcileResult:
     #: the source longer ago than the grace (a recent change's event may be on its way)
     drift: int = 0
     drift_examples: list[str] = field(default_factory=list)
+    #: of the keys handed over, unsettled copies of crosswind's own, looked at again
+    rechecked: int = 0
     error: str | None = None
 
     def as_dict(self) -> dict[str, object]:
@@ -52,7 +62,7 @@ class ReconcileResult:
             if self.finished_at else None,
             "listed": {"primary": self.listed_source, "replica": self.listed_replica},
             "found": self.found, "drift": self.drift, "drift_examples": self.drift_examples,
-            "error": self.error,
+            "rechecked": self.rechecked, "error": self.error,
         }
 
 
@@ -93,12 +103,16 @@ async def reconcile_objects(src: ObjectStore, dst: ObjectStore, state: StateStor
         op: ChangeOp = "delete" if d.action is Action.DELETE else "upsert"
         when = m.src.last_modified if m.src is not None else None
         res.found += 1
-        pending = is_pending(m.key) if is_pending is not None else False
-        recent = when is not None and started - when.timestamp() < drift_grace_s
-        if not pending and not recent:
-            res.drift += 1
-            if len(res.drift_examples) < examples:
-                res.drift_examples.append(f"{op} {m.key} ({d.reason})")
+        if d == UNSETTLED:
+            res.rechecked += 1
+            when = None  # a re-check, not a late change: no lag sample, no drift
+        else:
+            pending = is_pending(m.key) if is_pending is not None else False
+            recent = when is not None and started - when.timestamp() < drift_grace_s
+            if not pending and not recent:
+                res.drift += 1
+                if len(res.drift_examples) < examples:
+                    res.drift_examples.append(f"{op} {m.key} ({d.reason})")
         if not scheduler.has_room():
             await scheduler.wait_room()
         # Lag of a finding is measured from the source's change time, when known:

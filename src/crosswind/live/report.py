@@ -34,21 +34,35 @@ def status_document(*, phase: Phase, running: bool, pid: int | None, since: str 
         "breakers": snap.get("breakers", {}),
         "dlq_open": dlq_open,
         "last_reconcile": _reconcile_brief(snap.get("last_reconcile")),
+        "reconciling": bool(snap.get("reconciling", False)),
         "slo": snap.get("slo", {"target_s": None, "breached": False}),
         "deletes": snap.get("deletes"),
         "validation": snap.get("validation"),
         "switch": snap.get("switch"),
         "errors": snap.get("errors", []),
         "auth_failures": snap.get("auth_failures", []),
+        # monitoring (live.monitoring): appliers, store requests, objects applied, alerts
+        "breaker_details": snap.get("breaker_details", {}),
+        "workers": snap.get("workers"),
+        "requests": snap.get("requests"),
+        "objects": snap.get("objects"),
+        "alerts": snap.get("alerts"),
     }
 
 
 def _reconcile_brief(rec: dict[str, Any] | None) -> dict[str, Any] | None:
     if not rec:
         return None
+    # The service's summary nests the objects' and the rows' reconciles; their
+    # listing counts and errors are theirs.
+    objects, rows = rec.get("objects") or {}, rec.get("rows") or {}
     return {"at": rec.get("at"), "drift": rec.get("drift", 0), "found": rec.get("found", 0),
-            "listed": rec.get("listed"), "drift_examples": rec.get("drift_examples", []),
-            "error": rec.get("error")}
+            "listed": rec.get("listed", objects.get("listed")),
+            "drift_examples": rec.get("drift_examples", []),
+            "error": rec.get("error") or objects.get("error") or rows.get("error"),
+            "parts": {k: {"at": (rec.get(k) or {}).get("at"),
+                          "drift": (rec.get(k) or {}).get("drift", 0)}
+                      for k in ("objects", "rows") if rec.get(k)}}
 
 
 def read_status(cfg: Config) -> dict[str, Any]:

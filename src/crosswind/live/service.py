@@ -12,7 +12,9 @@ the new direction. Inside one direction ("an epoch"):
     row stream (table poll before cutover / change stream after) ─► metasync engines
 
 plus a status publisher (snapshot + heartbeat into the state store every
-``status_interval_s``) and the local HTTP endpoint.
+``status_interval_s``), the local HTTP endpoint (status, metrics, the dashboard)
+and the monitor (``live.monitoring``: request stats, alerts, exporters), which
+lives as long as the service.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from crosswind.live.breakers import Breakers, Endpoint, GuardedObjectStore
 from crosswind.live.changes import Change, ParsedMessage
 from crosswind.live.dlq import object_delete_guard
 from crosswind.live.lag import LagTracker
+from crosswind.live.monitoring import ServiceMonitor
 from crosswind.live.objects import ApplyOutcome, ObjectApplier, ReplicaWrites
 from crosswind.live.queue_source import QueueSource
 from crosswind.live.reconcile import STREAM as RECONCILE_STREAM
@@ -65,6 +68,10 @@ StopReason = Literal["signal", "idle", "phase", "error"]
 OBJECT_EVENTS = {Direction.AZURE_TO_AWS: "azure-blob-events",
                  Direction.AWS_TO_AZURE: "s3-events"}
 _ENDPOINTS: dict[str, Endpoint] = {"azure": "azure-blob", "aws": "s3"}
+
+
+#: adds routes to the HTTP endpoint, given a function returning the monitoring document
+Dashboard = Callable[[Any, Callable[[], dict[str, Any]]], None]
 
 
 class SwitchHooks(Protocol):
@@ -104,8 +111,8 @@ class Replicator:
     idle for ``exit_when_idle`` seconds, or on a fatal error."""
 
     def __init__(self, cfg: Config, *, direction: Direction | None = None,
-                 exit_when_idle: float | None = None, switches: SwitchHooks | None = None
-                 ) -> None:
+                 exit_when_idle: float | None = None, switches: SwitchHooks | None = None,
+                 dashboard: Dashboard | None = None) -> None:
         self.cfg = cfg
         self.rc = cfg.replicate
         self.asked_direction = direction
@@ -119,6 +126,10 @@ class Replicator:
         #: switch flips the direction under them
         self.switches = switches
         self.state: StateStore | None = None
+        #: metrics, alerts and exporters; only reads what the engines count
+        self.monitor = ServiceMonitor(cfg)
+        #: adds the web dashboard's routes to the HTTP endpoint (``crosswind.web``)
+        self.dashboard = dashboard
 
     def stop(self, reason: StopReason = "signal") -> None:
         if self.stop_reason is None:
@@ -161,6 +172,7 @@ class Replicator:
                     # Stopping in the middle of a switch is a crash to it: journaled, and
                     # undone if before its point of no return (see the executor).
                     await self.switches.close()
+                await self.monitor.close()
                 state.finish_run(run_id, "succeeded" if self.stop_reason != "error"
                                  else "failed", final)
             return ServiceOutcome(0, self.stop_reason or "signal", epochs, final)
@@ -183,7 +195,8 @@ class Epoch:
         self.status = StatusStore(state)
         self.migration = MigrationStore(state)
         self.ledger = Ledger(state, scope_of(self.cfg))
-        self.breakers = Breakers(self.rc.breaker_threshold, self.rc.breaker_reset_s)
+        self.breakers = Breakers(self.rc.breaker_threshold, self.rc.breaker_reset_s,
+                                 requests=service.monitor.requests)
         self.scheduler = KeyScheduler(max_pending=self.rc.max_pending)
         s = self.cfg.sync
         self.keep = KeyFilter(s.include, s.exclude, s.prefix)
@@ -220,6 +233,9 @@ class Epoch:
             self.src_raw, self.dst_raw = src_raw, dst_raw
             self.src = GuardedObjectStore(src_raw, self.src_ep, self.breakers)
             self.dst = GuardedObjectStore(dst_raw, self.dst_ep, self.breakers)
+            for ep, raw in ((self.src_ep, src_raw), (self.dst_ep, dst_raw)):
+                self.service.monitor.requests.track(ep, pool_size=getattr(raw, "pool_size",
+                                                                          None))
             await src_raw.check()
             await dst_raw.check(write=True)
             await abort_leftover_uploads(dst_raw, self.state)
@@ -229,15 +245,18 @@ class Epoch:
                 LagTracker(self.rc.lag_window_s))
             await self._open_event_queue()
             await self._open_rows()
-            from crosswind.live.http import HttpEndpoint, endpoint_security, make_app
+            from crosswind.live.http import HttpEndpoint, endpoint_security_of, make_app
 
+            monitor = self.service.monitor
             if self.rc.http != "off":
-                rc = self.rc
-                sec = endpoint_security(rc.http, token=rc.http_token, cert=rc.http_tls_cert,
-                                        key=rc.http_tls_key, where="[replicate].http")
-                app = make_app(self.status_document, self.problems, security=sec,
-                               endpoint=f"[replicate].http {rc.http}")
-                http = HttpEndpoint(rc.http, app, sec)
+                dash = self.service.dashboard
+                sec = endpoint_security_of(self.cfg, self.rc.http, "[replicate].http")
+                http = HttpEndpoint(self.rc.http, make_app(
+                    self.status_document, self.problems,
+                    metrics=lambda: monitor.metrics_text(self),
+                    security=sec, endpoint=f"[replicate].http {self.rc.http}",
+                    extend=None if dash is None else
+                    (lambda app: dash(app, lambda: monitor.document(self)))), sec)
                 await http.start()
                 self.http_url = http.url
             # Stop everything when the service stops or the phase changes.
@@ -253,6 +272,8 @@ class Epoch:
             tasks.append(asyncio.create_task(self._guarded_loop(
                 "reconcile", lambda: self._reconcile_loop(epoch_stop))))
             tasks.append(asyncio.create_task(self._status_loop(epoch_stop)))
+            tasks.append(asyncio.create_task(self._guarded_loop(
+                "monitoring", lambda: monitor.run(self, epoch_stop))))
             tasks.append(asyncio.create_task(self._guarded_loop(
                 "control", lambda: self._control_loop(epoch_stop))))
             if self.rows is not None:
@@ -376,6 +397,7 @@ class Epoch:
         return max(0, self.replica_in_scope)
 
     def _count_replica(self, outcome: ApplyOutcome) -> None:
+        self.service.monitor.objects.add(self.direction.value, outcome.result, outcome.size)
         if self.replica_in_scope is None:
             return
         if outcome.result == "copied" and outcome.new_key:
@@ -706,6 +728,11 @@ class Epoch:
             "errors": list(self.errors),
             # refusals of credentials per endpoint and principal (crosswind.secrets)
             "auth_failures": AUTH_FAILURES.snapshot(),
+            # monitoring: appliers busy, store requests, objects applied, alerts
+            "workers": {"concurrency": self.rc.concurrency, "busy": self.scheduler.in_flight},
+            "requests": self.service.monitor.requests.as_dict(),
+            "objects": self.service.monitor.objects.as_dict(),
+            "alerts": self.service.monitor.status(),
         }
 
     def _reconcile_summary(self, objects: dict[str, Any] | None) -> dict[str, Any] | None:

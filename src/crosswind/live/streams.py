@@ -36,6 +36,7 @@ class StreamState:
             "failed": self.failed, "held": self.held,
             "lag_s": self.lag.window().as_dict(),
             "lag_since_start_s": self.lag.since_start().as_dict(),
+            "lag_histogram": self.lag.histogram(),
             "last_event_at": _iso(self.last_event_at),
             "last_applied_at": _iso(self.last_applied_at),
             **self.extra(),

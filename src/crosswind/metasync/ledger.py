@@ -232,6 +232,13 @@ class Ledger:
         found = self.dlq_list(status=None, ids=[item_id], limit=1)
         return found[0] if found else None
 
+    def dlq_open_by_kind(self) -> dict[str, int]:
+        """Open entries per kind (conflict, poison-message, delete-held, ...)."""
+        rows = self.db.execute(
+            "SELECT kind, count(*) FROM meta_dlq WHERE scope=? AND status='open' GROUP BY kind",
+            (self.scope,)).fetchall()
+        return {str(k): int(n) for k, n in rows}
+
     def dlq_counts(self) -> dict[str, int]:
         rows = self.db.execute(
             "SELECT status, count(*) FROM meta_dlq WHERE scope=? GROUP BY status",

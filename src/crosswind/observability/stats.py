@@ -44,3 +44,25 @@ class SyncStats:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+#: what the service's object applier did with a key, as the metrics count it
+_APPLIED_AS = {"copied": "copied", "deleted": "deleted", "unchanged": "skipped",
+               "absent": "skipped", "filtered": "skipped"}
+
+
+@dataclass
+class OutcomeTally:
+    """Objects the replication service applied, per direction and outcome
+    (``crosswind_objects_total{mode="service"}``). The service increments."""
+
+    by: dict[str, dict[str, Tally]] = field(default_factory=dict)
+
+    def add(self, direction: str, result: str, size: int = 0) -> None:
+        outcome = _APPLIED_AS.get(result, result)
+        tally = self.by.setdefault(direction, {}).setdefault(outcome, Tally())
+        tally.add(size if outcome == "copied" else 0)
+
+    def as_dict(self) -> dict[str, dict[str, dict[str, int]]]:
+        return {d: {o: t.as_dict() for o, t in sorted(outs.items())}
+                for d, outs in sorted(self.by.items())}

@@ -243,6 +243,12 @@ class S3ObjectStore:
         self._aws: AwsCredentials | None = None
         self.renewal = Renewal(self.name, "AWS default chain", ())
 
+    @property
+    def pool_size(self) -> int:
+        """The client's connection pool (max_pool_connections): monitoring's
+        denominator for connection-pool use."""
+        return self._pool
+
     @classmethod
     async def open(cls, cfg: AwsConfig, pool: int = 64) -> S3ObjectStore:
         aws = await asyncio.to_thread(aws_credentials, cfg)
