@@ -18,6 +18,8 @@ class TlsProxy:
         self.ctx = server_ctx
         self.port = 0
         self.handshake_errors = 0
+        #: TLS connections accepted (handshake done): proof a client came here
+        self.connections = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -34,6 +36,7 @@ class TlsProxy:
                 writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:

@@ -3,8 +3,12 @@ TLS-terminating proxy whose certificate comes from a throwaway ``trustme`` CA.
 Without ``[tls] ca_bundle`` every client refuses the certificate; with it
 every client accepts it: the Azure SDK (Blob, Tables, Queue), obstore (Azure
 and S3 reads), aiobotocore (S3, SQS), the S3 streaming path (aiohttp), boto3
-(Secrets Manager, STS) and pymongo. (Key Vault's client is shown the same in
-test_secret_providers.py.)"""
+(Secrets Manager, STS, CloudWatch) and pymongo. (Key Vault's client is shown the
+same in test_secret_providers.py.)
+
+Every AWS client is given only ``[aws] endpoint_url`` (the proxy in front of
+moto): that the accepted run reached that proxy shows each of them (S3, SQS,
+Secrets Manager, STS, CloudWatch) uses the endpoint."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import trustme
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
+from botocore.exceptions import BotoCoreError
 
 from crosswind.config import Config, parse_config
 from crosswind.errors import CrosswindError
@@ -215,6 +220,12 @@ async def sts_boto3(cfg: Config, r: TlsRig) -> None:
     assert caller_identity(cfg.aws)["arn"].startswith("arn:aws:")
 
 
+async def cloudwatch_boto3(cfg: Config, r: TlsRig) -> None:
+    from crosswind.observability.aws import client
+
+    assert "Metrics" in client(cfg.aws, "cloudwatch").list_metrics(Namespace="CrosswindTls")
+
+
 async def documentdb_pymongo(cfg: Config, r: TlsRig) -> None:
     from crosswind.stores.documentdb import DocumentDBStore
 
@@ -231,8 +242,12 @@ CLIENTS: dict[str, Callable[[Config, TlsRig], Awaitable[None]]] = {
     "aiobotocore s3": s3_aiobotocore, "obstore s3": s3_obstore,
     "aiohttp s3 stream": s3_aiohttp_stream, "aiobotocore sqs": sqs_aiobotocore,
     "boto3 secretsmanager": secrets_manager_boto3, "boto3 sts": sts_boto3,
-    "pymongo documentdb": documentdb_pymongo,
+    "boto3 cloudwatch": cloudwatch_boto3, "pymongo documentdb": documentdb_pymongo,
 }
+#: the proxy each client must reach (through its endpoint setting alone)
+PROXY = {"azure-sdk blob": "blob", "obstore azure": "blob", "azure-sdk tables": "table",
+         "azure-sdk queue": "queue", "pymongo documentdb": "mongo"}
+REFUSED = (CrosswindError, OSError, BotoCoreError)
 
 
 @pytest.mark.parametrize("client", list(CLIENTS))
@@ -241,17 +256,20 @@ def test_untrusted_refused_configured_ca_accepted(client: str, tls_rig: TlsRig,
     fn = CLIENTS[client]
     untrusted = _config(tls_rig, tmp_path, trusted=False)
     configure(untrusted)
-    with pytest.raises((CrosswindError, OSError)) as e:
+    with pytest.raises(REFUSED) as e:
         asyncio.run(fn(untrusted, tls_rig))
     text = str(e.value).lower()
     assert any(w in text for w in ("certificate", "ssl", "tls", "unknownissuer",
                                    "cannot reach", "handshake")), text
     trusted = _config(tls_rig, tmp_path, trusted=True)
     configure(trusted)
+    proxy = tls_rig.modern[PROXY.get(client, "moto")]
+    before = proxy.connections
     try:
         asyncio.run(fn(trusted, tls_rig))
     finally:
         configure(SecretSettings())
+    assert proxy.connections > before, f"{client} did not go through its configured endpoint"
 
 
 @pytest.mark.parametrize("client", list(CLIENTS))
@@ -260,7 +278,7 @@ def test_tls_older_than_1_2_is_refused(client: str, tls_rig: TlsRig, tmp_path: P
     cfg = _config(tls_rig, tmp_path, trusted=True, old=True)
     configure(cfg)
     try:
-        with pytest.raises((CrosswindError, OSError)) as e:
+        with pytest.raises(REFUSED) as e:
             asyncio.run(CLIENTS[client](cfg, tls_rig))
     finally:
         configure(SecretSettings())
