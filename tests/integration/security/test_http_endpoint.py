@@ -75,6 +75,12 @@ def test_a_non_loopback_bind_serves_tls_and_asks_for_the_token(
                 async with s.get(f"{url}/api/status", ssl=trusted,
                                  headers={"Authorization": f"Bearer {TOKEN}"}) as r:
                     assert r.status == 200 and (await r.json())["phase"] == "pre_cutover"
+                # The API is read-only: no control action can be requested over it.
+                for method in ("POST", "PUT", "PATCH", "DELETE"):
+                    for path in ("/api/status", "/api/cutover", "/api/rollback", "/healthz"):
+                        async with s.request(method, f"{url}{path}", ssl=trusted, headers={
+                                "Authorization": f"Bearer {TOKEN}"}) as r:
+                            assert r.status in (404, 405), (method, path, r.status)
                 # An untrusted server certificate is refused by a verifying client ...
                 with pytest.raises(aiohttp.ClientConnectorCertificateError):
                     async with s.get(f"{url}/healthz"):
