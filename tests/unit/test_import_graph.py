@@ -143,13 +143,15 @@ def test_no_core_module_imports_the_cli() -> None:
 ABOVE = {
     "crosswind.stores": ("crosswind.sync", "crosswind.metasync", "crosswind.validate",
                          "crosswind.live", "crosswind.cutover", "crosswind.web",
-                         "crosswind.cli"),
-    "crosswind.sync": ("crosswind.live", "crosswind.cutover", "crosswind.web", "crosswind.cli"),
+                         "crosswind.cli", "crosswind.serverless"),
+    "crosswind.sync": ("crosswind.live", "crosswind.cutover", "crosswind.web", "crosswind.cli",
+                       "crosswind.serverless"),
     "crosswind.metasync": ("crosswind.live", "crosswind.cutover", "crosswind.web",
-                           "crosswind.cli"),
+                           "crosswind.cli", "crosswind.serverless"),
     "crosswind.validate": ("crosswind.live", "crosswind.cutover", "crosswind.web",
-                           "crosswind.cli"),
-    "crosswind.live": ("crosswind.cutover", "crosswind.web", "crosswind.cli"),
+                           "crosswind.cli", "crosswind.serverless"),
+    "crosswind.live": ("crosswind.cutover", "crosswind.web", "crosswind.cli",
+                       "crosswind.serverless"),
 }
 
 
@@ -163,6 +165,20 @@ def test_engines_do_not_import_the_layers_above_them() -> None:
         if any(_within(d, a) for a in above)
     ]
     assert upward == []
+
+
+def test_serverless_sits_at_the_edge() -> None:
+    # Nothing but the CLI's `crosswind package` imports it ...
+    assert importers_of(GRAPH, "crosswind.serverless",
+                        ("crosswind.serverless", "crosswind.cli")) == []
+    # ... and of the service it takes only the event parsers and their types.
+    live = sorted(f"{m} -> {d}" for m, deps in GRAPH.items()
+                  if _within(m, "crosswind.serverless") for d in deps
+                  if _within(d, "crosswind.live")
+                  and d not in ("crosswind.live.events", "crosswind.live.changes"))
+    assert live == []
+    assert "crosswind.metasync.forward" in GRAPH["crosswind.serverless.aws_lambda"]
+    assert "crosswind.metasync.reverse" in GRAPH["crosswind.serverless.azure_function"]
 
 
 # -- the checker itself finds what it must -------------------------------------------------

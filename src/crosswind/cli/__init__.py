@@ -7,6 +7,7 @@ from crosswind.cli import cutover as _cutover  # noqa: F401  (registers commands
 from crosswind.cli import metadata as _metadata  # noqa: F401  (registers commands)
 from crosswind.cli import monitoring as _monitoring  # noqa: F401  (registers commands)
 from crosswind.cli import objects as _objects  # noqa: F401  (registers commands)
+from crosswind.cli import package as _package  # noqa: F401  (registers commands)
 from crosswind.cli import replicate as _replicate  # noqa: F401  (registers commands)
 from crosswind.cli import switch as _switch  # noqa: F401  (registers commands)
 from crosswind.cli import validate as _validate  # noqa: F401  (registers commands)

@@ -13,7 +13,7 @@ from crosswind.config import Config
 from crosswind.deleteguard import DeleteGuard
 from crosswind.entities import EdmDateTime
 from crosswind.errors import CrosswindError, EntityMappingError, StoreError
-from crosswind.metasync.ledger import ItemKind, Ledger
+from crosswind.metasync.ledger import ItemKind, RowLedger
 from crosswind.metasync.stats import MetaStats
 from crosswind.model import Direction
 
@@ -77,7 +77,7 @@ class RunContext:
     hold across all the runs and engines it drives.
     """
 
-    ledger: Ledger
+    ledger: RowLedger
     run_id: int | None
     opts: MetaOptions
     stats: MetaStats = field(default_factory=MetaStats)

@@ -84,7 +84,10 @@ class ReverseSync:
         self.on_batch: Callable[[list[RecordChange]], None] | None = None
 
     # -- the loop ------------------------------------------------------------------
-    async def run(self) -> None:
+    async def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Follow the stream until it is quiet (or, with ``follow``, for ever);
+        ``until``: also stop, between batches, once it says so (a time budget:
+        a batch that was started is applied and its position saved first)."""
         if self.opts.enable_change_streams and not self.opts.dry_run:
             await self.docs.enable_change_streams()
         feed = await self._open()
@@ -92,8 +95,10 @@ class ReverseSync:
             # Deletes the guard held back: stop here (the run is aborted); following
             # on would save a position after them and no later run would do them.
             while not self.delete_blocked:
+                if until is not None and until():
+                    break
                 try:
-                    more = await self._follow(feed)
+                    more = await self._follow(feed, until)
                 except ChangeHistoryLost as exc:
                     await feed.close()
                     feed = await self._reconciled_feed(f"history lost mid-stream: {exc}")

@@ -128,7 +128,7 @@ async def sync_metadata(
                     fwd = engine = ForwardSync(table, docs, ctx)
                     if mode == "objects":
                         assert spec is not None
-                        await _run_objects(cfg, fwd, spec, objects_from, names, details)
+                        await _run_objects(cfg, fwd, ledger, spec, objects_from, names, details)
                     elif mode == "keys":
                         await fwd.repair(keys or ())
                     else:
@@ -160,8 +160,9 @@ async def sync_metadata(
         state.close()
 
 
-async def _run_objects(cfg: Config, fwd: ForwardSync, spec: KeySpec, objects_from: ObjectsFrom,
-                       names: Iterable[str] | None, details: dict[str, Any]) -> None:
+async def _run_objects(cfg: Config, fwd: ForwardSync, ledger: Ledger, spec: KeySpec,
+                       objects_from: ObjectsFrom, names: Iterable[str] | None,
+                       details: dict[str, Any]) -> None:
     prefix = cfg.metadata.object_prefix
     if names is not None:
         await fwd.objects(_names_given(names), spec)
@@ -174,7 +175,7 @@ async def _run_objects(cfg: Config, fwd: ForwardSync, spec: KeySpec, objects_fro
     since = None if fwd.opts.full else fwd.ledger.watermark("objects")
     newest: list[str] = []
     details.update({"objects_from": "synced", "objects_since": since})
-    await fwd.objects(_names_synced(fwd.ledger, prefix, since, newest), spec)
+    await fwd.objects(_names_synced(ledger, prefix, since, newest), spec)
     if newest and not fwd.opts.dry_run:
         fwd.ledger.set_watermark("objects", newest[0])
 
