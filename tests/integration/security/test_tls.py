@@ -15,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import ssl
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +96,10 @@ def tls_rig(azurite: Azurite, moto: Moto, secantus: Secantus,
 
 
 def _config(r: TlsRig, tmp: Path, trusted: bool, old: bool = False) -> Config:
+    return parse_config(_config_data(r, tmp, trusted, old), tmp)
+
+
+def _config_data(r: TlsRig, tmp: Path, trusted: bool, old: bool = False) -> dict[str, Any]:
     px = r.old if old else r.modern
     cs = (f"DefaultEndpointsProtocol=https;AccountName={AZURITE_ACCOUNT};"
           f"AccountKey={AZURITE_KEY};BlobEndpoint={px['blob'].url}/{AZURITE_ACCOUNT};"
@@ -111,7 +118,7 @@ def _config(r: TlsRig, tmp: Path, trusted: bool, old: bool = False) -> Config:
     }
     if trusted:
         data["tls"] = {"ca_bundle": str(r.ca_file)}
-    return parse_config(data, tmp)
+    return data
 
 
 async def azure_blob_sdk(cfg: Config, r: TlsRig) -> None:
@@ -285,3 +292,22 @@ def test_tls_older_than_1_2_is_refused(client: str, tls_rig: TlsRig, tmp_path: P
     text = str(e.value).lower()
     assert any(w in text for w in ("protocol", "version", "ssl", "tls", "handshake",
                                    "cannot reach")), text
+
+
+@pytest.mark.parametrize("case", ["untrusted certificate", "TLS 1.1"])
+def test_the_cli_refuses_in_one_line_with_exit_3(case: str, tls_rig: TlsRig,
+                                                  tmp_path: Path) -> None:
+    data = _config_data(tls_rig, tmp_path, trusted=case != "untrusted certificate",
+                        old=case == "TLS 1.1")
+    # TOML from plain strings and booleans: JSON's literals are TOML's
+    path = tmp_path / "tls.toml"
+    path.write_text("".join(f"[{section}]\n" + "".join(f"{k} = {json.dumps(v)}\n"
+                                                       for k, v in values.items())
+                            for section, values in data.items()))
+    r = subprocess.run([sys.executable, "-m", "crosswind", "sync", "objects", "-d",
+                        "azure-to-aws", "-c", str(path)], capture_output=True, text=True,
+                       timeout=300)
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error")]
+    assert r.returncode == 3 and len(errors) == 1, (r.returncode, r.stderr[-2000:])
+    assert any(w in errors[0].lower() for w in ("certificate", "ssl", "tls", "protocol")), \
+        errors[0]
