@@ -1,7 +1,7 @@
 """Typed configuration, read from one TOML file.
 
-Secrets are references (see ``secrets.py``) and are resolved only when a store
-is built, so loading and checking a config never needs them. Unknown keys are
+Secrets are references (see ``crosswind.secrets``) and are resolved only when a
+store is built, so loading and checking a config never needs them. Unknown keys are
 errors: a typo must not silently fall back to a default.
 """
 
@@ -58,6 +58,7 @@ def check_plain_http(url: str, *, emulator: bool, where: str) -> None:
 _AZURE_QUEUE = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
 #: SQS queue names: 1-80 letters, digits, hyphens and underscores (FIFO: ".fifo")
 _SQS_QUEUE = re.compile(r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 
 class AzureConfig(_Section):
@@ -109,12 +110,23 @@ class AwsConfig(_Section):
     #: https://sqs.us-east-1.amazonaws.com/123456789012/crosswind-events (endpoint_url,
     #: when set, is used for SQS too)
     sqs_queue_url: str | None = None
+    #: cross-account: the role every AWS client assumes (STS AssumeRole) with the keys
+    #: above or the default chain, e.g. arn:aws:iam::210987654321:role/crosswind
+    role_arn: str | None = None
+    #: the external ID the role's trust policy asks for (a literal or a reference)
+    external_id: str | None = None
+    role_session_name: str = Field("crosswind", pattern=r"^[\w+=,.@-]{2,64}$")
     emulator: bool = False
 
     @model_validator(mode="after")
     def _keys_pair(self) -> AwsConfig:
         if bool(self.access_key_id) != bool(self.secret_access_key):
             raise ValueError("give both access_key_id and secret_access_key, or neither")
+        if self.role_arn is not None and not _ROLE_ARN.match(self.role_arn):
+            raise ValueError(f"role_arn {self.role_arn!r} is not an IAM role ARN "
+                             "(arn:aws:iam::ACCOUNT-ID:role/NAME)")
+        if self.external_id is not None and not self.role_arn:
+            raise ValueError("external_id needs role_arn")
         if self.endpoint_url:
             check_plain_http(self.endpoint_url, emulator=self.emulator, where="endpoint_url")
         if self.sqs_queue_url:
@@ -265,7 +277,9 @@ class ReplicateConfig(_Section):
     lag_slo_post_s: float = Field(120.0, gt=0)
     #: the sliding window of lag samples behind p50/p95/p99/max
     lag_window_s: float = Field(300.0, gt=0)
-    #: the local HTTP endpoint (/healthz, /api/status): HOST:PORT, port 0 for any, or "off"
+    #: the local HTTP endpoint (/healthz, /api/status, /metrics): HOST:PORT, port 0 for
+    #: any, or "off"; beyond loopback it needs [monitoring] http_token, http_tls_cert
+    #: and http_tls_key
     http: str = "127.0.0.1:9464"
     #: on SIGTERM, in-flight work gets this long to finish before it is abandoned
     shutdown_grace_s: float = Field(30.0, ge=0)
@@ -303,6 +317,15 @@ class ReplicateConfig(_Section):
     @classmethod
     def _http(cls, v: str) -> str:
         return _host_port(v)
+
+
+_REFERENCE_PREFIXES = ("env:", "file:", "keyvault:", "secretsmanager:")
+
+
+def is_loopback_bind(bind: str) -> bool:
+    """Whether a ``HOST:PORT`` bind listens on loopback only."""
+    host = bind.rpartition(":")[0].strip("[]")
+    return is_loopback(f"http://[{host}]" if ":" in host else f"http://{host}")
 
 
 #: approver names: the key of a ``[cutover.approvers.NAME]`` table, shown in approvals
@@ -482,6 +505,53 @@ class GovernanceConfig(_Section):
         return self
 
 
+class SecurityConfig(_Section):
+    """``[security]``: secrets, SAS tokens, the Key Vault identity."""
+
+    #: a resolved secret is used this long before its reference is read again (a
+    #: refused credential is read again at once, see README "Security")
+    secret_ttl_s: float = Field(3600.0, ge=0)
+    #: a SAS token expiring within this many hours is warned about (preflight, start)
+    sas_min_validity_h: float = Field(24.0, ge=0)
+    #: the identity Key Vault references are read with: "default"
+    #: (DefaultAzureCredential: environment, workload identity, managed identity,
+    #: az login), "managed-identity" (keyvault_client_id: a user-assigned one), or
+    #: "client-secret" (an app registration: tenant, client id, secret by reference)
+    keyvault_credential: Literal["default", "managed-identity", "client-secret"] = "default"
+    keyvault_tenant_id: str | None = None
+    keyvault_client_id: str | None = None
+    keyvault_client_secret: str | None = None
+    #: the Microsoft Entra authority for sovereign clouds, e.g. https://login.microsoftonline.us
+    keyvault_authority_host: str | None = None
+
+    @model_validator(mode="after")
+    def _identity(self) -> SecurityConfig:
+        if self.keyvault_credential == "client-secret":
+            missing = [n for n in ("keyvault_tenant_id", "keyvault_client_id",
+                                   "keyvault_client_secret") if not getattr(self, n)]
+            if missing:
+                raise ValueError(f"keyvault_credential = \"client-secret\" needs "
+                                 f"{', '.join(missing)}")
+        sec = self.keyvault_client_secret
+        if sec is not None and not sec.startswith(("env:", "file:", "secretsmanager:")):
+            raise ValueError("keyvault_client_secret must be an env:, file: or "
+                             "secretsmanager: reference")
+        if self.keyvault_authority_host:
+            check_plain_http(self.keyvault_authority_host, emulator=False,
+                             where="keyvault_authority_host")
+        return self
+
+
+class TlsConfig(_Section):
+    """``[tls]``: certificates are always verified, TLS 1.2 at least (every client's
+    default here: Python's ssl, urllib3, rustls); this says against which CAs."""
+
+    #: a PEM file of CA certificates to trust instead of the system's (a private CA,
+    #: a TLS-inspecting proxy), for every client: Azure SDK, botocore/aiobotocore,
+    #: obstore, pymongo, the S3 streaming path, Key Vault, Secrets Manager
+    ca_bundle: Path | None = None
+
+
 class AlertOverride(_Section):
     """``[monitoring.alerts.NAME]``: change one alert of the catalogue."""
 
@@ -501,9 +571,12 @@ class MonitoringConfig(_Section):
 
     #: the service evaluates its alerts (and refreshes figures for the exporters) this often
     interval_s: float = Field(15.0, gt=0, le=3600)
-    #: bearer token for the service's endpoint and ``crosswind dashboard`` (a reference:
-    #: env:NAME or file:PATH); required when either binds to a non-loopback address
+    #: the service's endpoint and ``crosswind dashboard``: the bearer token every request
+    #: must carry, and the TLS certificate chain and private key (PEM) they serve
+    #: (references of any kind); a bind beyond loopback needs all three
     http_token: str | None = None
+    http_tls_cert: str | None = None
+    http_tls_key: str | None = None
     #: where ``crosswind dashboard`` listens (HOST:PORT, port 0 for any free one)
     dashboard: str = "127.0.0.1:9465"
     #: POST each alert that starts or stops firing here (a reference: webhook URLs
@@ -580,6 +653,8 @@ class Config(_Section):
     replicate: ReplicateConfig = ReplicateConfig.model_validate({})
     cutover: CutoverConfig = CutoverConfig.model_validate({})
     governance: GovernanceConfig = GovernanceConfig.model_validate({})
+    security: SecurityConfig = SecurityConfig.model_validate({})
+    tls: TlsConfig = TlsConfig.model_validate({})
     monitoring: MonitoringConfig = MonitoringConfig.model_validate({})
     #: directory of the config file; relative paths in it are taken from here
     base_dir: Path = Path(".")
@@ -588,6 +663,32 @@ class Config(_Section):
     @classmethod
     def _abs(cls, v: Path) -> Path:
         return v.resolve()
+
+    @model_validator(mode="after")
+    def _exposed(self) -> Config:
+        names = ("http_token", "http_tls_cert", "http_tls_key")
+        for n in names:
+            v = getattr(self.monitoring, n)
+            if v is not None and not str(v).startswith(_REFERENCE_PREFIXES):
+                raise ValueError(f"[monitoring] {n} must be a reference (env:, file:, "
+                                 "keyvault://, secretsmanager:), not a literal")
+        bind = self.replicate.http
+        if bind != "off" and not is_loopback_bind(bind):
+            missing = [n for n in names if not getattr(self.monitoring, n)]
+            if missing:
+                raise ValueError(f"[replicate] http = {bind!r} is not a loopback address: "
+                                 f"it needs [monitoring] {', '.join(missing)} (references), "
+                                 "so that every request carries the token over TLS")
+        return self
+
+    @model_validator(mode="after")
+    def _ca_bundle(self) -> Config:
+        ca = self.tls.ca_bundle
+        if ca is not None:
+            path = ca.expanduser() if ca.is_absolute() else self.base_dir / ca
+            if not path.is_file():
+                raise ValueError(f"[tls] ca_bundle {str(path)!r} is not a readable file")
+        return self
 
     @property
     def state_dir(self) -> Path:

@@ -181,7 +181,7 @@ def test_sas_checked_before_the_run(
             env={"CW_TEST_SAS": sas})
     sig = next(part for part in sas.split("&") if part.startswith("sig="))[4:]
     if expired:
-        assert_clean_error(p, 3, "SAS token expired", secrets=(sig,))
+        assert_clean_error(p, 3, "SAS token is refused: it expired", secrets=(sig,))
     else:
         assert_clean_error(p, 3, "lacks permission", secrets=(sig,))
 

@@ -82,7 +82,9 @@ def test_env_and_file_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ("env:CW_NOT_SET_ANYWHERE", "environment variable CW_NOT_SET_ANYWHERE is not set"),
         ("env:", "needs a variable name"),
         ("file:/nonexistent/secret", "cannot read secret file"),
-        ("keyvault:https://v/secrets/x", "not supported yet"),
+        ("keyvault:https://v/secrets/x", "not a Key Vault reference"),
+        ("kv:v/x", "is not known; write keyvault://VAULT/NAME"),
+        ("secretsmanager:", "needs a secret name or ARN"),
         (SECRET, "literal secret is refused"),
     ],
 )

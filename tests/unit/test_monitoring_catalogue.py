@@ -113,7 +113,10 @@ def test_known_figures() -> None:
     assert one(v, "crosswind_breaker_open", endpoint="azure-blob") == 1
     assert one(v, "crosswind_breaker_open", endpoint="sqs") == 1  # half-open is not closed
     assert one(v, "crosswind_breaker_open", endpoint="s3") == 0
-    assert one(v, "crosswind_auth_failures_total", endpoint="azure-blob") == 3
+    assert one(v, "crosswind_auth_failures_total", endpoint="azure-blob",
+               principal="account devstoreaccount1") == 3
+    assert one(v, "crosswind_auth_failures_total", endpoint="[replicate].http 0.0.0.0:9464",
+               principal="client 10.0.0.7") == 2
     assert one(v, "crosswind_endpoint_requests_in_flight", endpoint="s3") == 1
     assert one(v, "crosswind_connection_pool_utilisation_ratio", endpoint="s3") == 1 / 64
     assert one(v, "crosswind_request_latency_baseline_seconds", endpoint="s3",

@@ -192,7 +192,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def load(path: Path) -> Config:
+    from crosswind.secrets import configure
+
     cfg = load_config(path)
+    configure(cfg)
     log.info("config %s, state directory %s", path.resolve(), cfg.state_dir)
     return cfg
 

@@ -24,6 +24,7 @@ from crosswind.cli.app import (
     JsonOpt,
     app,
     err,
+    fail,
     guarded,
     load,
     print_json,
@@ -272,30 +273,44 @@ def runs_cmd(
     err.print(t)
 
 
+PreflightDirection = Annotated[
+    str, typer.Option("--direction", "-d",
+                      help="azure-to-aws, aws-to-azure, or both (the cutover and its rollback).")]
+
+
 @app.command("preflight")
 @guarded
-def preflight_cmd(config: ConfigOpt, direction: DirectionOpt = Direction.AZURE_TO_AWS) -> None:
-    """Resolve secrets and probe both sides before a run."""
+def preflight_cmd(config: ConfigOpt, direction: PreflightDirection = "azure-to-aws",
+                  as_json: JsonOpt = False) -> None:
+    """Probe every permission the direction(s) need on every store, with harmless
+    probe objects and rows that are removed afterwards; exit 3 naming what is missing."""
+    if direction not in ("azure-to-aws", "aws-to-azure", "both"):
+        raise typer.BadParameter("--direction must be azure-to-aws, aws-to-azure or both")
     cfg = load(config)
-    from crosswind.sync.objects import opened_stores, preflight
+    from crosswind.preflight import run_preflight
 
-    async def go() -> tuple[str, str, str | None]:
-        async with opened_stores(cfg, direction) as (src, dst):
-            await preflight(src, dst)
-            names = src.name, dst.name
-        # The event queue of the source side, when one is configured (replicate uses it).
-        side = direction.source_side
-        if not (cfg.azure.queue if side == "azure" else cfg.aws.sqs_queue_url):
-            return (*names, None)
-        from crosswind.stores.factory import open_event_queue
+    directions = list(Direction) if direction == "both" else [Direction(direction)]
+    report = run(run_preflight(cfg, directions))
+    if as_json:
+        print_json(report.to_json())
+    else:
+        _preflight_table(report)
+    if not report.ok:
+        raise fail(f"preflight {direction}: {report.summary()}", 3)
 
-        queue = await open_event_queue(cfg, side)
-        try:
-            await queue.check()
-        finally:
-            await queue.close()
-        return (*names, queue.name)
 
-    src, dst, queue = run(go())
-    err.print(f"ok: {src} → {dst} reachable, credentials accepted"
-              + (f"; event queue {queue} readable" if queue else ""))
+def _preflight_table(report: Any) -> None:
+    for name, who in report.identities.items():
+        err.print(f"{name} identity: {escape(who)}", markup=True, soft_wrap=True)
+    t = Table(title=f"preflight {', '.join(report.directions)}")
+    for col in ("store", "permission", "result", "detail"):
+        t.add_column(col)
+    colour = {"ok": "green", "missing": "red", "error": "red", "skipped": "yellow"}
+    for p in report.probes:
+        t.add_row(escape(p.store), escape(p.permission),
+                  f"[{colour[p.result]}]{p.result}[/]", escape(p.detail))
+    err.print(t)
+    for w in report.warnings:
+        err.print(f"[yellow]warning[/] {escape(w)}", markup=True, soft_wrap=True)
+    if report.ok:
+        err.print(f"ok: {report.summary()}")

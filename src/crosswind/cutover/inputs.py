@@ -1,8 +1,9 @@
 """Gathers the gates' inputs: the service status (``live.report.read_status``),
 the latest validation of the direction the switch leaves (validation
-history), and a preflight of the direction that runs after the switch, with
-write permission on its replica (for a cutover: Azure, so that the rollback
-path is known to work before it is needed).
+history), and the preflight (``crosswind preflight``: every permission probed)
+of the direction that runs after the switch, with write permission on its
+replica (for a cutover: Azure, so that the rollback path is known to work
+before it is needed).
 
 Nothing here decides: whatever cannot be read or probed becomes an input that
 says so (``status_error``, a failed ``PreflightResult``), and the gate that
@@ -52,28 +53,17 @@ def latest_validation(state: StateStore, direction: Direction, scan: int = 50
 
 
 async def preflight(cfg: Config, direction: Direction) -> PreflightResult:
-    """Probe the stores of ``direction``: its source readable, its destination
-    writable; the metadata rows too when they are configured."""
-    from crosswind.sync.objects import opened_stores
-    from crosswind.sync.objects import preflight as object_preflight
+    """``crosswind preflight`` of ``direction``: every permission it needs probed on
+    every store (``crosswind.preflight``); ``checked`` lists "store: permission"
+    of each probe that passed, ``reason`` what is missing."""
+    from crosswind.preflight import run_preflight
 
-    checked: list[str] = []
     try:
-        async with opened_stores(cfg, direction) as (src, dst):
-            await object_preflight(src, dst)
-            checked += [f"{src.name}: read", f"{dst.name}: write"]
-        if cfg.azure.table and cfg.aws.documentdb_uri:
-            from crosswind.metasync.runner import opened_row_stores
-
-            async with opened_row_stores(cfg, direction) as (table, docs):
-                await table.check()
-                await docs.check()
-                rows = (table.name, docs.name) if direction is Direction.AZURE_TO_AWS \
-                    else (docs.name, table.name)
-                checked += [f"{rows[0]}: read", f"{rows[1]}: write"]
+        report = await run_preflight(cfg, [direction])
     except (CrosswindError, OSError) as exc:
-        return PreflightResult(direction.value, False, _one_line(exc), tuple(checked))
-    return PreflightResult(direction.value, True, ", ".join(checked), tuple(checked))
+        return PreflightResult(direction.value, False, _one_line(exc))
+    checked = tuple(f"{p.store}: {p.permission}" for p in report.probes if p.result == "ok")
+    return PreflightResult(direction.value, report.ok, report.summary(), checked)
 
 
 def inputs_from(kind: Kind, *, phase: str, status: dict[str, Any] | None,

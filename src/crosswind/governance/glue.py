@@ -83,13 +83,11 @@ def to_draft07(schema: Any) -> Any:
 
 
 def _client(cfg: Config) -> Any:
-    import boto3  # type: ignore[import-untyped]
+    # built like every AWS client of crosswind: the [aws] identity (or role_arn),
+    # endpoint_url and [tls] ca_bundle
+    from crosswind.observability.aws import client
 
-    from crosswind.stores.sqs import _credentials
-
-    a = cfg.aws
-    return boto3.client("glue", region_name=a.region, endpoint_url=a.endpoint_url,
-                        **_credentials(a))
+    return client(cfg.aws, "glue")
 
 
 def _code(exc: Exception) -> str:

@@ -43,6 +43,7 @@ def status_document(*, phase: Phase, running: bool, pid: int | None, since: str 
         "errors": snap.get("errors", []),
         # stewardship, validation before write and lineage delivery
         "governance": governance if governance is not None else snap.get("governance"),
+        "auth_failures": snap.get("auth_failures", []),
         # monitoring (live.monitoring): appliers, store requests, objects applied, alerts
         "breaker_details": snap.get("breaker_details", {}),
         "workers": snap.get("workers"),

@@ -55,7 +55,7 @@ from crosswind.metasync.ledger import Ledger
 from crosswind.migration import MigrationStore, Phase
 from crosswind.model import Direction
 from crosswind.observability.stats import SyncStats
-from crosswind.secrets import redact
+from crosswind.secrets import AUTH_FAILURES, redact
 from crosswind.state import StateStore, now_iso
 from crosswind.stores.base import ObjectStore
 from crosswind.stores.factory import open_object_store
@@ -252,17 +252,18 @@ class Epoch:
                 LagTracker(self.rc.lag_window_s))
             await self._open_event_queue()
             await self._open_rows()
-            from crosswind.live.http import HttpEndpoint, make_app, required_token
+            from crosswind.live.http import HttpEndpoint, endpoint_security_of, make_app
 
             monitor = self.service.monitor
             if self.rc.http != "off":
                 dash = self.service.dashboard
+                sec = endpoint_security_of(self.cfg, self.rc.http, "[replicate].http")
                 http = HttpEndpoint(self.rc.http, make_app(
                     self.status_document, self.problems,
                     metrics=lambda: monitor.metrics_text(self),
-                    token=required_token(self.cfg, self.rc.http, "[replicate].http"),
+                    security=sec, endpoint=f"[replicate].http {self.rc.http}",
                     extend=None if dash is None else
-                    (lambda app: dash(app, lambda: monitor.document(self)))))
+                    (lambda app: dash(app, lambda: monitor.document(self)))), sec)
                 await http.start()
                 self.http_url = http.url
             # Stop everything when the service stops or the phase changes.
@@ -749,6 +750,8 @@ class Epoch:
             "http": self.http_url,
             "errors": list(self.errors),
             "governance": self.governance.status(),
+            # refusals of credentials per endpoint and principal (crosswind.secrets)
+            "auth_failures": AUTH_FAILURES.snapshot(),
             # monitoring: appliers busy, store requests, objects applied, alerts
             "workers": {"concurrency": self.rc.concurrency, "busy": self.scheduler.in_flight},
             "requests": self.service.monitor.requests.as_dict(),

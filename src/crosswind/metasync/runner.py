@@ -23,7 +23,7 @@ from crosswind.metasync.result import MetaResult
 from crosswind.metasync.reverse import ReverseSync
 from crosswind.metasync.stats import MetaStats
 from crosswind.model import Direction
-from crosswind.secrets import redact
+from crosswind.secrets import configure, redact
 from crosswind.state import RunStatus, StateStore
 from crosswind.stores.azure_common import resolve_auth
 from crosswind.stores.azure_tables import AzureTableStore, open_table_store
@@ -37,6 +37,7 @@ ObjectsFrom = Literal["synced", "listing"]
 @contextlib.asynccontextmanager
 async def opened_row_stores(cfg: Config, direction: Direction
                             ) -> AsyncIterator[tuple[AzureTableStore, DocumentDBStore]]:
+    configure(cfg)
     m = cfg.metadata
     table = open_table_store(resolve_auth(cfg.azure), cfg.azure.table, page_size=m.page_size,
                              writable=direction is Direction.AWS_TO_AZURE)

@@ -1,29 +1,22 @@
 """boto3 clients for the monitoring calls (CloudWatch, Service Quotas, EC2,
-Lambda), with the credentials of ``[aws]`` (by reference) and its
-``endpoint_url`` (an emulator serves them all on one port)."""
+Lambda), built like every other AWS client of crosswind (``secrets/aws.py``):
+the ``[aws]`` identity (keys by reference, or the role of ``role_arn``), its
+``endpoint_url`` (an emulator serves them all on one port) and ``[tls]
+ca_bundle``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from crosswind.config import AwsConfig
-from crosswind.secrets import resolve
 
 
 def client(aws: AwsConfig, service: str) -> Any:
     import boto3  # type: ignore[import-untyped]
-    from botocore.config import Config as BotoConfig
 
-    kw: dict[str, Any] = {}
-    if aws.access_key_id and aws.secret_access_key:
-        kw["aws_access_key_id"] = resolve(aws.access_key_id, where="[aws].access_key_id",
-                                          allow_literal=aws.emulator).get_secret_value()
-        kw["aws_secret_access_key"] = resolve(
-            aws.secret_access_key, where="[aws].secret_access_key",
-            allow_literal=aws.emulator).get_secret_value()
-        if aws.session_token:
-            kw["aws_session_token"] = resolve(aws.session_token, where="[aws].session_token",
-                                              allow_literal=aws.emulator).get_secret_value()
-    cfg = BotoConfig(region_name=aws.region, connect_timeout=10, read_timeout=30,
-                     retries={"max_attempts": 3, "mode": "standard"})
-    return boto3.client(service, endpoint_url=aws.endpoint_url, config=cfg, **kw)
+    from crosswind.secrets.aws import assume_role, botocore_config, static_keys, verify_arg
+
+    keys = assume_role(aws).as_boto() if aws.role_arn else static_keys(aws)
+    session = boto3.Session(region_name=aws.region, **(keys or {}))
+    return session.client(service, endpoint_url=aws.endpoint_url, verify=verify_arg(),
+                          config=botocore_config(aws.region, read_timeout=30))

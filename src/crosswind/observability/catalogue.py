@@ -236,8 +236,10 @@ METRICS: tuple[Metric, ...] = (
                          "an endpoint is at least 20 % slower than its baseline",
                          for_s=300),)),
     Metric("crosswind_auth_failures_total", "counter", "count",
-           "Requests refused for credentials (401/403 of an endpoint) per endpoint.",
-           _SVC + ": requests (breaker wrappers)", r.auth_failures, ("endpoint",),
+           "Credentials refused (401/403), per endpoint and principal: a store refusing "
+           "crosswind's (counted also when a refresh then cured it), or a client without "
+           "the bearer token refused by crosswind's own endpoint.",
+           _SVC + ": auth_failures", r.auth_failures, ("endpoint", "principal"),
            rollup="sum",
            alerts=(Alert("CrosswindAuthFailures", ">=", 1.0,
                          "an endpoint refused crosswind's credentials", kind="increase",

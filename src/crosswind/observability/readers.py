@@ -336,9 +336,14 @@ def request_latency(field: str) -> Reader:
 
 
 def auth_failures(doc: Doc) -> Iterator[AnySample]:
-    for ep, e in _endpoints(doc):
-        yield Sample("crosswind_auth_failures_total", _labels(endpoint=ep),
-                     float(e.get("auth_failures") or 0))
+    # crosswind.secrets.AUTH_FAILURES: refusals of the stores' credentials (also
+    # those a refresh then cured) and refused clients of crosswind's own endpoints
+    for c in _status(doc).get("auth_failures") or []:
+        n = _num(c.get("count"))
+        if n is not None:
+            yield Sample("crosswind_auth_failures_total",
+                         _labels(endpoint=c.get("endpoint", ""),
+                                 principal=c.get("principal", "")), n)
 
 
 def endpoint_field(field: str) -> Reader:

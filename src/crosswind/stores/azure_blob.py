@@ -17,6 +17,7 @@ transfer sends the others as blocks.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from collections.abc import AsyncIterator, Mapping
@@ -39,16 +40,19 @@ from obstore.store import AzureStore
 from crosswind.errors import InvalidKey, NotFound, PreconditionFailed, StoreError
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt, strip_etag
 from crosswind.ordering import utf16_to_codepoint
+from crosswind.secrets.renewal import Renewal, renewing, renewing_listing, renewing_once
 from crosswind.stores.azure_common import (
     AzureAuth,
     azure_errors,
     check_sas,
     client_kwargs,
+    resolve_auth,
 )
 from crosswind.stores.azure_listing import fast_list
 from crosswind.stores.base import Capabilities, ObjectReader, StreamBody
 from crosswind.stores.common import b64_to_hex, hex_to_b64, require_md5, single_put_fits
 from crosswind.stores.obstore_common import ObstoreReader, obstore_can_address, obstore_errors
+from crosswind.tls import obstore_options
 
 MiB = 1024 * 1024
 
@@ -103,6 +107,15 @@ class AzureBlobStore:
             # Put Blob verifies a Content-MD5 sent before the bytes, nothing after.
             streamed_put="md5_first",
         )
+        self._retired: list[Any] = []
+        self._connect()
+        self.renewal = Renewal(self.name, auth.principal, auth.refs, self._renew)
+        #: listings parsed from the XML directly (see azure_listing.py); False = SDK pager
+        self.fast_listing = True
+
+    def _connect(self) -> None:
+        """The SDK clients and the obstore reader for ``self.auth``."""
+        auth = self.auth
         # The storage SDK's default backoff waits 15 s + 18 s + 24 s before it
         # gives up on a dead endpoint; a few seconds is enough to ride out blips.
         # max_single_put_size: whether an object goes in one request or in blocks
@@ -129,10 +142,22 @@ class AzureBlobStore:
 
             self.service = BlobServiceClient(auth.blob_url, credential=DefaultAzureCredential(),
                                              **kw)
-        self.container: ContainerClient = self.service.get_container_client(container)
+        self.container: ContainerClient = self.service.get_container_client(
+            self.container_name)
         self.fast = self._obstore()
-        #: listings parsed from the XML directly (see azure_listing.py); False = SDK pager
-        self.fast_listing = True
+
+    async def _renew(self) -> bool:
+        """The credentials were refused: resolve them again; new clients if they changed."""
+        if self.auth.source is None:
+            return False
+        new = await asyncio.to_thread(resolve_auth, self.auth.source, refresh=True)
+        if new == self.auth:
+            return False
+        # Calls in flight keep the old clients; they are closed with the store.
+        self._retired.append(self.service)
+        self.auth = new
+        self._connect()
+        return True
 
     def _obstore(self) -> AzureStore | None:
         """obstore for reads, when it can use the same credential."""
@@ -144,11 +169,12 @@ class AzureBlobStore:
             cfg["account_key"] = a.account_key
         else:
             cfg["sas_key"] = a.sas_token
+        options: Any = {"allow_http": a.blob_url.startswith("http://"),
+                        "connect_timeout": timedelta(seconds=10),
+                        "timeout": timedelta(seconds=300), **obstore_options()}
         return AzureStore(
             container_name=self.container_name,
-            client_options={"allow_http": a.blob_url.startswith("http://"),
-                            "connect_timeout": timedelta(seconds=10),
-                            "timeout": timedelta(seconds=300)},
+            client_options=options,
             retry_config={"max_retries": 3, "retry_timeout": timedelta(seconds=60),
                           "backoff": {"init_backoff": timedelta(milliseconds=100),
                                       "max_backoff": timedelta(seconds=8), "base": 2}},
@@ -178,10 +204,12 @@ class AzureBlobStore:
                     b64_to_hex(blob.content_settings.content_md5), _props(blob),
                 )
 
+    @renewing_listing(lambda m: m.key)
     def list(self, prefix: str = "") -> AsyncIterator[ObjectMeta]:
         # Azure lists in UTF-16 order; the contract is code-point order.
         return utf16_to_codepoint(self._native_list(prefix), key=lambda m: m.key)
 
+    @renewing
     async def head(self, key: str) -> ObjectMeta:
         self._addressable(key)
         with azure_errors(self._where(key)):
@@ -189,6 +217,7 @@ class AzureBlobStore:
         return ObjectMeta(key, p.size, strip_etag(p.etag), p.last_modified,
                           b64_to_hex(p.content_settings.content_md5), _props(p))
 
+    @renewing
     async def get(
         self, key: str, *, if_match: str | None = None, byte_range: tuple[int, int] | None = None
     ) -> ObjectReader:
@@ -231,6 +260,7 @@ class AzureBlobStore:
         return _SdkReader(meta, downloader, self._where(key))
 
     # -- writing -------------------------------------------------------------
+    @renewing
     async def put(
         self,
         key: str,
@@ -254,6 +284,7 @@ class AzureBlobStore:
         require_md5(key, md5, b64_to_hex(r.get("content_md5")), "content MD5")
         return WriteReceipt(key, len(data), _str(r.get("etag")), md5, _str(r.get("version_id")))
 
+    @renewing_once
     async def put_stream(
         self,
         key: str,
@@ -350,6 +381,7 @@ class AzureBlobStore:
         # staged; and uncommitted blocks are discarded by the service anyway.
         return 0
 
+    @renewing
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
         self._addressable(key)
         kw: dict[str, Any] = {}
@@ -368,9 +400,11 @@ class AzureBlobStore:
                 return
             raise
 
+    @renewing
     async def check(self, *, write: bool = False) -> None:
         if self.auth.sas_token:
-            check_sas(self.auth.sas_token, "rlcw" if write else "rl", self.name)
+            check_sas(self.auth.sas_token, "rlcw" if write else "rl", self.name, "blob",
+                      emulator=self.auth.emulator)
         try:
             with azure_errors(self._where()):
                 async for _ in self.container.list_blobs(results_per_page=1).by_page():
@@ -380,6 +414,8 @@ class AzureBlobStore:
                            "(create it first)") from None
 
     async def close(self) -> None:
+        for old in self._retired:
+            await old.close()
         await self.service.close()
 
 
@@ -409,10 +445,15 @@ class AzureUpload:
     upload_id: str
     blocks: dict[int, str] = field(default_factory=dict)
 
+    @property
+    def renewal(self) -> Renewal:
+        return self.store.renewal
+
     def _block_id(self, number: int) -> str:
         # All block ids of a blob must have the same length.
         return base64.b64encode(f"cw-{self.upload_id}-{number:06d}".encode()).decode()
 
+    @renewing
     async def put_part(self, number: int, data: bytes, md5: str) -> None:
         block_id = self._block_id(number)
         bc = self.store.container.get_blob_client(self.key)
@@ -421,6 +462,7 @@ class AzureUpload:
                                  headers={"Content-MD5": hex_to_b64(md5)})
         self.blocks[number] = block_id
 
+    @renewing
     async def complete(
         self, size: int, md5: str, part_md5s: list[str], late_metadata: Mapping[str, str]
     ) -> WriteReceipt:

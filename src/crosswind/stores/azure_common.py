@@ -1,14 +1,21 @@
-"""Azure credentials and error translation shared by the Blob, Table and Queue stores."""
+"""Azure credentials and error translation shared by the Blob, Table and Queue stores.
+
+``resolve_auth`` turns ``[azure]`` into an ``AzureAuth`` (endpoints, the secret
+parts, who it signs in as, and the references they came from); a store whose
+credentials are refused mid-run calls it again with ``refresh=True``
+(``AzureAuth.source``) and rebuilds its clients when the secret changed.
+"""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 from azure.core import exceptions as az
 
@@ -24,7 +31,12 @@ from crosswind.errors import (
     StoreError,
     TransientError,
 )
-from crosswind.secrets import redact, resolve
+from crosswind.secrets import current as secret_settings
+from crosswind.secrets import is_reference, redact, resolve
+from crosswind.stores.azure_sas import Service, check_sas_token, parse_sas, sas_warnings
+from crosswind.tls import azure_kwargs
+
+log = logging.getLogger("crosswind.stores")
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,21 @@ class AzureAuth:
     account_key: str | None = None
     sas_token: str | None = None
     connection_string: str | None = None
+    #: the settings the secret came from, as references ("[azure].credential
+    #: (keyvault://v/sas)"): what a refresh reads again; empty for literals
+    refs: tuple[str, ...] = ()
+    emulator: bool = False
+    #: the config this was resolved from (a refresh resolves it again)
+    source: AzureConfig | None = field(default=None, compare=False)
+
+    @property
+    def principal(self) -> str:
+        """Who the requests are signed as, safe to show."""
+        if self.account_key:
+            return f"account key of {self.account_name}"
+        if self.sas_token:
+            return f"SAS token for {self.account_name}"
+        return "Azure AD (DefaultAzureCredential)"
 
     def __repr__(self) -> str:  # never show a key
         return f"AzureAuth(account_name={self.account_name!r}, blob_url={self.blob_url!r})"
@@ -75,11 +102,16 @@ def _check_account_key(key: str, where: str) -> None:
                           "quoted?)") from None
 
 
-def resolve_auth(cfg: AzureConfig) -> AzureAuth:
+def _refs(where: str, value: str) -> tuple[str, ...]:
+    return (f"{where} ({value})",) if is_reference(value) else ()
+
+
+def resolve_auth(cfg: AzureConfig, *, refresh: bool = False) -> AzureAuth:
+    """``[azure]`` resolved; ``refresh`` reads the secret references again now."""
     if cfg.connection_string:
         where = "[azure].connection_string"
         cs = resolve(cfg.connection_string, where=where,
-                     allow_literal=cfg.emulator).get_secret_value()
+                     allow_literal=cfg.emulator, refresh=refresh).get_secret_value()
         parts = _parse_connection_string(cs)
         name = parts.get("accountname", "")
         proto = parts.get("defaultendpointsprotocol", "https")
@@ -105,7 +137,8 @@ def resolve_auth(cfg: AzureConfig) -> AzureAuth:
             if url:
                 check_plain_http(url, emulator=cfg.emulator, where="[azure] endpoint")
         return AzureAuth(name, blob.rstrip("/"), table, queue, parts.get("accountkey"),
-                         parts.get("sharedaccesssignature"), cs)
+                         parts.get("sharedaccesssignature"), cs,
+                         _refs(where, cfg.connection_string), cfg.emulator, cfg)
     assert cfg.account_url and cfg.credential
     url = cfg.account_url.rstrip("/")
     host = urlparse(url).hostname or ""
@@ -115,13 +148,14 @@ def resolve_auth(cfg: AzureConfig) -> AzureAuth:
     key = sas = None
     if cfg.credential != "default":
         secret = resolve(cfg.credential, where="[azure].credential",
-                         allow_literal=cfg.emulator).get_secret_value()
+                         allow_literal=cfg.emulator, refresh=refresh).get_secret_value()
         if "sig=" in secret:
             sas = secret.lstrip("?")
         else:
             _check_account_key(secret, "[azure].credential")
             key = secret
-    return AzureAuth(name, url, None, None, key, sas)
+    return AzureAuth(name, url, None, None, key, sas, None,
+                     _refs("[azure].credential", cfg.credential), cfg.emulator, cfg)
 
 
 # -- SAS tokens -----------------------------------------------------------------
@@ -132,28 +166,18 @@ class SasInfo:
 
 
 def sas_info(token: str) -> SasInfo:
-    q = parse_qs(token.lstrip("?"))
-    expires = None
-    if "se" in q:
-        raw = q["se"][0]
-        with contextlib.suppress(ValueError):
-            expires = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            if expires.tzinfo is None:
-                expires = expires.replace(tzinfo=UTC)
-    return SasInfo(expires, q.get("sp", [""])[0])
+    t = parse_sas(token)
+    return SasInfo(t.expires, t.permissions)
 
 
-def check_sas(token: str, needed: str, what: str) -> None:
-    """Refuse an expired SAS or one without the permissions (letters of ``needed``)."""
-    info = sas_info(token)
-    if info.expires is not None and info.expires <= datetime.now(UTC):
-        raise AuthError(f"{what}: the SAS token expired at {info.expires.isoformat()}")
-    missing = [p for p in needed if p not in info.permissions]
-    if info.permissions and missing:
-        raise AuthError(
-            f"{what}: the SAS token lacks permission(s) {''.join(missing)!r} "
-            f"(has {info.permissions!r}, needs {needed!r})"
-        )
+def check_sas(token: str, needed: str, what: str, service: Service = "blob", *,
+              emulator: bool = False) -> None:
+    """Refuse a SAS that cannot do the work (``azure_sas.sas_problems``: expiry,
+    start, the letters of ``needed``, services, resource types, http); warn when it
+    expires within ``[security] sas_min_validity_h``."""
+    parsed = check_sas_token(token, service, needed, what, emulator=emulator)
+    for w in sas_warnings(parsed, secret_settings().security.sas_min_validity_h):
+        log.warning("%s: the SAS token: %s", what, w)
 
 
 # -- errors ----------------------------------------------------------------------
@@ -199,4 +223,4 @@ def client_kwargs() -> dict[str, Any]:
     """Bounded SDK retries and timeouts: an unreachable endpoint fails in seconds,
     and crosswind's own retries never stack on top of these."""
     return {"retry_total": 3, "retry_backoff_factor": 0.5, "retry_backoff_max": 8,
-            "connection_timeout": 10, "read_timeout": 120}
+            "connection_timeout": 10, "read_timeout": 120, **azure_kwargs()}

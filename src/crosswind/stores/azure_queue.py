@@ -34,7 +34,14 @@ from azure.core import exceptions as az
 from azure.storage.queue.aio import QueueClient
 
 from crosswind.errors import ConfigError, NotFound, StoreError
-from crosswind.stores.azure_common import AzureAuth, check_sas, client_kwargs, translate
+from crosswind.secrets.renewal import Renewal, renewing
+from crosswind.stores.azure_common import (
+    AzureAuth,
+    check_sas,
+    client_kwargs,
+    resolve_auth,
+    translate,
+)
 from crosswind.stores.memory_queue import check_receive_args
 from crosswind.stores.queues import QueueMessage
 
@@ -104,6 +111,12 @@ class AzureQueue:
         self.name = f"azure-queue://{auth.account_name}/{queue}"
         #: the most messages one receive returns (one Get Messages request)
         self.max_per_receive = 32
+        self._retired: list[Any] = []
+        self._connect()
+        self.renewal = Renewal(self.name, auth.principal, auth.refs, self._renew)
+
+    def _connect(self) -> None:
+        auth, queue = self.auth, self.queue_name
         url = queue_url(auth)
         # The storage SDK's default backoff waits 15 s + 18 s + 24 s on a dead
         # endpoint; two retries (after 3 s and 5 s) ride out a blip, and an outage
@@ -126,6 +139,20 @@ class AzureQueue:
 
                 cred = self._credential = DefaultAzureCredential()
             self.client = QueueClient(url, queue, credential=cred, **kw)
+
+    async def _renew(self) -> bool:
+        """The credentials were refused: resolve them again; a new client if they changed."""
+        if self.auth.source is None:
+            return False
+        new = await asyncio.to_thread(resolve_auth, self.auth.source, refresh=True)
+        if new == self.auth:
+            return False
+        self._retired.append(self.client)
+        if self._credential is not None:
+            self._retired.append(self._credential)
+        self.auth = new
+        self._connect()
+        return True
 
     def _where(self) -> str:
         return self.name
@@ -152,6 +179,7 @@ class AzureQueue:
                 break
         return out
 
+    @renewing
     async def receive(self, max_messages: int, *, visibility_timeout_s: int,
                       wait_s: float = 0.0) -> list[QueueMessage]:
         check_receive_args(max_messages, visibility_timeout_s, wait_s)
@@ -166,12 +194,14 @@ class AzureQueue:
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, 2.0)
 
+    @renewing
     async def ack(self, message: QueueMessage) -> None:
         """Delete the message; one already gone, or received again by someone else
         since (stale pop receipt), is left alone without an error."""
         with contextlib.suppress(_Gone), _errors(self._where(), gone=_Gone):
             await self.client.delete_message(message.id, pop_receipt=message.receipt)
 
+    @renewing
     async def extend(self, message: QueueMessage, visibility_timeout_s: int) -> QueueMessage:
         """Hide the message ``visibility_timeout_s`` more seconds (0 releases it now);
         the returned message carries the new pop receipt. ``NotFound`` when the
@@ -186,6 +216,7 @@ class AzureQueue:
         return QueueMessage(message.id, message.body, self._receipt(updated.pop_receipt),
                             message.dequeue_count, message.enqueued_at)
 
+    @renewing
     async def depth(self) -> int | None:
         """Messages in the queue, visible or not (Azure counts them together)."""
         with _errors(self._where()):
@@ -193,14 +224,17 @@ class AzureQueue:
         count = props.approximate_message_count
         return int(count) if count is not None else None
 
+    @renewing
     async def send(self, body: str) -> None:
         with _errors(self._where()):
             await self.client.send_message(body)
 
+    @renewing
     async def check(self) -> None:
         """The queue exists, and the credential may read it and delete messages."""
         if self.auth.sas_token:
-            check_sas(self.auth.sas_token, "rpu", self.name)
+            check_sas(self.auth.sas_token, "rpu", self.name, "queue",
+                      emulator=self.auth.emulator)
         with _errors(self._where()):
             await self.client.get_queue_properties()
         # Deleting no message probes the delete right without touching one:
@@ -214,6 +248,8 @@ class AzureQueue:
             raise _translated(exc, self._where()) from None
 
     async def close(self) -> None:
+        for old in self._retired:
+            await old.close()
         await self.client.close()
         if self._credential is not None:
             await self._credential.close()

@@ -16,6 +16,7 @@ turns them into the code-point order of the ``RecordStore`` contract.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import json
@@ -58,11 +59,13 @@ from crosswind.errors import (
     StoreError,
 )
 from crosswind.ordering import utf16_to_codepoint
+from crosswind.secrets.renewal import Renewal, renewing, renewing_listing
 from crosswind.stores.azure_common import (
     AzureAuth,
     azure_errors,
     check_sas,
     client_kwargs,
+    resolve_auth,
     translate,
 )
 from crosswind.stores.base import BadRecord, RecordCapabilities, RecordWrite, WriteResult
@@ -199,6 +202,14 @@ class AzureTableStore:
             max_batch=MAX_TRANSACTION, batch_one_partition=True, conditional_writes=True,
             since_filter=True, change_stream=False, max_record_bytes=MAX_ENTITY_BYTES,
         )
+        self._retired: list[Any] = []
+        self._connect()
+        self.renewal = Renewal(self.name, auth.principal, auth.refs, self._renew)
+        #: list by reading JSON pages directly (False: the SDK's pager; same rows)
+        self.fast_listing = True
+
+    def _connect(self) -> None:
+        auth = self.auth
         kw = client_kwargs()
         if auth.connection_string:
             self.service = TableServiceClient.from_connection_string(auth.connection_string, **kw)
@@ -218,9 +229,19 @@ class AzureTableStore:
 
                 cred = DefaultAzureCredential()
             self.service = TableServiceClient(url, credential=cred, **kw)
-        self.client: TableClient = self.service.get_table_client(table)
-        #: list by reading JSON pages directly (False: the SDK's pager; same rows)
-        self.fast_listing = True
+        self.client: TableClient = self.service.get_table_client(self.table_name)
+
+    async def _renew(self) -> bool:
+        """The credentials were refused: resolve them again; new clients if they changed."""
+        if self.auth.source is None:
+            return False
+        new = await asyncio.to_thread(resolve_auth, self.auth.source, refresh=True)
+        if new == self.auth:
+            return False
+        self._retired += [self.client, self.service]
+        self.auth = new
+        self._connect()
+        return True
 
     def _where(self, pk: str | None = None, rk: str | None = None) -> str:
         if pk is None:
@@ -291,6 +312,7 @@ class AzureTableStore:
                 raise HttpResponseError(response=response)
         return response
 
+    @renewing
     async def server_time(self) -> EdmDateTime | None:
         """The service's clock now: the ``Date`` header of a one-row query (whole
         seconds, rounded down, so never later than the clock that stamps rows'
@@ -302,6 +324,7 @@ class AzureTableStore:
             return None
         return EdmDateTime.from_datetime(when.astimezone(UTC)) if when.tzinfo else None
 
+    @renewing_listing(lambda r: sort_key(r.partition_key or "", r.row_key or ""))
     def list(self, *, partition: str | None = None, since: EdmDateTime | None = None
              ) -> AsyncIterator[Entity | BadRecord]:
         return utf16_to_codepoint(
@@ -309,6 +332,7 @@ class AzureTableStore:
             key=lambda r: sort_key(r.partition_key or "", r.row_key or ""),
         )
 
+    @renewing
     async def get(self, partition_key: str, row_key: str) -> Entity:
         with azure_errors(self._where(partition_key, row_key)):
             raw = await self.client.get_entity(partition_key, row_key)
@@ -329,6 +353,7 @@ class AzureTableStore:
             return ("update", to_sdk(e), {"mode": UpdateMode.REPLACE, **cond})
         return ("upsert", to_sdk(e), {"mode": UpdateMode.REPLACE})
 
+    @renewing
     async def write_batch(self, writes: Sequence[RecordWrite]) -> Sequence[WriteResult]:
         if not writes:
             return []
@@ -396,6 +421,7 @@ class AzureTableStore:
                                      f"({code})")
         return WriteResult(w, "failed", error=err)
 
+    @renewing
     async def delete(self, partition_key: str, row_key: str, *, if_match: str | None = None
                      ) -> None:
         kw: dict[str, Any] = {}
@@ -408,9 +434,11 @@ class AzureTableStore:
             return  # already gone: the state a delete asks for
 
     # -- admin ---------------------------------------------------------------------
+    @renewing
     async def check(self) -> None:
         if self.auth.sas_token:
-            check_sas(self.auth.sas_token, "raud" if self.writable else "r", self.name)
+            check_sas(self.auth.sas_token, "raud" if self.writable else "r", self.name, "table",
+                      emulator=self.auth.emulator)
         try:
             with azure_errors(self.name):
                 async for _ in self.client.query_entities("PartitionKey eq ''",
@@ -420,6 +448,7 @@ class AzureTableStore:
             raise NotFound(f"{self.name}: the table {self.table_name!r} does not exist "
                            "(check [azure].table, or create it)") from None
 
+    @renewing
     async def create(self) -> None:
         """Create the table if it does not exist (demo, tests, a fresh replica)."""
         try:
@@ -430,6 +459,8 @@ class AzureTableStore:
                 raise
 
     async def close(self) -> None:
+        for old in self._retired:
+            await old.close()
         await self.client.close()
         await self.service.close()
 

@@ -45,6 +45,7 @@ from crosswind.entities import (
     id_text,
     id_value,
     parse_doc_id,
+    sort_key,
 )
 from crosswind.errors import (
     AlreadyExists,
@@ -59,8 +60,10 @@ from crosswind.errors import (
     StoreError,
     TransientError,
 )
-from crosswind.secrets import REDACTOR, is_reference, redact, resolve
+from crosswind.secrets import REDACTOR, Renewal, is_reference, redact, resolve
+from crosswind.secrets.renewal import renewing, renewing_listing
 from crosswind.stores.base import BadRecord, RecordCapabilities, RecordWrite, WriteResult
+from crosswind.tls import pymongo_kwargs
 
 INDEX_NAME = "crosswind_pk_rk"
 # ChangeStreamHistoryLost, ChangeStreamFatalError, CappedPositionLost
@@ -107,7 +110,7 @@ def _check_tls_files(given: Mapping[str, str]) -> None:
                               f"{exc.strerror or type(exc).__name__}") from None
 
 
-def resolve_uri(cfg: AwsConfig) -> str:
+def resolve_uri(cfg: AwsConfig, *, refresh: bool = False) -> str:
     """The connection URI: a reference (env:/file:) or a literal without a password
     (a literal password only for a loopback emulator); TLS unless loopback, and
     always with verification. Every problem is a ``ConfigError`` naming the
@@ -116,8 +119,8 @@ def resolve_uri(cfg: AwsConfig) -> str:
     if not raw:
         raise ConfigError(f"{_WHERE} is required for metadata rows")
     where = _WHERE
-    uri = resolve(raw, where=where, allow_literal=True).get_secret_value() if is_reference(
-        raw) else raw
+    uri = resolve(raw, where=where, allow_literal=True, refresh=refresh).get_secret_value() \
+        if is_reference(raw) else raw
     # First without validation (which opens files and resolves SRV records), so the
     # password is known to the redactor before any message about the URI is made.
     try:
@@ -349,31 +352,40 @@ class DocumentDBStore:
             max_batch=max_batch, batch_one_partition=False, conditional_writes=False,
             since_filter=False, change_stream=True, max_record_bytes=MAX_DOCUMENT_BYTES,
         )
+        self._cfg: AwsConfig | None = None
+        self._uri: str | None = None
+        self._retired: list[AsyncMongoClient[dict[str, Any]]] = []
+        self.renewal = Renewal(self.name, "mongodb", ())
 
     @classmethod
     def open(cls, cfg: AwsConfig, *, page_size: int = 1000, max_batch: int = 1000
              ) -> DocumentDBStore:
         uri = resolve_uri(cfg)
-        # Fail in seconds when the server is unreachable, unless the URI says otherwise.
-        given = {k.lower() for k in uri_parser.parse_uri(uri, validate=False, warn=False)
-                 .get("options", {})}
-        timeouts: dict[str, Any] = {k: 10_000 for k in ("serverSelectionTimeoutMS",
-                                                        "connectTimeoutMS")
-                    if k.lower() not in given}
-        try:
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-                uri, uuidRepresentation="standard", tz_aware=True, tzinfo=UTC,
-                retryWrites=False, **timeouts,
-            )
-        except (pe.ConfigurationError, ValueError, TypeError, OSError) as exc:
-            # Options that parse but cannot work together, or TLS files that are
-            # not what they say (the SSL context is built here).
-            raise ConfigError(f"{_WHERE}: the client refuses these settings: "
-                              f"{redact(str(exc))}{_tls_hint(uri, exc)}") from None
-        return cls(client, cfg.database, cfg.collection, _host_label(uri),
-                   page_size=page_size, max_batch=max_batch)
+        store = cls(_mongo_client(uri), cfg.database, cfg.collection, _host_label(uri),
+                    page_size=page_size, max_batch=max_batch)
+        store._cfg, store._uri = cfg, uri
+        refs = (f"{_WHERE} ({cfg.documentdb_uri})",) if cfg.documentdb_uri and is_reference(
+            cfg.documentdb_uri) else ()
+        store.renewal = Renewal(store.name, _principal(uri), refs, store._renew)
+        return store
+
+    async def _renew(self) -> bool:
+        """The credentials were refused: resolve the URI again; a new client if it changed."""
+        if self._cfg is None:
+            return False
+        uri = await asyncio.to_thread(resolve_uri, self._cfg, refresh=True)
+        if uri == self._uri:
+            return False
+        # The old client stays open for calls and change streams in flight until close.
+        self._retired.append(self.client)
+        self._uri = uri
+        self.client = _mongo_client(uri)
+        self.db = self.client[self.database]
+        self.coll = self.db[self.collection]
+        return True
 
     # -- reads ---------------------------------------------------------------------
+    @renewing_listing(lambda r: sort_key(r.partition_key or "", r.row_key or ""))
     async def list(self, *, partition: str | None = None, since: EdmDateTime | None = None
                    ) -> AsyncIterator[Entity | BadRecord]:
         if since is not None:
@@ -388,10 +400,12 @@ class DocumentDBStore:
                 except EntityMappingError as exc:
                     yield _bad(doc, exc)
 
+    @renewing
     async def get(self, partition_key: str, row_key: str) -> Entity:
         doc = await self.get_document(partition_key, row_key)
         return document_to_entity(doc)
 
+    @renewing
     async def get_document(self, partition_key: str, row_key: str) -> dict[str, Any]:
         with mongo_errors(self.name):
             doc = await self.coll.find_one({"PartitionKey": partition_key, "RowKey": row_key})
@@ -399,6 +413,7 @@ class DocumentDBStore:
             raise NotFound(f"{self.name}: no document for ({partition_key!r}, {row_key!r})")
         return doc
 
+    @renewing
     async def get_by_id(self, doc_id: str) -> dict[str, Any]:
         """The document whose ``_id`` is ``doc_id`` (``id_text`` form)."""
         _id = id_value(doc_id)
@@ -408,11 +423,13 @@ class DocumentDBStore:
             raise NotFound(f"{self.name}: no document with _id {doc_id!r}")
         return doc
 
+    @renewing
     async def count(self) -> int:
         with mongo_errors(self.name):
             return int(await self.coll.estimated_document_count())
 
     # -- writes --------------------------------------------------------------------
+    @renewing
     async def write_batch(self, writes: Sequence[RecordWrite]) -> Sequence[WriteResult]:
         results: builtins.list[WriteResult | None] = [None] * len(writes)
         ops: builtins.list[Any] = []
@@ -502,16 +519,19 @@ class DocumentDBStore:
             err = translate(pe.OperationFailure(msg, code), where)
         return WriteResult(w, "failed", error=err)
 
+    @renewing
     async def delete(self, partition_key: str, row_key: str, *, if_match: str | None = None
                      ) -> None:
         with mongo_errors(self.name):
             await self.coll.delete_one({"PartitionKey": partition_key, "RowKey": row_key})
 
     # -- admin ---------------------------------------------------------------------
+    @renewing
     async def check(self) -> None:
         with mongo_errors(self.name):
             await self.db.command("ping")
 
+    @renewing
     async def server_time(self) -> EdmDateTime | None:
         """The server's clock (``hello``'s ``localTime``), or None; documents have
         no server-set change time, so nothing here depends on it."""
@@ -520,6 +540,7 @@ class DocumentDBStore:
         when = hello.get("localTime")
         return EdmDateTime.from_datetime(when) if isinstance(when, datetime) else None
 
+    @renewing
     async def ensure_index(self) -> None:
         """The unique (PartitionKey, RowKey) index: idempotent upserts and sorted listings."""
         keys = [("PartitionKey", 1), ("RowKey", 1)]
@@ -548,6 +569,7 @@ class DocumentDBStore:
             raise translate(exc, self.name) from None
         return True
 
+    @renewing
     async def open_changes(self, resume_token: Mapping[str, Any] | None = None,
                            max_await_ms: int = 200) -> ChangeFeed:
         """A change feed from ``resume_token`` (or from now); ``ChangeHistoryLost``
@@ -560,7 +582,38 @@ class DocumentDBStore:
         return ChangeFeed(stream, self.name)
 
     async def close(self) -> None:
+        for old in self._retired:
+            await old.close()
         await self.client.close()
+
+
+def _mongo_client(uri: str) -> AsyncMongoClient[dict[str, Any]]:
+    # Fail in seconds when the server is unreachable, unless the URI says otherwise.
+    given = {k.lower() for k in uri_parser.parse_uri(uri, validate=False, warn=False)
+             .get("options", {})}
+    timeouts: dict[str, Any] = {k: 10_000 for k in ("serverSelectionTimeoutMS",
+                                                    "connectTimeoutMS")
+                                if k.lower() not in given}
+    opts = _given_options(uri)
+    tls: dict[str, Any] = {}
+    if opts.get("tls", opts.get("ssl", "")).lower() == "true":
+        tls = pymongo_kwargs(opts)  # [tls] ca_bundle, unless the URI names its own CA file
+    try:
+        return AsyncMongoClient(uri, uuidRepresentation="standard", tz_aware=True, tzinfo=UTC,
+                                retryWrites=False, **timeouts, **tls)
+    except (pe.ConfigurationError, ValueError, TypeError, OSError) as exc:
+        # Options that parse but cannot work together, or TLS files that are
+        # not what they say (the SSL context is built here).
+        raise ConfigError(f"{_WHERE}: the client refuses these settings: "
+                          f"{redact(str(exc))}{_tls_hint(uri, exc)}") from None
+
+
+def _principal(uri: str) -> str:
+    try:
+        user = uri_parser.parse_uri(uri, validate=False, warn=False).get("username")
+    except (pe.InvalidURI, pe.ConfigurationError, ValueError):
+        user = None
+    return f"mongodb user {user}" if user else "mongodb (no user)"
 
 
 def token_text(token: Mapping[str, Any]) -> str:

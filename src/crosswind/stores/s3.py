@@ -50,7 +50,9 @@ from crosswind.errors import (
     TransientError,
 )
 from crosswind.model import ObjectMeta, ObjectProps, PutMode, WriteReceipt, strip_etag
-from crosswind.secrets import redact, resolve
+from crosswind.secrets import Renewal, redact
+from crosswind.secrets.aws import AwsCredentials, aws_credentials, aws_references
+from crosswind.secrets.renewal import renewing, renewing_listing, renewing_once
 from crosswind.stores.base import Capabilities, ObjectReader, StreamBody
 from crosswind.stores.common import hex_to_b64, multipart_etag, require_md5, single_put_fits
 from crosswind.stores.obstore_common import (
@@ -63,6 +65,7 @@ from crosswind.stores.obstore_common import (
 )
 from crosswind.stores.obstore_common import translate as obstore_translate
 from crosswind.stores.s3_http import S3Http, crc64nvme_b64, crc64nvme_combine
+from crosswind.tls import botocore_verify, obstore_options
 
 MiB = 1024 * 1024
 _MD5_ETAG = re.compile(r"[0-9a-f]{32}\Z")
@@ -237,6 +240,8 @@ class S3ObjectStore:
                        creds.get("aws_session_token"))
         self.http = S3Http(bucket=cfg.bucket, region=cfg.region, endpoint_url=cfg.endpoint_url,
                            credentials=signing, pool=pool)
+        self._aws: AwsCredentials | None = None
+        self.renewal = Renewal(self.name, "AWS default chain", ())
 
     @property
     def pool_size(self) -> int:
@@ -246,26 +251,36 @@ class S3ObjectStore:
 
     @classmethod
     async def open(cls, cfg: AwsConfig, pool: int = 64) -> S3ObjectStore:
-        creds: dict[str, str] = {}
-        if cfg.access_key_id and cfg.secret_access_key:
-            creds = {
-                "aws_access_key_id": resolve(cfg.access_key_id, where="[aws].access_key_id",
-                                             allow_literal=cfg.emulator).get_secret_value(),
-                "aws_secret_access_key": resolve(
-                    cfg.secret_access_key, where="[aws].secret_access_key",
-                    allow_literal=cfg.emulator).get_secret_value(),
-            }
-            if cfg.session_token:
-                creds["aws_session_token"] = resolve(
-                    cfg.session_token, where="[aws].session_token", allow_literal=cfg.emulator
-                ).get_secret_value()
+        aws = await asyncio.to_thread(aws_credentials, cfg)
+        creds = aws.as_boto() if aws else {}
         signing: Any = None
         if not creds:
             import boto3  # type: ignore[import-untyped]
 
             # The default chain (botocore refreshes what expires), as for the SDK.
             signing = boto3.Session(region_name=cfg.region).get_credentials()
-        return cls(cfg, creds, pool, cls._obstore(cfg, creds), cfg.etag_is_md5, signing)
+        store = cls(cfg, creds, pool, cls._obstore(cfg, creds), cfg.etag_is_md5, signing)
+        store._aws = aws
+        store.renewal = Renewal(store.name, aws.principal if aws else "AWS default chain",
+                                aws_references(cfg), store._renew,
+                                lambda: store._aws.expires_at if store._aws else None)
+        return store
+
+    async def _renew(self) -> bool:
+        """The credentials were refused (or expire): resolve them again (an assumed
+        role is assumed again); new clients if they changed."""
+        new = await asyncio.to_thread(aws_credentials, self.cfg, refresh=True)
+        if new is None or new == self._aws:
+            return False
+        self._aws = new
+        self._creds = new.as_boto()
+        self.fast = self._obstore(self.cfg, self._creds)
+        self.http.set_credentials((new.access_key_id, new.secret_access_key,
+                                   new.session_token))
+        async with self._client_lock:
+            # The old client stays open (calls in flight) until the store closes.
+            self._client = None
+        return True
 
     async def client(self) -> Any:
         """The aiobotocore client, created on first use: a run that only lists,
@@ -285,7 +300,8 @@ class S3ObjectStore:
                 )
                 self._client = await self._stack.enter_async_context(
                     get_session().create_client("s3", endpoint_url=cfg.endpoint_url,
-                                                config=boto_cfg, **self._creds))
+                                                config=boto_cfg, verify=botocore_verify(),
+                                                **self._creds))
             return self._client
 
     @staticmethod
@@ -311,12 +327,13 @@ class S3ObjectStore:
         if cfg.endpoint_url:
             kw["endpoint"] = cfg.endpoint_url
             kw["virtual_hosted_style_request"] = False
+        options: Any = {"allow_http": bool(cfg.endpoint_url and
+                                           cfg.endpoint_url.startswith("http://")),
+                        "connect_timeout": timedelta(seconds=10),
+                        "timeout": timedelta(seconds=300), **obstore_options()}
         return ObS3Store(
             cfg.bucket,
-            client_options={"allow_http": bool(cfg.endpoint_url and
-                                               cfg.endpoint_url.startswith("http://")),
-                            "connect_timeout": timedelta(seconds=10),
-                            "timeout": timedelta(seconds=300)},
+            client_options=options,
             retry_config={"max_retries": 3, "retry_timeout": timedelta(seconds=60),
                           "backoff": {"init_backoff": timedelta(milliseconds=100),
                                       "max_backoff": timedelta(seconds=8), "base": 2}},
@@ -333,6 +350,7 @@ class S3ObjectStore:
         return None
 
     # -- reading -------------------------------------------------------------
+    @renewing_listing(lambda m: m.key)
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectMeta]:
         last: str | None = None
         try:
@@ -382,6 +400,7 @@ class S3ObjectStore:
                     yield ObjectMeta(o["Key"], int(o["Size"]), etag, o.get("LastModified"),
                                      self._md5_of_etag(etag))
 
+    @renewing
     async def head(self, key: str) -> ObjectMeta:
         with s3_errors(self._where(key)):
             client = await self.client()
@@ -391,6 +410,7 @@ class S3ObjectStore:
         return ObjectMeta(key, int(r["ContentLength"]), etag, r.get("LastModified"), md5,
                           _head_props(r))
 
+    @renewing
     async def get(
         self, key: str, *, if_match: str | None = None, byte_range: tuple[int, int] | None = None
     ) -> ObjectReader:
@@ -459,6 +479,7 @@ class S3ObjectStore:
             return f"removing it failed ({exc}); it is not recorded and will be copied again"
         return "the corrupt object was removed"
 
+    @renewing
     async def put(
         self,
         key: str,
@@ -537,6 +558,7 @@ class S3ObjectStore:
                 raise IntegrityError(f"{exc}; {done}") from None
         return WriteReceipt(key, size, etag, md5, version)
 
+    @renewing_once
     async def put_stream(
         self,
         key: str,
@@ -588,6 +610,7 @@ class S3ObjectStore:
         return await self._verified(key, body.size, sent, etag, version,
                                     required=self.etag_is_md5)
 
+    @renewing
     async def start_upload(
         self,
         key: str,
@@ -604,12 +627,14 @@ class S3ObjectStore:
             )
         return S3Upload(self, key, mode, if_match, r["UploadId"])
 
+    @renewing
     async def abort_upload(self, key: str, upload_id: str) -> None:
         with contextlib.suppress(NotFound), s3_errors(self._where(key)):
             client = await self.client()
             await client.abort_multipart_upload(Bucket=self.bucket, Key=key,
                                                      UploadId=upload_id)
 
+    @renewing
     async def abort_uploads_of(self, key: str) -> int:
         # By exact key: ListMultipartUploads returns no metadata or tags that
         # could mark an upload as crosswind's (and moto reports a fixed
@@ -627,12 +652,14 @@ class S3ObjectStore:
                         aborted += 1
         return aborted
 
+    @renewing
     async def delete(self, key: str, *, if_match: str | None = None) -> None:
         kw = {"IfMatch": f'"{if_match}"'} if if_match else {}
         with contextlib.suppress(NotFound), s3_errors(self._where(key)):
             client = await self.client()
             await client.delete_object(Bucket=self.bucket, Key=key, **kw)
 
+    @renewing
     async def check(self, *, write: bool = False) -> None:
         try:
             # One listed key proves the bucket exists and the credentials work,
@@ -664,6 +691,11 @@ class S3Upload:
     #: part number -> (CRC64NVME, length) of what was sent
     crcs: dict[int, tuple[int, int]] = field(default_factory=dict)
 
+    @property
+    def renewal(self) -> Renewal:
+        return self.store.renewal
+
+    @renewing
     async def put_part(self, number: int, data: bytes, md5: str) -> None:
         # Imported here: a run without multipart uploads never loads it (30 ms).
         from awscrt import checksums  # type: ignore[import-untyped]
@@ -688,6 +720,7 @@ class S3Upload:
             whole = crc64nvme_combine(whole, crc, length)
         return whole
 
+    @renewing
     async def complete(
         self, size: int, md5: str, part_md5s: list[str], late_metadata: Mapping[str, str]
     ) -> WriteReceipt:

@@ -44,7 +44,8 @@ import aiohttp
 from botocore import exceptions as bx
 from yarl import URL
 
-from crosswind.errors import StoreError, TransientError
+from crosswind.errors import EndpointUnreachable, StoreError, TransientError
+from crosswind.tls import ca_bundle, ssl_context
 
 _CODE = re.compile(rb"<Code>([^<]*)</Code>")
 _MESSAGE = re.compile(rb"<Message>([^<]*)</Message>")
@@ -134,12 +135,19 @@ class S3Http:
         if self._session is None:
             ctx: ssl.SSLContext | bool = False
             if self._base.startswith("https://"):
-                ctx = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+                # [tls] ca_bundle, else botocore's own AWS_CA_BUNDLE, else the system's.
+                ctx = ssl_context() if ca_bundle() else ssl.create_default_context(
+                    cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+                ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool, ssl=ctx),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120),
                 auto_decompress=False, skip_auto_headers=("Content-Type",))
         return self._session
+
+    def set_credentials(self, credentials: Any) -> None:
+        """New credentials (refreshed after a refusal) for the next requests."""
+        self._credentials = credentials
 
     async def close(self) -> None:
         if self._session is not None:
@@ -210,6 +218,10 @@ def _client_error(status: int, body: bytes, op: str) -> bx.ClientError:
 def _http_errors(where: str) -> Iterator[None]:
     try:
         yield
+    except aiohttp.ClientConnectorCertificateError as exc:
+        # Say why: botocore's EndpointConnectionError would only name the URL.
+        raise EndpointUnreachable(f"{where}: cannot reach the endpoint: its TLS certificate "
+                                  f"is not trusted ({exc.certificate_error})"[:300]) from None
     except aiohttp.ClientConnectorError as exc:
         raise bx.EndpointConnectionError(endpoint_url=where, error=exc) from None
     except (aiohttp.ClientError, TimeoutError) as exc:

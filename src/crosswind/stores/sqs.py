@@ -41,9 +41,12 @@ from crosswind.errors import (
     StoreError,
     TransientError,
 )
-from crosswind.secrets import redact, resolve
+from crosswind.secrets import Renewal, redact
+from crosswind.secrets.aws import AwsCredentials, aws_credentials, aws_references
+from crosswind.secrets.renewal import renewing
 from crosswind.stores.memory_queue import check_receive_args
 from crosswind.stores.queues import QueueMessage
+from crosswind.tls import botocore_verify
 
 #: SQS limits: messages per ReceiveMessage, seconds of one long poll, visibility
 MAX_PER_CALL = 10
@@ -143,44 +146,39 @@ def sqs_errors(where: str) -> Iterator[None]:
         raise translate(exc, where) from None
 
 
-def _credentials(cfg: AwsConfig) -> dict[str, str]:
-    """Keys from ``[aws]`` (references resolved), or none for the default chain."""
-    if not (cfg.access_key_id and cfg.secret_access_key):
-        return {}
-    creds = {
-        "aws_access_key_id": resolve(cfg.access_key_id, where="[aws].access_key_id",
-                                     allow_literal=cfg.emulator).get_secret_value(),
-        "aws_secret_access_key": resolve(cfg.secret_access_key,
-                                         where="[aws].secret_access_key",
-                                         allow_literal=cfg.emulator).get_secret_value(),
-    }
-    if cfg.session_token:
-        creds["aws_session_token"] = resolve(cfg.session_token, where="[aws].session_token",
-                                             allow_literal=cfg.emulator).get_secret_value()
-    return creds
-
-
 class SqsQueue:
     """An SQS queue. Create with ``await SqsQueue.open(cfg.aws)``; ``close()`` when done."""
 
-    def __init__(self, cfg: AwsConfig, queue_url: str, creds: dict[str, str]) -> None:
+    def __init__(self, cfg: AwsConfig, queue_url: str, creds: AwsCredentials | None) -> None:
         self.cfg = cfg
         self.queue_url = queue_url
         self.region = region_of(queue_url) or cfg.region
         self.name = f"sqs://{queue_name_of(queue_url)}"
         #: the most messages one receive returns (SQS's limit per call)
         self.max_per_receive = MAX_PER_CALL
-        self._creds = creds
+        self._aws = creds
         self._client: Any = None
         self._lock = asyncio.Lock()
         self._stack = contextlib.AsyncExitStack()
+        self.renewal = Renewal(self.name, creds.principal if creds else "AWS default chain",
+                               aws_references(cfg), self._renew,
+                               lambda: self._aws.expires_at if self._aws else None)
+
+    async def _renew(self) -> bool:
+        new = await asyncio.to_thread(aws_credentials, self.cfg, refresh=True)
+        if new is None or new == self._aws:
+            return False
+        self._aws = new
+        async with self._lock:
+            self._client = None  # the old one closes with the queue
+        return True
 
     @classmethod
     async def open(cls, cfg: AwsConfig, queue_url: str | None = None) -> SqsQueue:
         url = queue_url or cfg.sqs_queue_url
         if not url:
             raise ConfigError("[aws].sqs_queue_url is required for S3 change events")
-        return cls(cfg, url, _credentials(cfg))
+        return cls(cfg, url, await asyncio.to_thread(aws_credentials, cfg))
 
     async def client(self) -> Any:
         async with self._lock:
@@ -194,11 +192,14 @@ class SqsQueue:
                     # a long poll holds the connection for up to 20 s
                     connect_timeout=10, read_timeout=MAX_WAIT_S + 20, max_pool_connections=16,
                 )
+                creds = self._aws.as_boto() if self._aws else {}
                 self._client = await self._stack.enter_async_context(
                     get_session().create_client("sqs", endpoint_url=self.cfg.endpoint_url,
-                                                config=boto_cfg, **self._creds))
+                                                config=boto_cfg, verify=botocore_verify(),
+                                                **creds))
             return self._client
 
+    @renewing
     async def receive(self, max_messages: int, *, visibility_timeout_s: int,
                       wait_s: float = 0.0) -> list[QueueMessage]:
         check_receive_args(max_messages, visibility_timeout_s, wait_s)
@@ -228,6 +229,7 @@ class SqsQueue:
             enqueued_at=datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None,
         )
 
+    @renewing
     async def ack(self, message: QueueMessage) -> None:
         """DeleteMessage; a message already gone, or a stale receipt handle, is fine."""
         try:
@@ -240,6 +242,7 @@ class SqsQueue:
         except bx.BotoCoreError as exc:
             raise translate(exc, self.name) from None
 
+    @renewing
     async def extend(self, message: QueueMessage, visibility_timeout_s: int) -> QueueMessage:
         """ChangeMessageVisibility (0 releases the message now); the receipt handle
         stays the same. ``NotFound`` when the message is gone or no longer in flight."""
@@ -260,6 +263,7 @@ class SqsQueue:
             raise translate(exc, self.name) from None
         return message
 
+    @renewing
     async def depth(self) -> int | None:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                  "ApproximateNumberOfMessagesDelayed"]
@@ -272,11 +276,13 @@ class SqsQueue:
             return None
         return sum(int(attrs.get(n, 0)) for n in names)
 
+    @renewing
     async def send(self, body: str) -> None:
         with sqs_errors(self.name):
             client = await self.client()
             await client.send_message(QueueUrl=self.queue_url, MessageBody=body)
 
+    @renewing
     async def check(self) -> None:
         """The queue exists and the credentials may read its attributes and delete
         messages (a delete of no message: allowed gives ReceiptHandleIsInvalid,

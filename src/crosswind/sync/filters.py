@@ -4,7 +4,8 @@ Patterns are shell globs matched against the whole key (``fnmatchcase``:
 ``*`` also crosses ``/``, ``?`` is one character, ``[..]`` a set). A key is
 selected when it matches at least one include (or there are none) and no
 exclude. Filters apply to both sides, so an excluded key is never copied and
-never deleted.
+never deleted. Keys under ``PROBE_PREFIX`` (``crosswind preflight``'s
+probe objects, removed right after they are written) are never selected.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from fnmatch import translate
+
+#: reserved for the permission probes of ``crosswind preflight``
+PROBE_PREFIX = ".crosswind-probe/"
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class KeyFilter:
         object.__setattr__(self, "_exc", compile_all(self.exclude))
 
     def __call__(self, key: str) -> bool:
-        if not key.startswith(self.prefix):
+        if not key.startswith(self.prefix) or key.startswith(PROBE_PREFIX):
             return False
         if self._inc is not None and not self._inc.match(key):
             return False

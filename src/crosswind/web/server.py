@@ -150,17 +150,18 @@ async def serve(cfg: Config, bind: str, stop: asyncio.Event,
                 ready: Callable[[str], None] | None = None, *, sample_s: float = 2.0) -> None:
     """``crosswind dashboard``: the page, ``/api/status`` and ``/metrics`` from the
     state store alone, until ``stop``."""
-    from crosswind.live.http import HttpEndpoint, make_app, required_token
+    from crosswind.live.http import HttpEndpoint, endpoint_security_of, make_app
     from crosswind.live.monitoring import read_monitoring
     from crosswind.live.report import read_status
     from crosswind.observability.prometheus import exposition
 
-    token = required_token(cfg, bind, "[monitoring].dashboard")
+    sec = endpoint_security_of(cfg, bind, "[monitoring].dashboard")
     app = make_app(lambda: read_status(cfg), lambda: problems_of(read_status(cfg)),
-                   metrics=lambda: exposition(lambda: read_monitoring(cfg)), token=token,
+                   metrics=lambda: exposition(lambda: read_monitoring(cfg)), security=sec,
+                   endpoint=f"dashboard {bind}",
                    extend=lambda a: install(a, lambda: read_monitoring(cfg), cfg,
                                             sample_s=sample_s))
-    endpoint = HttpEndpoint(bind, app)
+    endpoint = HttpEndpoint(bind, app, sec)
     await endpoint.start()
     try:
         if ready is not None and endpoint.url is not None:
