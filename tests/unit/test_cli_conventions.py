@@ -302,3 +302,11 @@ def test_main_leaves_with_the_commands_code_output_flushed_and_exit_handlers_run
     report, handler = p.stdout.rsplit("}\n", 1)  # the JSON, then what the handler printed
     assert json.loads(report + "}")["results"][1]["ok"] is False
     assert handler == "exit handler ran\n"
+
+
+def test_an_option_checked_in_a_command_is_a_usage_error(tmp_path: Path) -> None:
+    # typer.BadParameter raised in a command's body, not by the parser: exit 2, one line
+    r = invoke("metrics", "-c", str(config(tmp_path)))
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines() if r.stderr else r.output.strip().splitlines()
+    assert len(lines) == 1 and "--once" in lines[0] and "internal" not in lines[0], lines

@@ -175,6 +175,10 @@ def guarded(fn: Callable[P, T]) -> Callable[P, T]:
             raise fail("interrupted", 130) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
+        except typer.BadParameter as exc:
+            # A check of the options in a command's body (typer.BadParameter): a usage
+            # error like the ones the parser itself reports, not an internal one.
+            raise fail(exc.format_message(), EXIT_USAGE) from None
         except Exception as exc:
             if os.environ.get("CROSSWIND_DEBUG"):
                 raise
