@@ -91,3 +91,14 @@ def test_catalogue_samples_are_the_rows_metric_of_a_one_shot_run() -> None:
         "written": 3, "unchanged": 2, "failed": 1, "deleted": 0}
     metric = BY_NAME["crosswind_rows_total"]  # the catalogue knows the name and labels
     assert all(s["name"] == metric.name and tuple(s["labels"]) == metric.labels for s in got)
+
+
+def test_an_enforced_schema_gate_is_said_not_to_apply(caplog: pytest.LogCaptureFixture) -> None:
+    # warn is the default: the handlers say they do not validate before write
+    with caplog.at_level("WARNING", logger="crosswind.serverless"):
+        config_from_env({"CROSSWIND_CONFIG_TOML": TOML})
+    assert any("not validate before write" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="crosswind.serverless"):
+        config_from_env({"CROSSWIND_CONFIG_TOML": TOML + '\n[governance]\nenforce = "off"\n'})
+    assert not caplog.records

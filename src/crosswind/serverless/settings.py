@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -41,14 +42,22 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"set exactly one of {ENV_CONFIG} (a path) and {ENV_CONFIG_TOML} "
                           "(the TOML itself)")
     if path:
-        return load_config(path)
-    try:
-        data = tomllib.loads(inline)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{ENV_CONFIG_TOML}: not valid TOML: {exc}") from None
-    if "base_dir" in data:
-        raise ConfigError(f"{ENV_CONFIG_TOML}: base_dir is not a known setting")
-    return parse_config(data, Path.cwd(), ENV_CONFIG_TOML)
+        cfg = load_config(path)
+    else:
+        try:
+            data = tomllib.loads(inline)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{ENV_CONFIG_TOML}: not valid TOML: {exc}") from None
+        if "base_dir" in data:
+            raise ConfigError(f"{ENV_CONFIG_TOML}: base_dir is not a known setting")
+        cfg = parse_config(data, Path.cwd(), ENV_CONFIG_TOML)
+    if cfg.governance.enforce != "off":
+        # The schema registry lives in the state store, which a function does not have.
+        logging.getLogger("crosswind.serverless").warning(
+            "[governance] enforce = %r is not applied here: the serverless handlers do "
+            "not validate before write (see README, Validation before write)",
+            cfg.governance.enforce)
+    return cfg
 
 
 @dataclass(frozen=True)
