@@ -24,7 +24,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from crosswind.config import Config, load_config
 from crosswind.errors import CrosswindError
-from crosswind.secrets import RedactingFilter, redact
+from crosswind.secrets import CACHE, RedactingFilter, redact
 from crosswind.version import crosswind_version
 
 P = ParamSpec("P")
@@ -165,6 +165,10 @@ def guarded(fn: Callable[P, T]) -> Callable[P, T]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         setup_logging(OUTPUT.verbose, OUTPUT.quiet)
+        # A command resolves its secret references afresh (a process running several,
+        # as in-process runs do, must not use an earlier command's values; within one,
+        # the cache and its refresh on refusal apply).
+        CACHE.reset()
         log.info("crosswind %s, Python %s: %s", crosswind_version(), sys.version.split()[0],
                  fn.__name__.removesuffix("_cmd").replace("_", " "))
         try:

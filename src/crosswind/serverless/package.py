@@ -50,8 +50,10 @@ LAMBDA_DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
 AZURE_PACKAGE_GUIDE = 1024 * 1024 * 1024
 
 #: crosswind's dependencies only the CLI, the object engines or the cutover need
+# jsonschema-rs: the schema gate's fast path, which the handlers do not run (no schema
+# registry there); its 0.60 wheels need a newer glibc than Lambda's python3.11 for arm64.
 NOT_SERVERLESS = frozenset({"obstore", "typer", "rich", "prometheus-client", "purgatory",
-                            "sshsig", "rfc8785"})
+                            "sshsig", "rfc8785", "jsonschema-rs"})
 LAMBDA_EXTRA = ("aws-lambda-powertools",)
 AZURE_EXTRA = ("azure-functions",)
 #: botocore service models the handlers use (the DLQ, secrets, credentials)
