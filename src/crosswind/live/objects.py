@@ -17,13 +17,15 @@ and an upsert event for an object deleted since is a delete.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from crosswind.deleteguard import DeleteGuard
 from crosswind.errors import CrosswindError, NotFound, PreconditionFailed
-from crosswind.model import ObjectMeta
+from crosswind.model import ObjectMeta, ObjectProps
+from crosswind.props_compare import props_differences
 from crosswind.state import StateStore, VerifiedCopy
 from crosswind.stores.base import ObjectStore
 from crosswind.sync.filters import KeyFilter
@@ -115,6 +117,8 @@ class ObjectApplier:
             if trust_record and same_source_version(
                     rec, meta, etag_tracks_metadata=self.src.capabilities.etag_tracks_metadata):
                 return ApplyOutcome("unchanged", meta.size, retries)
+            if rec is None and not overwrite and await self._already_there(key, meta):
+                return ApplyOutcome("unchanged", meta.size, retries)
             if self.replica_writes == "record" and not overwrite:
                 await self._check_replica(key, rec, meta)
             try:
@@ -133,6 +137,35 @@ class ObjectApplier:
                 VerifiedCopy(key, meta.etag, meta.size, r.md5, r.etag, mtime_of(read),
                              outcome.read_at))
             return ApplyOutcome("copied", meta.size, retries, new_key=rec is None)
+
+    async def _already_there(self, key: str, meta: ObjectMeta) -> bool:
+        """After a flip, nothing is recorded in this direction yet, and the events of
+        crosswind's own copies into the new primary come in (S3 notifies every PUT,
+        the ones crosswind made as the replica too). Copying each back would rewrite
+        the whole estate on the old primary and, at the next flip, echo back again.
+        When the other direction's record shows this very pair — the primary holds
+        the version crosswind wrote there, the replica the one it read — and the
+        headers and metadata agree (S3 keeps its ETag when only metadata changes),
+        the pair is recorded as verified in this direction instead of copied."""
+        if not self.other_direction:
+            return False
+        other = self.state.get_verified(self.other_direction, key)
+        if other is None or other.dst_etag != meta.etag or other.src_size != meta.size:
+            return False
+        read_at = time.time()
+        try:
+            there = await self.dst.head(key)
+        except NotFound:
+            return False
+        if there.etag != other.src_etag or there.size != meta.size:
+            return False
+        if props_differences(meta.props or ObjectProps(), there.props or ObjectProps(),
+                             self.dst.capabilities.metadata_flavor,
+                             self.transfer.settings.metadata_policy):
+            return False
+        self.state.record_verified(self.direction, VerifiedCopy(
+            key, meta.etag, meta.size, other.md5, there.etag, mtime_of(meta), read_at))
+        return True
 
     async def _check_replica(self, key: str, rec: VerifiedCopy | None,
                              meta: ObjectMeta | None, there: ObjectMeta | None = None) -> None:
