@@ -121,3 +121,30 @@ def test_a_slow_change_stays_hidden_while_others_are_acknowledged() -> None:
         assert src.counters.received == src.counters.acked + 1  # never delivered again
 
     asyncio.run(go())
+
+
+def test_an_empty_receive_drains_however_late_the_depth() -> None:
+    # the switch's drain: the queue's approximate depth may still count messages the
+    # service has long acknowledged; an empty receive says the queue is empty now
+    async def go() -> None:
+        q = MemoryQueue("q")
+        src = _source(q, KeyScheduler(), 30)
+        src.counters.depth = 3  # a lagging approximate count
+        src.last_receive_empty = False
+        assert not src.drained()
+        src.last_receive_empty = True
+        assert src.drained()
+        src.counters.depth, src.last_receive_empty = 0, False
+        assert src.drained()  # the depth alone, as before
+        await _send(q, "a")
+        stop = asyncio.Event()
+        task = asyncio.create_task(src.run(stop))
+        for _ in range(100):
+            if src.outstanding:
+                break
+            await asyncio.sleep(0.01)
+        assert src.outstanding == 1 and not src.drained()  # in hand: never drained
+        stop.set()
+        await _stop(task)
+
+    asyncio.run(go())

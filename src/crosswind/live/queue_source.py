@@ -247,6 +247,14 @@ class QueueSource:
     def outstanding(self) -> int:
         return len(self._outstanding)
 
+    def drained(self) -> bool:
+        """Nothing of ours in hand and the queue empty: by its depth, or by a receive
+        that came back empty. The depth is approximate and may lag (AWS: a minute or
+        more after producers stop; moto's too), while an empty (long-polling, on SQS)
+        receive is now. What a late event would bring, a switch's final reconcile
+        finds anyway."""
+        return self.outstanding == 0 and (self.last_receive_empty or not self.counters.depth)
+
     async def refresh_depth(self) -> None:
         with contextlib.suppress(CrosswindError):
             self.counters.depth = await self.queue.depth()

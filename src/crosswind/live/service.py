@@ -643,14 +643,9 @@ class Epoch:
         return max(times)
 
     def is_drained(self) -> bool:
-        # The queue is empty when its depth says so or when a receive came back empty:
-        # the depth is approximate and may lag (AWS: a minute or more after producers
-        # stop; moto's too), while an empty (long-polling, on SQS) receive is now. What
-        # a late event would bring, the switch's final reconcile finds anyway.
         src = self.queue_source
         return (self.scheduler.idle and not self.reconciling
-                and (src is None or (src.outstanding == 0
-                                     and (src.last_receive_empty or not src.counters.depth)))
+                and (src is None or src.drained())
                 and (self.rows is None or (not self.rows.busy and not self.rows.forced)))
 
     def drain_evidence(self) -> dict[str, Any]:
