@@ -32,6 +32,10 @@ ENV_CONFIG = "CROSSWIND_CONFIG"
 ENV_CONFIG_TOML = "CROSSWIND_CONFIG_TOML"
 
 
+#: whether the unapplied [governance] enforce was said in this process
+_WARNED_ENFORCE = False
+
+
 def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
     """The configuration named by ``CROSSWIND_CONFIG`` or given in
     ``CROSSWIND_CONFIG_TOML`` (exactly one). Relative paths in an inline config
@@ -51,8 +55,11 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
         if "base_dir" in data:
             raise ConfigError(f"{ENV_CONFIG_TOML}: base_dir is not a known setting")
         cfg = parse_config(data, Path.cwd(), ENV_CONFIG_TOML)
-    if cfg.governance.enforce != "off":
+    global _WARNED_ENFORCE
+    if cfg.governance.enforce != "off" and not _WARNED_ENFORCE:
         # The schema registry lives in the state store, which a function does not have.
+        # Said once per process: the Function reads its config at every invocation.
+        _WARNED_ENFORCE = True
         logging.getLogger("crosswind.serverless").warning(
             "[governance] enforce = %r is not applied here: the serverless handlers do "
             "not validate before write (see README, Validation before write)",
