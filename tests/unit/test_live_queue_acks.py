@@ -148,3 +148,47 @@ def test_an_empty_receive_drains_however_late_the_depth() -> None:
         await _stop(task)
 
     asyncio.run(go())
+
+
+class SlowExtendQueue(MemoryQueue):
+    """Each visibility extension takes 50 ms; counts how many overlap."""
+
+    def __init__(self) -> None:
+        super().__init__("slow-extend")
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def extend(self, message: QueueMessage, visibility_timeout_s: int) -> QueueMessage:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.05)
+            return await super().extend(message, visibility_timeout_s)
+        finally:
+            self.in_flight -= 1
+
+
+def test_a_held_backlog_is_extended_several_at_a_time() -> None:
+    """Thousands of messages held behind an open breaker must all be extended within
+    a third of their timeout; one extension at a time they would not be."""
+
+    async def go() -> None:
+        q = SlowExtendQueue()
+        for i in range(40):
+            await _send(q, f"k{i}")
+        sched = KeyScheduler()
+        src = _source(q, sched, visibility_s=10)
+        for _ in range(2):
+            for m in await q.receive(20, visibility_timeout_s=10):
+                src.handle(m)
+        assert src.outstanding == 40
+        # all received long enough ago to be due for an extension
+        for mid, (m, _) in list(src._outstanding.items()):
+            src._outstanding[mid] = (m, 0.0)
+        await src._extend_slow()
+        assert src.counters.extended == 40
+        assert 1 < q.most_in_flight <= src.ack_concurrency
+        # each got a fresh receipt time: nothing is due again right away
+        assert all(at > 0.0 for _, at in src._outstanding.values())
+
+    asyncio.run(go())

@@ -93,7 +93,7 @@ class _Sequencers:
 class QueueSource:
     def __init__(self, stream: str, queue: MessageQueue, parse: Parse, poison_error: type[
                  Exception], scheduler: KeyScheduler, poison_sink: PoisonSink, *,
-                 batch: int = 32, visibility_timeout_s: int = 120, wait_s: float = 5.0,
+                 batch: int = 32, visibility_timeout_s: int = 30, wait_s: float = 5.0,
                  idle_poll_s: float = 1.0, ack_concurrency: int = 16) -> None:
         self.stream = stream
         self.queue = queue
@@ -229,19 +229,24 @@ class QueueSource:
                 await asyncio.sleep(0.5 * (attempt + 1))
 
     async def _extend_slow(self) -> None:
+        """Extend every message held for more than half the timeout, up to
+        ``ack_concurrency`` at once: one at a time, a backlog of thousands held
+        behind an open breaker would take longer to extend than its visibility lasts."""
         horizon = time.monotonic() - self.visibility_timeout_s / 2
-        for mid, (m, at) in list(self._outstanding.items()):
-            if at > horizon:
-                continue
-            try:
-                fresh = await self.queue.extend(m, self.visibility_timeout_s)
-            except CrosswindError as exc:
-                log.info("%s: could not extend message %s: %s", self.stream, mid,
-                         redact(str(exc)))
-                continue
-            if mid in self._outstanding:
-                self._outstanding[mid] = (fresh, time.monotonic())
-                self.counters.extended += 1
+        slow = [(mid, m) for mid, (m, at) in list(self._outstanding.items()) if at <= horizon]
+        for i in range(0, len(slow), self.ack_concurrency):
+            await asyncio.gather(*(self._extend(mid, m)
+                                   for mid, m in slow[i:i + self.ack_concurrency]))
+
+    async def _extend(self, mid: str, m: QueueMessage) -> None:
+        try:
+            fresh = await self.queue.extend(m, self.visibility_timeout_s)
+        except CrosswindError as exc:
+            log.info("%s: could not extend message %s: %s", self.stream, mid, redact(str(exc)))
+            return
+        if mid in self._outstanding:
+            self._outstanding[mid] = (fresh, time.monotonic())
+            self.counters.extended += 1
 
     @property
     def outstanding(self) -> int:
