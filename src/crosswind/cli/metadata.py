@@ -387,7 +387,7 @@ def dlq_replay_cmd(
     cfg = load(config)
     from crosswind.live.dlq import replay_all
     from crosswind.live.remote import in_service_or_here
-    from crosswind.metasync.repair import ReplayResult, select_items
+    from crosswind.metasync.repair import ReplayResult, already_resolved, select_items
 
     id_list = list(ids or [])
     where = direction.value if direction else None
@@ -396,7 +396,9 @@ def dlq_replay_cmd(
     async def here(state: StateStore) -> dict[str, Any]:
         ledger = Ledger(state, scope_of(cfg))
         items = select_items(ledger, id_list, every=every, direction=where, kind=kind)
-        return (await replay_all(cfg, state, ledger, items)).report()
+        result = await replay_all(cfg, state, ledger, items)
+        result.already_resolved = already_resolved(ledger, id_list)
+        return result.report()
 
     report = {**in_service_or_here(cfg, "dlq-replay", args, here, say=err.print),
               **stewardship_fields(cfg)}
@@ -405,6 +407,9 @@ def dlq_replay_cmd(
     if as_json:
         print_json(report)
     else:
+        for d in report.get("already_resolved") or []:
+            err.print(f"#{d['id']} {d['item']}: already resolved at {d['when']} ({d['how']})",
+                      markup=False, highlight=False)
         err.print(f"replayed {result.replayed}, resolved {len(result.resolved)}, still failing "
                   f"{len(result.still_open)}")
         for s in result.still_open[:20]:

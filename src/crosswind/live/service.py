@@ -576,7 +576,7 @@ class Epoch:
     async def _dlq_replay(self, args: dict[str, Any], say: Callable[[str], None]
                           ) -> dict[str, Any]:
         from crosswind.live.dlq import merged, replay_through
-        from crosswind.metasync.repair import replay_items, select_items
+        from crosswind.metasync.repair import already_resolved, replay_items, select_items
 
         items = select_items(self.ledger, args.get("ids") or [], every=bool(args.get("every")),
                              direction=args.get("direction"), kind=args.get("kind"))
@@ -589,7 +589,9 @@ class Epoch:
         rows = await replay_items(self.cfg, self.state, self.ledger, items, guard=self.guard)
         objs = await replay_through(self.cfg, self.ledger, self.scheduler, items,
                                     self.direction)
-        return merged(rows, objs).report()
+        result = merged(rows, objs)
+        result.already_resolved = already_resolved(self.ledger, args.get("ids") or [])
+        return result.report()
 
     # -- status --------------------------------------------------------------------
     async def _status_loop(self, stop: asyncio.Event) -> None:

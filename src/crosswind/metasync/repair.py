@@ -54,12 +54,15 @@ class ReplayResult:
     still_open: list[dict[str, Any]] = field(default_factory=list)
     #: why the max-delete guard held deletes back (their entries stay open), or None
     blocked: str | None = None
+    #: entries named by id that something else resolved first (e.g. the
+    #: replication service's reconcile): {id, item, when, how}
+    already_resolved: list[dict[str, Any]] = field(default_factory=list)
 
     def report(self) -> dict[str, Any]:
         return {"kind": "dlq-replay", "crosswind_version": crosswind_version(),
                 "replayed": self.replayed, "resolved": len(self.resolved),
                 "resolved_ids": self.resolved, "still_failing": self.still_open,
-                "deletes_blocked": self.blocked}
+                "deletes_blocked": self.blocked, "already_resolved": self.already_resolved}
 
 
 @contextlib.contextmanager
@@ -79,10 +82,23 @@ def select_items(ledger: Ledger, ids: Iterable[int] | None, *, every: bool,
         raise ConfigError("name DLQ entries by id, or give --all")
     items = ledger.dlq_list(status="open", direction=direction, kind=kind,
                             ids=id_list or None, limit=None)
-    missing = set(id_list) - {i.id for i in items}
+    missing = set(id_list) - {i.id for i in items} - {
+        d["id"] for d in already_resolved(ledger, id_list)}
     if missing:
         raise ConfigError(f"no open DLQ entries with id {', '.join(map(str, sorted(missing)))}")
     return items
+
+
+def already_resolved(ledger: Ledger, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The entries among ``ids`` that are resolved already: naming one is not an
+    error (while ``replicate`` runs, its reconcile may well get there first), but
+    the replay says so rather than counting it as replayed."""
+    id_list = list(ids)
+    if not id_list:
+        return []
+    return [{"id": i.id, "item": i.item, "when": i.last_seen,
+             "how": i.reason.removeprefix("resolved: ")}
+            for i in ledger.dlq_list(status="resolved", ids=id_list, limit=None)]
 
 
 async def replay(cfg: Config, ids: Iterable[int] | None = None, *, every: bool = False,
@@ -92,7 +108,9 @@ async def replay(cfg: Config, ids: Iterable[int] | None = None, *, every: bool =
     for this replay, with the ``[metadata]`` limits)."""
     with _state(cfg) as (state, ledger):
         items = select_items(ledger, ids, every=every, direction=direction, kind=kind)
-        return await replay_items(cfg, state, ledger, items, guard=guard)
+        result = await replay_items(cfg, state, ledger, items, guard=guard)
+        result.already_resolved = already_resolved(ledger, ids or [])
+        return result
 
 
 ROW_ITEM_KINDS = ("row", "object", "document")
