@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,7 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
                  timeout=300, what="the first reconcile")
         log(f"  {phase}: service up, {args.seed_objects} starting objects replicated; "
             f"crosswind loadtest --rate {args.rate:g} --duration {args.duration:g}")
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         p = subprocess.run(
             [str(VENV_BIN / "crosswind"), "loadtest", "-c", str(est.config_path),
              "--rate", str(args.rate), "--duration", str(args.duration), "--seed",
@@ -72,9 +74,14 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
              str(workdir / f"loadtest-{phase}.json")],
             stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"},
             timeout=args.duration + args.reconcile_interval + 600)
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # (the service is a child too, but counts only once waited for: this is the CLI's)
+        cpu_s = round(cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime, 1)
         sys.stderr.write(p.stderr)
+        log(f"  crosswind loadtest used {cpu_s} s of CPU; load average {os.getloadavg()}")
         report = json.loads((workdir / f"loadtest-{phase}.json").read_text())
-        return {"exit_code": p.returncode, "human": p.stderr.splitlines(), "report": report,
+        return {"exit_code": p.returncode, "loadtest_cpu_s": cpu_s,
+                "human": p.stderr.splitlines(), "report": report,
                 "service_exit_code": svc.stop()}
     finally:
         if svc is not None and svc.alive():

@@ -27,6 +27,11 @@ RateOpt = Annotated[float, typer.Option("--rate", help="Changes per second (open
 DurationOpt = Annotated[float, typer.Option("--duration", help="Seconds of load.")]
 
 
+def say_(text: str, *, markup: bool = False) -> None:
+    """One line of the summary, never wrapped (a log or a pipe has no width)."""
+    err.print(text, markup=markup, soft_wrap=True)
+
+
 def _lag_line(name: str, s: dict[str, Any]) -> str:
     return (f"  {name:<20} applied {s['applied']:>6}  p50 {s['p50']:7.2f}  "
             f"p95 {s['p95']:7.2f}  p99 {s['p99']:7.2f}  max {s['max']:7.2f}  "
@@ -35,38 +40,38 @@ def _lag_line(name: str, s: dict[str, Any]) -> str:
 
 def render(r: dict[str, Any]) -> None:
     g, ld = r["generator"], r["load"]
-    err.print(f"load test {r['run_id']} · {r['phase']} ({r['direction']}) · primary "
+    say_(f"load test {r['run_id']} · {r['phase']} ({r['direction']}) · primary "
               f"{escape(r['primary']['objects'])}")
-    err.print(f"rate: target {ld['rate']:g}/s, achieved {g['achieved_rate_per_s']}/s "
+    say_(f"rate: target {ld['rate']:g}/s, achieved {g['achieved_rate_per_s']}/s "
               f"({g['completed']} changes {g['by_kind']}); start lateness p99 "
               f"{g['lateness_s']['p99']} s, max {g['lateness_s']['max']} s")
-    err.print(f"lag (s, the service's window of {r['lag_window_s']:g} s; SLO "
+    say_(f"lag (s, the service's window of {r['lag_window_s']:g} s; SLO "
               f"{r['slo']['target_s']} s):")
     for name, s in r["lag_s"].items():
-        err.print(escape(_lag_line(name, s)))
+        say_(escape(_lag_line(name, s)))
     e = r["errors"]
-    err.print(f"errors: {e['primary_writes']} primary writes failed {e['by'] or ''}; service: "
+    say_(f"errors: {e['primary_writes']} primary writes failed {e['by'] or ''}; service: "
               f"{e['service_failed']} failed, {e['service_held']} held")
-    err.print(f"DLQ: {r['dlq']['before']} → {r['dlq']['after']} open "
+    say_(f"DLQ: {r['dlq']['before']} → {r['dlq']['after']} open "
               f"(growth {r['dlq']['growth']})")
     u = r["utilisation"]
     parts = [f"{ep} {p['mean_in_flight']}/{p['pool_size']} mean, {p['peak_in_flight']} peak"
              for ep, p in u["pools"].items()]
     w = u["workers"]
     parts.append(f"workers {w['mean_busy']}/{w['concurrency']} mean, {w['peak_busy']} peak")
-    err.print("in use: " + "; ".join(escape(p) for p in parts))
+    say_("in use: " + "; ".join(escape(p) for p in parts))
     v = r["verification"]
-    err.print(f"replica: {v['objects_checked']} objects and {v['rows_checked']} rows checked, "
+    say_(f"replica: {v['objects_checked']} objects and {v['rows_checked']} rows checked, "
               f"lost {v['lost']} {v['lost_by'] or ''}"
               + (f", settled after {v['settled_s']} s" if v["settled_s"] is not None
                  else f", not settled after {v['waited_s']} s"))
     for ex in v["examples"][:5]:
-        err.print(f"  {escape(ex)}")
+        say_(f"  {escape(ex)}")
     for name, c in r["checks"].items():
         mark = "[green]ok[/]" if c["ok"] else "[red]FAILED[/]"
-        err.print(f"  {mark} {name}: {escape(str(c['value']))} ({escape(c['limit'])})",
+        say_(f"  {mark} {name}: {escape(str(c['value']))} ({escape(c['limit'])})",
                   markup=True)
-    err.print("[bold green]PASSED[/]" if r["passed"] else "[bold red]FAILED[/]", markup=True)
+    say_("[bold green]PASSED[/]" if r["passed"] else "[bold red]FAILED[/]", markup=True)
 
 
 @app.command("loadtest")
@@ -103,7 +108,7 @@ def loadtest_cmd(
 
     def say(line: str) -> None:
         if not OUTPUT.quiet:
-            err.print(escape(line))
+            say_(escape(line))
 
     r = run(loadtest(cfg, LoadtestOptions(rate, duration, weights, seed, histogram), say))
     if report is not None:
