@@ -39,38 +39,38 @@ def _lag_line(name: str, s: dict[str, Any]) -> str:
 
 
 def render(r: dict[str, Any]) -> None:
-    g, ld = r["generator"], r["load"]
+    g, ld, e, v = r["generator"], r["load"], r["errors"], r["verification"]
     say_(f"load test {r['run_id']} · {r['phase']} ({r['direction']}) · primary "
-              f"{escape(r['primary']['objects'])}")
+         f"{escape(r['primary']['objects'])}")
     say_(f"rate: target {ld['rate']:g}/s, achieved {g['achieved_rate_per_s']}/s "
-              f"({g['completed']} changes {g['by_kind']}); start lateness p99 "
-              f"{g['lateness_s']['p99']} s, max {g['lateness_s']['max']} s")
+         f"({g['completed']} changes {g['by_kind']}); start lateness p99 "
+         f"{g['lateness_s']['p99']} s, max {g['lateness_s']['max']} s")
     say_(f"lag (s, the service's window of {r['lag_window_s']:g} s; SLO "
-              f"{r['slo']['target_s']} s):")
+         f"{r['slo']['target_s']} s):")
     for name, s in r["lag_s"].items():
         say_(escape(_lag_line(name, s)))
-    e = r["errors"]
-    say_(f"errors: {e['primary_writes']} primary writes failed {e['by'] or ''}; service: "
-              f"{e['service_failed']} failed, {e['service_held']} held")
+    say_(f"errors: {e['primary_writes']} primary writes failed"
+         + (f" {e['by']}" if e["by"] else "")
+         + f"; service: {e['service_failed']} failed, {e['service_held']} held")
     say_(f"DLQ: {r['dlq']['before']} → {r['dlq']['after']} open "
-              f"(growth {r['dlq']['growth']})")
+         f"(growth {r['dlq']['growth']})")
     u = r["utilisation"]
-    parts = [f"{ep} {p['mean_in_flight']}/{p['pool_size']} mean, {p['peak_in_flight']} peak"
+    parts = [f"{ep} {p['mean_in_flight']} mean, {p['peak_in_flight']} peak in flight"
+             + (f" of a pool of {p['pool_size']}" if p["pool_size"] else "")
              for ep, p in u["pools"].items()]
     w = u["workers"]
     parts.append(f"workers {w['mean_busy']}/{w['concurrency']} mean, {w['peak_busy']} peak")
     say_("in use: " + "; ".join(escape(p) for p in parts))
-    v = r["verification"]
+    settled = (f", settled after {v['settled_s']} s" if v["settled_s"] is not None
+               else f", not settled after {v['waited_s']} s")
     say_(f"replica: {v['objects_checked']} objects and {v['rows_checked']} rows checked, "
-              f"lost {v['lost']} {v['lost_by'] or ''}"
-              + (f", settled after {v['settled_s']} s" if v["settled_s"] is not None
-                 else f", not settled after {v['waited_s']} s"))
+         f"lost {v['lost']}" + (f" {v['lost_by']}" if v["lost_by"] else "") + settled)
     for ex in v["examples"][:5]:
         say_(f"  {escape(ex)}")
     for name, c in r["checks"].items():
         mark = "[green]ok[/]" if c["ok"] else "[red]FAILED[/]"
         say_(f"  {mark} {name}: {escape(str(c['value']))} ({escape(c['limit'])})",
-                  markup=True)
+             markup=True)
     say_("[bold green]PASSED[/]" if r["passed"] else "[bold red]FAILED[/]", markup=True)
 
 

@@ -210,7 +210,11 @@ async def loadtest(cfg: Config, opts: LoadtestOptions, say: Say = lambda _: None
                 "growth": final["dlq_open"] - before["dlq_open"]},
         "utilisation": utilisation([s for s in run if s["t"] <= t_load]),
         "verification": v.as_dict(),
+        # (not running: no fresh heartbeat, e.g. a service too busy to publish its status)
         "service": {"stayed_up": stayed, "samples": len(run),
+                    "not_running_samples": sum(1 for s in run if not s["running"]),
+                    "other_phase_samples": sum(1 for s in run
+                                               if s["phase"] != before["phase"]),
                     "read_errors": watcher.read_errors},
         "timing": {"load_s": round(t_load - before["t"], 1),
                    "settle_s": round(final["t"] - t_load, 1),
