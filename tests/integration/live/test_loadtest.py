@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -25,11 +26,11 @@ pytestmark = pytest.mark.integration
 RATE, DURATION = 15, 20
 
 
-def loadtest_env(make_live_env: Callable[..., LiveEnv]) -> LiveEnv:
+def loadtest_env(make_live_env: Callable[..., LiveEnv], slo_s: float = 60) -> LiveEnv:
     live = make_live_env(
         # the row reconcile carries row deletes before cutover (no change feed)
         "reconcile_interval_s = 10\nmax_delete_count = 100000\nmax_delete_percent = 100\n"
-        "lag_slo_pre_s = 60\nlag_slo_post_s = 60",
+        f"lag_slo_pre_s = {slo_s}\nlag_slo_post_s = {slo_s}",
         rows=True, metadata="propagate_deletes = true")
     live.path.write_text(live.path.read_text() + f"""
 [keys]
@@ -44,10 +45,11 @@ settle_timeout_s = 60
     return live
 
 
-def run_loadtest(live: LiveEnv) -> tuple[int, dict[str, object], str]:
+def run_loadtest(live: LiveEnv, rate: float = RATE, duration: float = DURATION
+                 ) -> tuple[int, dict[str, Any], str]:
     p = subprocess.run(
         [sys.executable, "-m", "crosswind", "loadtest", "-c", str(live.path), "--rate",
-         str(RATE), "--duration", str(DURATION), "--seed", "31", "--json"],
+         str(rate), "--duration", str(duration), "--seed", "31", "--json"],
         capture_output=True, text=True, timeout=240)
     return p.returncode, json.loads(p.stdout) if p.stdout.strip() else {}, p.stderr
 
@@ -95,4 +97,19 @@ def test_property31_lag_under_slo_and_nothing_lost(
     assert prim_objs == repl_objs
     assert {k: e.properties["Version"] for k, e in prim_rows.items()} == {
         k: e.properties["Version"] for k, e in repl_rows.items()}
+    assert svc.terminate() == 0
+
+
+def test_a_lag_over_the_slo_fails_the_run(make_live_env: Callable[..., LiveEnv],
+                                          services: Callable[..., Service]) -> None:
+    """The same tool, an SLO no replica can meet (50 ms): the run fails on lag and
+    the service's own verdict, and still finds nothing lost."""
+    live = loadtest_env(make_live_env, slo_s=0.05)
+    svc = services(live)
+    svc.wait_until(lambda s: s["last_reconcile"] is not None, what="first reconcile")
+    code, r, stderr = run_loadtest(live, rate=5, duration=4)
+    assert code == 1 and r and not r["passed"], stderr
+    failed = {name for name, c in r["checks"].items() if not c["ok"]}
+    assert {"lag", "service_slo"} <= failed <= {"lag", "service_slo", "on_schedule", "rate"}
+    assert r["slo"]["breached_samples"] > 0 and r["verification"]["lost"] == 0
     assert svc.terminate() == 0
