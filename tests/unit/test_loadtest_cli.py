@@ -97,3 +97,13 @@ def test_keys_that_do_not_fit_the_load_and_no_service(tmp_path: Path) -> None:
              "no crosswind replicate is running")
     one_line(cli("-c", str(config(tmp_path, ALLOWED + "bogus = 1\n")), "--rate", "5",
                  "--duration", "2"), 2, "[loadtest].bogus is not a known setting")
+
+
+def test_a_histogram_that_is_not_an_inventory_report(tmp_path: Path) -> None:
+    cfg = str(config(tmp_path, ALLOWED))
+    one_line(cli("-c", cfg, "--rate", "5", "--duration", "2", "--histogram",
+                 str(tmp_path / "none.json")), 2, "--histogram: cannot read")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"objects": 3}')
+    one_line(cli("-c", cfg, "--rate", "5", "--duration", "2", "--histogram", str(bad)), 2,
+             "not an inventory report (no size_histogram list")
