@@ -69,14 +69,19 @@ def test_rate_and_keys_hold(rate: float, duration: float, mix: dict[str, float],
 def test_mix_proportions_hold_while_keys_exist(rate: float, duration: float,
                                                mix: dict[str, float], seed: int) -> None:
     """With as many creates as deletes (and a few keys to begin with), nothing ever
-    lacks a key, and every kind's count is within one of its share."""
+    lacks a key, and every kind's count is within one of its share at the end (within
+    two at every point on the way)."""
     if rate * duration < 1:
         return
     mix = {**mix, "new": max(mix["new"], mix["delete"])}
     ops = list(plan(rate, duration, mix, FLIGHT_EVENT_SIZES, seed, existing=3))
-    counts = Counter(op.kind for op in ops)
+    counts: Counter[str] = Counter()
     total = sum(mix.values())
-    for kind, w in mix.items():
+    for n, op in enumerate(ops, 1):  # at every point of the schedule: within two
+        counts[op.kind] += 1
+        for kind, w in mix.items():
+            assert abs(counts[kind] - n * w / total) < 2, (n, kind, counts)
+    for kind, w in mix.items():  # at the end: within one
         assert abs(counts[kind] - len(ops) * w / total) <= 1.0 + 1e-9, (kind, counts)
 
 

@@ -6,8 +6,9 @@ no I/O, no clock.
   not earlier ones finished); there are ``floor(rate * duration)`` of them.
 * Kinds follow the mix exactly, not by chance: change *i* is of the kind
   furthest behind its share so far (the largest deficit, ties in mix order),
-  so every kind's count over any prefix is within one of its share. A kind
-  that needs an existing key when none exists yields to the next one behind.
+  so every kind's count ends within one of its share and stays within two on
+  the way. A kind that needs an existing key when none exists yields to the
+  next one behind.
 * ``new`` creates key ordinal ``existing + n`` (0 .. existing-1 exist before
   the load); ``delete`` removes one; every other kind changes one that exists
   by then, picked at random (seeded). Sizes of new and rewritten objects are
