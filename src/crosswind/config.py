@@ -659,7 +659,7 @@ class LoadtestConfig(_Section):
     settle_timeout_s: float | None = Field(None, gt=0)
     #: pass/fail beyond the lag SLOs of ``[replicate]``: achieved rate over the target
     #: rate at least this; primary write errors at most this share; DLQ entries added at
-    #: most this many; connection pools and workers busy below this share at peak
+    #: most this many; connection pools and workers busy below this share on average
     min_rate_ratio: float = Field(0.9, ge=0, le=1)
     max_error_ratio: float = Field(0.0, ge=0, le=1)
     max_dlq_growth: int = Field(0, ge=0)
