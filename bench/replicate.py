@@ -15,7 +15,11 @@ Per direction, on one rig (Azurite, moto, SecantusDB; started here, loopback):
 4. the load: ``--rate`` changes/s for ``--duration`` s on the primary, open loop
    (change *i* is due at ``t0 + i/rate`` whether or not earlier ones finished;
    how late each one starts is measured, and a generator that falls behind is
-   reported, never hidden). A change is one of the mix (``--mix``):
+   reported, never hidden). The schedule and its pacing are crosswind's own
+   (``crosswind.loadtest.schedule``/``pacing``, as ``crosswind loadtest`` uses
+   them: kinds in the mix's exact proportions, keys picked by seed, one change
+   of a key at a time); the writes and the comparison stay this file's own
+   SDK code. A change is one of the mix (``--mix``):
 
    * ``new``: a new event object and its row (the estate's main traffic);
    * ``overwrite``: an event re-sent (new bytes, rev + 1) and its row updated;
@@ -93,7 +97,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +118,11 @@ from pymongo import AsyncMongoClient, MongoClient
 
 from crosswind.live.events import azure_queue_body, blob_event
 from crosswind.live.status import StatusStore
+from crosswind.loadtest import flights
+from crosswind.loadtest.pacing import PaceStats, run_schedule
+from crosswind.loadtest.pacing import q as _q
+from crosswind.loadtest.schedule import FLIGHT_EVENT_SIZES, Op, ScheduleError, plan
+from crosswind.loadtest.schedule import parse_mix as parse_kinds
 from crosswind.migration import MigrationStore, Phase
 from crosswind.rig.emulators import Rig, free_port, running_rig
 from crosswind.state import StateStore
@@ -130,8 +139,7 @@ RSS_FLAT_TOLERANCE = 0.10
 DEFAULT_MIX = "new=40,overwrite=15,metadata=15,delete=10,row=20"
 KINDS = ("new", "overwrite", "metadata", "delete", "row")
 RESERVED_PREFIXES = ("crosswind-", "crosswind_")
-KEY_PATTERN = ("events/{date:%Y/%m/%d}/{carrier:[A-Z0-9]{2}}{flight:int:4}/"
-               "{origin:[A-Z]{3}}-{dest:[A-Z]{3}}/{event_type}-{event_id:uuid}.json")
+KEY_PATTERN = flights.KEY_PATTERN
 
 
 def log(msg: str) -> None:
@@ -139,11 +147,6 @@ def log(msg: str) -> None:
 
 
 # -- the flight-event estate ------------------------------------------------------------
-CARRIERS = ("LH", "UA", "AA", "DL", "BA", "AF", "KL", "FX")
-AIRPORTS = ("FRA", "JFK", "LAX", "ORD", "DFW", "LHR", "CDG", "AMS", "MUC", "SFO", "ATL", "DEN")
-EVENT_TYPES = ("scheduled", "boarding", "departure", "airborne", "position", "arrival",
-               "gate", "delay")
-DAY0 = datetime(2026, 12, 1, tzinfo=UTC)
 
 #: a row's properties in a neutral form: name -> (type tag, value); tags are the EDM
 #: types: s String, i32 Int32, i64 Int64, f Double, b Boolean, dt DateTime (ms), uuid Guid
@@ -175,22 +178,17 @@ class ObjState:
 
 
 class Fake:
-    """Flight events, their bodies, metadata and rows; deterministic per seed."""
+    """Flight events (names from ``crosswind.loadtest.flights``, by ordinal), their
+    bodies, metadata and rows; deterministic per seed."""
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        self.namespace = f"bench-{seed}"
 
-    def event(self) -> FlightEvent:
-        r = self.rng
-        carrier, flight = r.choice(CARRIERS), r.randint(1, 9999)
-        origin, dest = r.sample(AIRPORTS, 2)
-        etype = r.choice(EVENT_TYPES)
-        at = DAY0 + timedelta(days=r.randint(0, 6), milliseconds=r.randint(0, 86_399_999))
-        eid = uuid.UUID(int=r.getrandbits(128), version=4)
-        key = (f"events/{at:%Y/%m/%d}/{carrier}{flight:04d}/{origin}-{dest}/"
-               f"{etype}-{eid}.json")
-        return FlightEvent(key, f"{carrier}{flight:04d}_{at:%Y%m%d}", str(eid), carrier, flight,
-                           origin, dest, etype, at)
+    def event(self, ordinal: int) -> FlightEvent:
+        e = flights.flight_event(self.namespace, ordinal)
+        return FlightEvent(e.key, e.pk, e.rk, e.carrier, e.flight, e.origin, e.dest,
+                           e.event_type, e.at)
 
     def body(self, ev: FlightEvent) -> bytes:
         r = self.rng
@@ -615,92 +613,6 @@ class Model:
     last_kind: dict[str, str] = field(default_factory=dict)
 
 
-class LivePool:
-    """Live events for random choice (O(1) pick and removal); busy keys are skipped."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.items: list[FlightEvent] = []
-        self.index: dict[str, int] = {}
-        self.busy: set[str] = set()
-
-    def add(self, ev: FlightEvent) -> None:
-        self.index[ev.key] = len(self.items)
-        self.items.append(ev)
-
-    def remove(self, ev: FlightEvent) -> None:
-        i = self.index.pop(ev.key)
-        last = self.items.pop()
-        if i < len(self.items):
-            self.items[i] = last
-            self.index[last.key] = i
-
-    def pick(self) -> FlightEvent | None:
-        for _ in range(8):
-            if not self.items:
-                return None
-            ev = self.items[self.rng.randrange(len(self.items))]
-            if ev.key not in self.busy:
-                return ev
-        return None
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-@dataclass
-class GenStats:
-    target_rate: float
-    duration_s: float
-    planned: int = 0
-    launched: int = 0
-    completed: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-    error_examples: list[str] = field(default_factory=list)
-    by_kind: Counter[str] = field(default_factory=Counter)
-    #: object and row writes on the primary (one change may be both)
-    object_changes: int = 0
-    row_changes: int = 0
-    lateness: list[float] = field(default_factory=list)
-    latency: dict[str, list[float]] = field(default_factory=dict)
-    started_at: float = 0.0
-    last_launch_at: float = 0.0
-    finished_at: float = 0.0
-    in_flight: int = 0
-    max_in_flight: int = 0
-
-    def summary(self) -> dict[str, Any]:
-        late = sorted(self.lateness)
-        span = max(1e-9, self.finished_at - self.started_at)
-        launch_span = max(1e-9, self.last_launch_at - self.started_at)
-        return {
-            "target_rate_per_s": self.target_rate, "duration_s": self.duration_s,
-            "planned": self.planned, "launched": self.launched, "completed": self.completed,
-            # the rate the primary really saw: completed changes over the time they took
-            "achieved_rate_per_s": round(self.completed / span, 2),
-            "launch_rate_per_s": round(max(0, self.launched - 1) / launch_span, 2)
-            if self.launched > 1 else 0.0,
-            "object_changes_per_s": round(self.object_changes / span, 2),
-            "row_changes_per_s": round(self.row_changes / span, 2),
-            "object_changes": self.object_changes, "row_changes": self.row_changes,
-            "by_kind": dict(self.by_kind), "errors": dict(self.errors),
-            "error_examples": self.error_examples[:10],
-            "lateness_s": {"p50": _q(late, 0.5), "p99": _q(late, 0.99),
-                           "max": round(late[-1], 3) if late else 0.0,
-                           "over_1s": sum(1 for x in late if x > 1.0)},
-            "fell_behind": bool(late and (_q(late, 0.99) > 1.0 or late[-1] > 5.0)),
-            "latency_ms": {k: {"p50": _q(sorted(v), 0.5, 1000), "p99": _q(sorted(v), 0.99, 1000)}
-                           for k, v in self.latency.items()},
-            "max_in_flight": self.max_in_flight,
-        }
-
-
-def _q(values: Sequence[float], q: float, scale: float = 1.0) -> float:
-    if not values:
-        return 0.0
-    return round(values[max(0, math.ceil(q * len(values)) - 1)] * scale, 3)
-
-
 @dataclass
 class Probes:
     """End-to-end lag seen from outside crosswind: a change is written, then the
@@ -722,23 +634,32 @@ class Probes:
 
 
 class LoadGenerator:
-    def __init__(self, sides: Sides, model: Model, pool: LivePool, fake: Fake, *,
+    """The bench's writes for ``crosswind.loadtest.pacing.run_schedule``: the schedule
+    (``crosswind.loadtest.schedule.plan``) says which change of which key ordinal
+    when; this class does it on the primary with the SDKs and keeps the model."""
+
+    def __init__(self, sides: Sides, model: Model, fake: Fake, *,
                  rate: float, duration: float, mix: dict[str, float], probe_every: int,
-                 probe_timeout: dict[str, float], max_in_flight: int = 128) -> None:
+                 probe_timeout: dict[str, float], seed: int, max_in_flight: int = 128) -> None:
         self.sides = sides
         self.model = model
-        self.pool = pool
         self.fake = fake
         self.rate = rate
         self.duration = duration
-        self.kinds = list(mix)
-        self.weights = [mix[k] for k in self.kinds]
+        self.mix = mix
+        self.seed = seed
         self.probe_every = probe_every
         self.probe_timeout = probe_timeout
         self.max_in_flight = max_in_flight
-        self.stats = GenStats(rate, duration)
+        self.stats = PaceStats(rate, duration)
+        #: the live events by key ordinal (0 .. seeded-1: the starting estate)
+        self.events: dict[int, FlightEvent] = {}
+        #: object and row writes on the primary (one change may be both)
+        self.object_changes = 0
+        self.row_changes = 0
         self.probes = Probes()
         self._probe_tasks: set[asyncio.Task[None]] = set()
+        self._probe_of: dict[str, asyncio.Task[None]] = {}
         self._counts: Counter[str] = Counter()
         #: object changes that make an event (Event Grid: puts and deletes; S3: also the
         #: copy onto itself of a metadata change); the drain waits for as many
@@ -764,9 +685,8 @@ class LoadGenerator:
 
     async def _new(self, ev: FlightEvent) -> tuple[str, FlightEvent, float]:
         t = await self.write_new(ev)
-        self.pool.add(ev)
-        self.stats.object_changes += 1
-        self.stats.row_changes += 1
+        self.object_changes += 1
+        self.row_changes += 1
         return "object", ev, t
 
     async def _overwrite(self, ev: FlightEvent) -> tuple[str, FlightEvent, float]:
@@ -783,8 +703,8 @@ class LoadGenerator:
         await self.sides.put_object(ev, body, ct, md)
         t = time.time()
         await self.sides.put_row(ev, props)
-        self.stats.object_changes += 1
-        self.stats.row_changes += 1
+        self.object_changes += 1
+        self.row_changes += 1
         return "object", ev, t
 
     async def _metadata(self, ev: FlightEvent) -> tuple[str, FlightEvent, float]:
@@ -796,19 +716,18 @@ class LoadGenerator:
         self.model.last_kind[ev.key] = "metadata"
         await self.sides.set_metadata(ev, ct, md)
         t = time.time()
-        self.stats.object_changes += 1
+        self.object_changes += 1
         return "metadata", ev, t
 
     async def _delete(self, ev: FlightEvent) -> tuple[str, FlightEvent, float]:
-        self.pool.remove(ev)
         self.model.objects.pop(ev.key, None)
         self.model.rows.pop((ev.pk, ev.rk), None)
         self.model.last_kind.pop(ev.key, None)
         await self.sides.delete_object(ev)
         t = time.time()
         await self.sides.delete_row(ev)
-        self.stats.object_changes += 1
-        self.stats.row_changes += 1
+        self.object_changes += 1
+        self.row_changes += 1
         return "delete", ev, t
 
     async def _row(self, ev: FlightEvent) -> tuple[str, FlightEvent, float]:
@@ -817,84 +736,57 @@ class LoadGenerator:
         self.model.rows[(ev.pk, ev.rk)] = {**self.model.rows[(ev.pk, ev.rk)], **change}
         await self.sides.merge_row(ev, change)
         t = time.time()
-        self.stats.row_changes += 1
+        self.row_changes += 1
         return "row", ev, t
 
     # -- pacing -------------------------------------------------------------------------
-    def _choose(self) -> tuple[str, FlightEvent, Callable[[FlightEvent], Any]]:
-        """The next change: its kind, the event it changes (marked busy: one change
-        of a key at a time) and what does it."""
-        kind = self.fake.rng.choices(self.kinds, self.weights)[0]
-        picked = self.pool.pick() if kind != "new" else None
-        if picked is None:
-            kind = "new"  # (nothing free to change: a new event instead)
-            picked = self.fake.event()
-        self.pool.busy.add(picked.key)
+    async def run(self, existing: int) -> PaceStats:
+        """The schedule for ``existing`` starting events, paced open loop."""
+        ops = plan(self.rate, self.duration, self.mix, FLIGHT_EVENT_SIZES, self.seed,
+                   existing=existing)
+        await run_schedule(ops, self._do, rate=self.rate, duration_s=self.duration,
+                           max_in_flight=self.max_in_flight, stats=self.stats)
+        return self.stats
+
+    def summary(self) -> dict[str, Any]:
+        out = self.stats.summary()
+        span = max(1e-9, self.stats.finished_at - self.stats.started_at)
+        out.update(planned=self.stats.launched,
+                   object_changes_per_s=round(self.object_changes / span, 2),
+                   row_changes_per_s=round(self.row_changes / span, 2),
+                   object_changes=self.object_changes, row_changes=self.row_changes)
+        return out
+
+    async def _do(self, op: Op) -> None:
+        """One change of the schedule (the pacer runs one change of a key at a time);
+        a key still being probed waits for its probe, which looks for this very
+        revision on the replica."""
+        if op.kind == "new":
+            ev = self.events[op.key] = self.fake.event(op.key)
+        else:
+            ev = self.events[op.key]
+            if op.kind == "delete":
+                del self.events[op.key]
+        probe = self._probe_of.get(ev.key)
+        if probe is not None:
+            await asyncio.wait([probe])
         fn = {"new": self._new, "overwrite": self._overwrite, "metadata": self._metadata,
-              "delete": self._delete, "row": self._row}[kind]
-        return kind, picked, fn
-
-    async def run(self) -> GenStats:
-        st = self.stats
-        st.planned = n = int(self.rate * self.duration)
-        slots = asyncio.Semaphore(self.max_in_flight)
-        tasks: set[asyncio.Task[None]] = set()
-        t0 = time.monotonic()
-        st.started_at = time.time()
-        wall0 = st.started_at - t0
-        for i in range(n):
-            due = t0 + i / self.rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await slots.acquire()
-            now = time.monotonic()
-            st.lateness.append(max(0.0, now - due))
-            st.last_launch_at = wall0 + now
-            kind, ev, fn = self._choose()
-            st.launched += 1
-            task = asyncio.create_task(self._one(kind, ev, fn, slots))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        while tasks:
-            await asyncio.gather(*list(tasks))
-        st.finished_at = time.time()
-        return st
-
-    async def _one(self, kind: str, ev: FlightEvent, fn: Callable[[FlightEvent], Any],
-                   slots: asyncio.Semaphore) -> None:
-        st = self.stats
-        st.in_flight += 1
-        st.max_in_flight = max(st.max_in_flight, st.in_flight)
+              "delete": self._delete, "row": self._row}[op.kind]
         t = time.monotonic()
         try:
             what, _, at = await fn(ev)
-            if what in ("object", "delete") or (what == "metadata" and not self.sides.pre):
-                self.events_sent += 1
-            took = time.monotonic() - t
-            st.by_kind[kind] += 1
-            st.latency.setdefault(kind, []).append(took)
-            self.recent_latency.append((time.time(), took))
-            self._maybe_probe(what, ev, at)
-        except Exception as exc:
-            st.errors[f"{kind}: {type(exc).__name__}"] += 1
-            if len(st.error_examples) < 10:
-                st.error_examples.append(f"{kind}: {type(exc).__name__}: {str(exc)[:200]}")
+        except Exception:
             # what the primary holds for this key is unknown now: left out of the
             # primary-vs-generator check (the primary-vs-replica one reads both sides)
             self.model.uncertain.add(ev.key)
             self.model.uncertain_rows.add((ev.pk, ev.rk))
-        finally:
-            st.in_flight -= 1
-            st.completed += 1
-            slots.release()
-            if not self._probing(ev):
-                self.pool.busy.discard(ev.key)
+            raise  # counted by the pacer
+        if what in ("object", "delete") or (what == "metadata" and not self.sides.pre):
+            self.events_sent += 1
+        self.recent_latency.append((time.time(), time.monotonic() - t))
+        self._maybe_probe(what, ev, at)
 
     # -- probes -------------------------------------------------------------------------
-    def _probing(self, ev: FlightEvent) -> bool:
-        return any(t.get_name() == ev.key for t in self._probe_tasks)
-
     def _maybe_probe(self, what: str, ev: FlightEvent, at: float) -> None:
         self._counts[what] += 1
         # each change kind sampled on its own: 1 in probe_every (metadata-only before
@@ -904,11 +796,13 @@ class LoadGenerator:
             return
         task = asyncio.create_task(self._probe(what, ev, at), name=ev.key)
         self._probe_tasks.add(task)
+        self._probe_of[ev.key] = task
         task.add_done_callback(self._probe_done)
 
     def _probe_done(self, task: asyncio.Task[None]) -> None:
         self._probe_tasks.discard(task)
-        self.pool.busy.discard(task.get_name())
+        if self._probe_of.get(task.get_name()) is task:
+            del self._probe_of[task.get_name()]
 
     async def _probe(self, what: str, ev: FlightEvent, at: float) -> None:
         sides = self.sides
@@ -948,13 +842,12 @@ async def seed_estate(sides: Sides, gen: LoadGenerator, n: int) -> None:
     """The starting estate on the primary, before the service starts (no events)."""
     sem = asyncio.Semaphore(16)
 
-    async def one() -> None:
+    async def one(ordinal: int) -> None:
         async with sem:
-            ev = gen.fake.event()
+            ev = gen.events[ordinal] = gen.fake.event(ordinal)
             await gen.write_new(ev, events=False)
-            gen.pool.add(ev)
 
-    await asyncio.gather(*(one() for _ in range(n)))
+    await asyncio.gather(*(one(i) for i in range(n)))
 
 
 # -- the service ----------------------------------------------------------------------
@@ -1497,7 +1390,7 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
     est = create_estate(rig, phase, workdir, args.reconcile_interval, args.concurrency,
                         args.metadata_concurrency)
     fake = Fake(args.seed + (0 if phase == PRE else 1))
-    model, pool = Model(), LivePool(fake.rng)
+    model = Model()
     out: dict[str, Any] = {"phase": phase, "direction": est.direction,
                            "load": {"rate": args.rate, "duration_s": duration,
                                     "mix": args.mix_dict}}
@@ -1511,8 +1404,9 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
     sampler: Sampler | None = None
     gen: LoadGenerator | None = None
     try:
-        gen = LoadGenerator(sides, model, pool, fake, rate=args.rate, duration=duration,
+        gen = LoadGenerator(sides, model, fake, rate=args.rate, duration=duration,
                             mix=args.mix_dict, probe_every=args.probe_every,
+                            seed=args.seed + (0 if phase == PRE else 1),
                             probe_timeout={"metadata": (args.reconcile_interval + 300)
                                            if phase == PRE else 300.0})
         t = time.perf_counter()
@@ -1547,13 +1441,13 @@ def run_phase(rig: Rig, phase: str, args: argparse.Namespace, workdir: Path) -> 
         cpu0 = _cpu_s(svc.ps)
         load_before = load_now()
         sampler.start()
-        aio.run(gen.run())
+        aio.run(gen.run(args.seed_objects))
         load_end = time.time()
         t_load_end = time.monotonic() - t0
         cpu_load = _cpu_s(svc.ps) - cpu0
         st_end = svc.status() or {}
         at_end = {x["name"]: x["applied"] for x in st_end.get("streams", [])}
-        g = gen.stats.summary()
+        g = gen.summary()
         log(f"  load done: {g['completed']} changes in {t_load_end:.1f}s, achieved "
             f"{g['achieved_rate_per_s']}/s (target {args.rate:g}); lateness p99 "
             f"{g['lateness_s']['p99']}s max {g['lateness_s']['max']}s; errors {g['errors']}")
@@ -1871,16 +1765,10 @@ def print_phase(r: dict[str, Any]) -> None:
 
 
 def parse_mix(text: str) -> dict[str, float]:
-    mix: dict[str, float] = {}
-    for part in text.split(","):
-        k, _, v = part.partition("=")
-        k = k.strip()
-        if k not in KINDS:
-            raise SystemExit(f"--mix: unknown change kind {k!r} (one of {', '.join(KINDS)})")
-        mix[k] = float(v)
-    if "new" not in mix or sum(mix.values()) <= 0:
-        raise SystemExit("--mix must include new=… and positive weights")
-    return mix
+    try:
+        return parse_kinds(text, KINDS)
+    except ScheduleError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

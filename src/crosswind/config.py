@@ -645,6 +645,30 @@ class MonitoringConfig(_Section):
         return self
 
 
+class LoadtestConfig(_Section):
+    """``[loadtest]``: ``crosswind loadtest`` writes a synthetic flight-event load into
+    the primary. Refused unless ``allowed = true``: mark only non-production estates."""
+
+    allowed: bool = False
+    #: before cutover, enqueue the Event Grid events Azure would deliver for each write
+    #: (an emulator emits none); default: as ``[azure] emulator``
+    emulate_events: bool | None = None
+    #: writes in flight at once (the schedule is open loop: a slow primary shows as lateness)
+    concurrency: int = Field(64, ge=1, le=1024)
+    #: objects larger than this are written at this size (single-request writes)
+    max_object_bytes: int = Field(4 * MiB, ge=1, le=256 * MiB)
+    #: after the load, the replica gets this long to show every change (default:
+    #: ``[replicate] reconcile_interval_s`` + 120, as some changes travel only by reconcile)
+    settle_timeout_s: float | None = Field(None, gt=0)
+    #: pass/fail beyond the lag SLOs of ``[replicate]``: achieved rate over the target
+    #: rate at least this; primary write errors at most this share; DLQ entries added at
+    #: most this many; connection pools and workers busy below this share on average
+    min_rate_ratio: float = Field(0.9, ge=0, le=1)
+    max_error_ratio: float = Field(0.0, ge=0, le=1)
+    max_dlq_growth: int = Field(0, ge=0)
+    max_utilisation: float = Field(0.7, gt=0, le=1)
+
+
 class Config(_Section):
     azure: AzureConfig
     aws: AwsConfig
@@ -659,6 +683,7 @@ class Config(_Section):
     security: SecurityConfig = SecurityConfig.model_validate({})
     tls: TlsConfig = TlsConfig.model_validate({})
     monitoring: MonitoringConfig = MonitoringConfig.model_validate({})
+    loadtest: LoadtestConfig = LoadtestConfig.model_validate({})
     #: directory of the config file; relative paths in it are taken from here
     base_dir: Path = Path(".")
 

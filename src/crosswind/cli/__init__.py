@@ -5,6 +5,7 @@ from __future__ import annotations
 from crosswind.cli import audit as _audit  # noqa: F401  (registers commands)
 from crosswind.cli import cutover as _cutover  # noqa: F401  (registers commands)
 from crosswind.cli import governance as _governance  # noqa: F401  (registers commands)
+from crosswind.cli import loadtest as _loadtest  # noqa: F401  (registers commands)
 from crosswind.cli import metadata as _metadata  # noqa: F401  (registers commands)
 from crosswind.cli import monitoring as _monitoring  # noqa: F401  (registers commands)
 from crosswind.cli import objects as _objects  # noqa: F401  (registers commands)
