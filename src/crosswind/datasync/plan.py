@@ -83,9 +83,11 @@ def _prefix_of(glob: str, option: str) -> str:
 def map_filter(f: KeyFilter) -> Filters:
     """Our filter as DataSync patterns that select exactly the same keys, or
     ``FilterNotMappable``."""
-    if set(f.prefix) & _UNMAPPABLE:
+    bad = sorted(set(f.prefix) & (_UNMAPPABLE | {"*"}))
+    if bad:
+        # In a pattern '*' is a wildcard; in our prefix it is a character.
         raise FilterNotMappable(f"--prefix {f.prefix!r}: DataSync patterns cannot hold "
-                                f"{' '.join(sorted(set(f.prefix) & _UNMAPPABLE))}")
+                                f"{' '.join(bad)} as a character")
     includes = [_prefix_of(g, "--include") for g in f.include]
     excludes = [_prefix_of(g, "--exclude") for g in f.exclude]
     if f.prefix:
