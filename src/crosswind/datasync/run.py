@@ -10,8 +10,8 @@
 4. the task report is read from S3; every object DataSync verified is
    checked by crosswind too (HEAD both sides: same size, same content MD5) and
    only then recorded as a verified copy, as the crosswind engine records its own;
-5. with the state lock released: crosswind's validation of the direction, and
-   the metadata ingestion (object names → rows) of the recorded copies.
+5. with the state lock released: the metadata ingestion (object names → rows)
+   of the recorded copies, then crosswind's validation of the direction.
 
 The run and its report are in the state store like any ``sync objects`` run.
 """
@@ -378,9 +378,10 @@ async def sync_with_datasync(cfg: Config, direction: Direction, opts: SyncOption
     try:
         if outcome.result.status != "succeeded" or opts.dry_run:
             return outcome
-        outcome.details["validation"] = await _validate(cfg, direction)
+        # Rows first: the validation checks them too when rows are configured.
         if outcome.confirmed is not None:
             outcome.details["metadata_ingestion"] = await _ingest(cfg, outcome.confirmed)
+        outcome.details["validation"] = await _validate(cfg, direction, opts)
         v = outcome.details["validation"]
         if v.get("verdict") != "pass":
             outcome.result.status, outcome.result.exit_code = "failed", 1
@@ -403,9 +404,14 @@ async def sync_with_datasync(cfg: Config, direction: Direction, opts: SyncOption
     return outcome
 
 
-async def _validate(cfg: Config, direction: Direction) -> dict[str, Any]:
+async def _validate(cfg: Config, direction: Direction, opts: SyncOptions) -> dict[str, Any]:
     from crosswind.validate.run import ValidateOptions, replication_checks, validate
 
+    # The keys this run was asked to sync (--prefix/--include/--exclude), not the
+    # config's defaults: a narrower run must not fail on keys it left alone.
+    f = opts.filter
+    cfg = cfg.model_copy(update={"sync": cfg.sync.model_copy(update={
+        "prefix": f.prefix, "include": f.include, "exclude": f.exclude})})
     try:
         r = await validate(cfg, ValidateOptions(direction=direction,
                                                 checks=replication_checks(cfg)))
