@@ -357,3 +357,38 @@ def test_aws_to_azure_is_refused_in_one_line(make_ds_env: Callable[..., DsEnv]) 
     p = env.cli("sync", "objects", "--direction", "aws-to-azure")
     assert p.returncode == 2
     assert 'moves objects azure-to-aws only' in p.stderr
+
+
+def test_a_repointed_container_replaces_what_crosswind_made(
+        make_ds_env: Callable[..., DsEnv], azurite: Azurite) -> None:
+    """A location cannot be re-pointed: a new one and a new task are made, and
+    crosswind's old ones deleted (found by their tags)."""
+    env = make_ds_env()
+    put_events(env, 1)
+    first = _report(env.cli("sync", "objects", "--direction", "azure-to-aws", "--json"))
+    assert first["status"] == "succeeded", first.get("error")
+    # The same container under another URL (localhost for 127.0.0.1): another location.
+    url = f"{azurite.blob_url}/{env.container.container_name}".replace("127.0.0.1",
+                                                                       "localhost")
+    text = env.config_path.read_text().replace(
+        "[datasync]\n", f'[datasync]\ncontainer_url = "{url}"\n')
+    env.config_path.write_text(text)
+    p = env.cli("sync", "objects", "--direction", "azure-to-aws", "--json")
+    assert p.returncode == 0, p.stderr
+    second = _report(p)
+    ds1, ds2 = first["datasync"], second["datasync"]
+    assert ds2["source_location"] != ds1["source_location"]
+    assert ds2["destination_location"] == ds1["destination_location"]
+    assert ds2["task"] != ds1["task"]
+    assert f"deleted old task {ds1['task']}" in ds2["actions"]
+    assert f"deleted old location {ds1['source_location']}" in ds2["actions"]
+    listed = {r["LocationArn"] for r in _list_locations(env.server)}
+    assert ds1["source_location"] not in listed and ds2["source_location"] in listed
+
+
+def _list_locations(server: DataSyncServer) -> list[dict[str, Any]]:
+    import boto3
+
+    ds = boto3.client("datasync", endpoint_url=server.endpoint, region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    return list(ds.list_locations(MaxResults=100)["Locations"])
