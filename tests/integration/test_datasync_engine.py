@@ -183,8 +183,9 @@ def test_a_run_creates_the_task_moves_validates_and_ingests(
     keys = put_events(env, 12)
     env.container.upload_blob("other/skip-me.json", b"{}")
     sas = env.sas()
-    p = env.cli("sync", "objects", "--direction", "azure-to-aws", "--prefix", "events/",
-                "--json", sas=sas)
+    # --verbose: crosswind's INFO logs are on stderr too, and checked below.
+    p = env.cli("--verbose", "sync", "objects", "--direction", "azure-to-aws", "--prefix",
+                "events/", "--json", sas=sas)
     assert p.returncode == 0, p.stderr
     r = _report(p)
     assert r["engine"] == "datasync" and r["status"] == "succeeded"
@@ -226,6 +227,12 @@ def test_a_run_creates_the_task_moves_validates_and_ingests(
         assert client[env.mongo_db]["rows"].count_documents({}) == 12
     finally:
         client.close()
+
+    # A lineage run, as the crosswind engine leaves one.
+    events = [json.loads(x) for x in
+              (cfg.state_dir / "lineage" / "events.jsonl").read_text().splitlines()]
+    assert any(e["job"]["name"] == "sync-objects.azure-to-aws" and e["eventType"] == "COMPLETE"
+               for e in events)
 
     # The SAS value is nowhere but in the two calls that carry it.
     report_file = cfg.state_dir / "reports" / f"sync-objects-{r['run_id']}.json"
@@ -392,3 +399,30 @@ def _list_locations(server: DataSyncServer) -> list[dict[str, Any]]:
     ds = boto3.client("datasync", endpoint_url=server.endpoint, region_name="us-east-1",
                       aws_access_key_id="test", aws_secret_access_key="test")
     return list(ds.list_locations(MaxResults=100)["Locations"])
+
+
+def test_a_dry_run_shows_the_requests_and_calls_nothing(
+        make_ds_env: Callable[..., DsEnv]) -> None:
+    env = make_ds_env()
+    put_events(env, 2)
+    before = len(env.server.requests())
+    sas = env.sas()
+    p = env.cli("sync", "objects", "--direction", "azure-to-aws", "--dry-run", "--json", sas=sas)
+    assert p.returncode == 0, p.stderr
+    r = _report(p)
+    would = r["datasync"]["would_request"]
+    assert would["CreateTask"]["TaskMode"] == "ENHANCED"
+    assert "SasConfiguration" not in would["CreateLocationAzureBlob"]
+    assert len(env.server.requests()) == before and env.keys_in_bucket() == []
+    assert "validation" not in r
+
+
+def test_the_terminal_summary_names_the_execution(make_ds_env: Callable[..., DsEnv]) -> None:
+    env = make_ds_env()
+    put_events(env, 2)
+    p = env.cli("sync", "objects", "--direction", "azure-to-aws")
+    assert p.returncode == 0, p.stderr
+    assert "DataSync: created task arn:aws:datasync:" in p.stderr
+    assert "DataSync execution arn:aws:datasync:" in p.stderr and "SUCCESS" in p.stderr
+    assert "crosswind confirmed 2 of the copies DataSync verified" in p.stderr
+    assert "validation: pass" in p.stderr

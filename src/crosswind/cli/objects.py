@@ -131,7 +131,7 @@ def _datasync_summary(report: dict[str, Any]) -> None:
     if check:
         err.print(f"crosswind confirmed {check['confirmed']:,} of the copies DataSync verified "
                   f"({check['unconfirmed']:,} left to validation)")
-    for name in ("validation", "metadata_ingestion"):
+    for name in ("metadata_ingestion", "validation"):
         if report.get(name):
             r = report[name]
             err.print(f"{name.replace('_', ' ')}: {r.get('verdict') or r.get('status')} "

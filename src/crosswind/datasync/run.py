@@ -24,7 +24,7 @@ import logging
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -41,6 +41,8 @@ from crosswind.errors import (
     CrosswindError,
     DeleteLimitExceeded,
 )
+from crosswind.governance.context import Governance
+from crosswind.governance.runs import objects_lineage
 from crosswind.model import Direction, ObjectMeta
 from crosswind.observability.stats import SyncStats
 from crosswind.secrets import redact, resolve
@@ -268,8 +270,14 @@ async def run_datasync(cfg: Config, direction: Direction, opts: SyncOptions,
     failures: list[dict[str, str]] = []
     confirmed: KeySpool | None = None
     run_id = 0
+    gov: Governance | None = None
     try:
         state.lock()
+        # Stewardship on the report and a lineage run, as for the crosswind engine.
+        # No schema gate: DataSync writes the objects; the validation after checks.
+        gov = Governance.open(cfg, state)
+        opts = replace(opts, governance=gov)
+        lineage = objects_lineage(gov, cfg, direction, dry_run=opts.dry_run)
         run_id = state.start_run("objects", direction.value, opts.dry_run)
         try:
             if opts.dry_run:
@@ -298,7 +306,11 @@ async def run_datasync(cfg: Config, direction: Direction, opts: SyncOptions,
                                 failures, error, exit_code=exit_code)
             outcome = DataSyncOutcome(result, details, confirmed)
             state.finish_run(run_id, status, outcome.report())
+            lineage.finish_sync(status, error, run_id, rows=stats.copied.count,
+                                bytes=stats.copied.bytes)
     finally:
+        if gov is not None:
+            gov.close()
         state.close()
     return outcome
 
