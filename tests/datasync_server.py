@@ -35,7 +35,8 @@ DataSync's own transfer speed, retries, or its exact report bytes.
 
 Test controls (not DataSync): ``POST /_control`` with ``{"fail_next": {...}}``
 (the next execution ends in ERROR with that ``Result``) or ``{"hang_next":
-true}`` (it never leaves TRANSFERRING); ``GET /_requests`` lists every request
+true}`` (it stays TRANSFERRING until ``DataSyncServer.control(release=True)``
+lets it go on); ``GET /_requests`` lists every request
 received (operation and body), for tests that look for the SAS token.
 """
 
@@ -509,3 +510,13 @@ class DataSyncServer(ThreadingHTTPServer):
                 self.state.fail_next = ctl["fail_next"]
             if "hang_next" in ctl:
                 self.state.hang_next = bool(ctl["hang_next"])
+            hanging = [(arn, ex) for arn, ex in self.state.executions.items() if ex.hang] \
+                if ctl.get("release") else []
+        for arn, ex in hanging:
+            # The held execution goes on: its data plane runs now, then moto's steps.
+            with self.state.lock:
+                task = dict(self.state.tasks.get(ex.task_arn, {}))
+                src = self.state.azure[task["SourceLocationArn"]]
+                dst = self.state.s3_locations[task["DestinationLocationArn"]]
+            ex.counters = DataPlaneStandIn(self.state, task, src, dst, arn).run()
+            ex.hang = False

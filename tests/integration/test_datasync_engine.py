@@ -426,3 +426,43 @@ def test_the_terminal_summary_names_the_execution(make_ds_env: Callable[..., DsE
     assert "DataSync execution arn:aws:datasync:" in p.stderr and "SUCCESS" in p.stderr
     assert "crosswind confirmed 2 of the copies DataSync verified" in p.stderr
     assert "validation: pass" in p.stderr
+
+
+def test_an_interrupted_run_is_resumed_by_following_the_same_execution(
+        make_ds_env: Callable[..., DsEnv], monkeypatch: pytest.MonkeyPatch) -> None:
+    """crosswind stopped while DataSync runs (Ctrl-C, a crash): the execution goes
+    on, and the next run follows it instead of starting another."""
+    env = make_ds_env()
+    keys = put_events(env, 3)
+    monkeypatch.setenv(env.sas_var, env.sas())
+    cfg = load_config(env.config_path)
+    d = Direction.AZURE_TO_AWS
+    env.server.control(hang_next=True)
+
+    def starts() -> int:
+        return sum(q["operation"] == "StartTaskExecution" for q in env.server.requests())
+
+    before = starts()
+
+    async def interrupted() -> None:
+        run = asyncio.create_task(run_datasync(cfg, d, options_from_config(cfg, d)))
+        # The server runs in another thread: no event to wait on.
+        while starts() == before:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # following it now
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    asyncio.run(interrupted())
+    state = StateStore(cfg.state_dir)
+    try:
+        assert state.runs("objects")[0]["status"] == "interrupted"
+    finally:
+        state.close()
+    env.server.control(release=True)
+    outcome = asyncio.run(run_datasync(cfg, d, options_from_config(cfg, d)))
+    assert outcome.result.status == "succeeded", outcome.result.error
+    assert starts() == before + 1  # the first run's only
+    assert outcome.details["datasync"]["task_report"]["verified"]["count"] == 3
+    assert env.keys_in_bucket() == sorted(keys)
