@@ -34,7 +34,8 @@ there so the orchestration can be followed end to end; it says nothing about
 DataSync's own transfer speed, retries, or its exact report bytes.
 
 Test controls (not DataSync): ``POST /_control`` with ``{"fail_next": {...}}``
-(the next execution ends in ERROR with that ``Result``) or ``{"hang_next":
+(the next execution ends in ERROR with that ``Result``), ``{"fail_keys": [...]}``
+(those objects are reported as failed transfers and not copied), or ``{"hang_next":
 true}`` (it stays TRANSFERRING until ``DataSyncServer.control(release=True)``
 lets it go on); ``GET /_requests`` lists every request
 received (operation and body), for tests that look for the SAS token.
@@ -95,6 +96,8 @@ class State:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: dict[str, Any] | None = None
     hang_next: bool = False
+    #: keys the stand-in reports as failed transfers (and does not copy)
+    fail_keys: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def s3(self) -> Any:
@@ -403,6 +406,13 @@ class DataPlaneStandIn:
                 skipped.append({"RelativePath": "/" + key, "SourceMetadata": meta,
                                 "SkippedStatus": "SUCCESS", "SkippedReason": "Unchanged"})
                 continue
+            if key in self.st.fail_keys:
+                transferred.append({"RelativePath": "/" + key, "SourceMetadata": meta,
+                                    "TransferType": "CONTENT_AND_METADATA",
+                                    "TransferTimestamp": now, "TransferStatus": "FAILED",
+                                    "ErrorCode": "AccessDenied",
+                                    "ErrorDetail": "stand-in: refused for the test"})
+                continue
             data = container.download_blob(key).readall()
             digest = hashlib.md5(data).digest()
             cs = blob.content_settings
@@ -430,6 +440,8 @@ class DataPlaneStandIn:
                                     "SourceMetadata": {"Type": "Regular",
                                                        "ContentSize": dest[key]["Size"]}})
         self._report(transferred, verified, skipped, deleted, at_source)
+        failed_transfers = sum(t["TransferStatus"] != "SUCCESS" for t in transferred)
+        transferred = [t for t in transferred if t["TransferStatus"] == "SUCCESS"]
         return {
             "EstimatedFilesToTransfer": len(transferred),
             "EstimatedBytesToTransfer": sum(t["SourceMetadata"]["ContentSize"]
@@ -440,7 +452,7 @@ class DataPlaneStandIn:
             "FilesVerified": len(verified), "FilesSkipped": len(skipped),
             "FilesDeleted": len(deleted), "EstimatedFilesToDelete": len(deleted),
             "FilesListed": {"AtSource": at_source, "AtDestinationForDelete": len(dest)},
-            "FilesFailed": {"Transfer": 0,
+            "FilesFailed": {"Transfer": failed_transfers,
                             "Verify": sum(v["VerifyStatus"] != "SUCCESS" for v in verified),
                             "Delete": 0, "Prepare": 0},
         }
@@ -510,6 +522,8 @@ class DataSyncServer(ThreadingHTTPServer):
                 self.state.fail_next = ctl["fail_next"]
             if "hang_next" in ctl:
                 self.state.hang_next = bool(ctl["hang_next"])
+            if "fail_keys" in ctl:
+                self.state.fail_keys = set(ctl["fail_keys"])
             hanging = [(arn, ex) for arn, ex in self.state.executions.items() if ex.hang] \
                 if ctl.get("release") else []
         for arn, ex in hanging:

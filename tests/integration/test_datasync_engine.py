@@ -466,3 +466,24 @@ def test_an_interrupted_run_is_resumed_by_following_the_same_execution(
     assert starts() == before + 1  # the first run's only
     assert outcome.details["datasync"]["task_report"]["verified"]["count"] == 3
     assert env.keys_in_bucket() == sorted(keys)
+
+
+def test_objects_datasync_failed_are_reported_and_the_rest_ingested(
+        make_ds_env: Callable[..., DsEnv]) -> None:
+    env = make_ds_env()
+    keys = put_events(env, 4)
+    env.server.control(fail_keys=[keys[1]])
+    try:
+        p = env.cli("sync", "objects", "--direction", "azure-to-aws", "--json")
+    finally:
+        env.server.control(fail_keys=[])
+    assert p.returncode == 1, p.stderr
+    r = _report(p)
+    assert r["status"] == "failed"
+    assert r["failures"] == [{"key": keys[1], "kind": "DataSyncTransferred",
+                              "reason": "AccessDenied: stand-in: refused for the test"}]
+    assert r["failed"]["count"] == 1 and r["copied"]["count"] == 3
+    assert r["metadata_ingestion"]["written"] == 3  # the confirmed copies' rows
+    assert r["validation"]["verdict"] == "fail"
+    # The object and its row: both missing, both found by crosswind's validation.
+    assert r["validation"]["discrepancy_counts"] == {"missing_on_destination": 2}

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from crosswind.config import Config
-from crosswind.datasync.client import opened_clients
+from crosswind.datasync.client import calling, opened_clients
 from crosswind.datasync.execution import Progress, follow, start
 from crosswind.datasync.plan import TaskPlan, bucket_arn_of, default_name, map_filter, task_options
 from crosswind.datasync.resources import ensure
@@ -155,8 +155,6 @@ async def read_task_report(ds: Any, s3: Any, plan: TaskPlan, execution_arn: str,
                            on_verified: Callable[[str, int], None]) -> ReportTally:
     """Wait for DataSync to say the report is written (``ReportResult``), then
     fold its documents in."""
-    from crosswind.datasync.client import calling
-
     execution_id = execution_arn.rsplit("/", 1)[-1]
     deadline = time.monotonic() + wait_s
     d = final
@@ -172,9 +170,7 @@ async def read_task_report(ds: Any, s3: Any, plan: TaskPlan, execution_arn: str,
     bucket = plan.report_bucket_arn.rsplit(":", 1)[-1]
     while True:
         tally = ReportTally()
-        from crosswind.datasync.client import calling as s3_calling
-
-        with s3_calling(f"S3 task report s3://{bucket}/{plan.report_prefix}"):
+        with calling(f"S3 task report s3://{bucket}/{plan.report_prefix}"):
             async for doc in _report_documents(s3, bucket, plan.report_prefix, execution_id):
                 tally.add(doc, on_verified, execution_id)
         if tally.documents or time.monotonic() >= deadline:
@@ -388,7 +384,9 @@ async def sync_with_datasync(cfg: Config, direction: Direction, opts: SyncOption
     validation and the metadata ingestion of what was confirmed."""
     outcome = await run_datasync(cfg, direction, opts, stats, on_progress)
     try:
-        if outcome.result.status != "succeeded" or opts.dry_run:
+        # Only after an execution that ran to its report (some objects may have
+        # failed in it: the confirmed ones still get their rows, and are validated).
+        if outcome.confirmed is None or opts.dry_run:
             return outcome
         # Rows first: the validation checks them too when rows are configured.
         if outcome.confirmed is not None:
@@ -397,8 +395,9 @@ async def sync_with_datasync(cfg: Config, direction: Direction, opts: SyncOption
         v = outcome.details["validation"]
         if v.get("verdict") != "pass":
             outcome.result.status, outcome.result.exit_code = "failed", 1
-            outcome.result.error = (f"crosswind's validation after DataSync: {v.get('verdict')} "
-                                    f"(validation run {v.get('run_id')})")
+            outcome.result.error = outcome.result.error or (
+                f"crosswind's validation after DataSync: {v.get('verdict')} "
+                f"(validation run {v.get('run_id')})")
         m = outcome.details.get("metadata_ingestion") or {}
         if m.get("status") not in (None, "skipped", "succeeded"):
             outcome.result.status, outcome.result.exit_code = "failed", 1
