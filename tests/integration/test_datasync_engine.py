@@ -76,8 +76,11 @@ class DsEnv:
             permission=ContainerSasPermissions(read=True, list=True),
             expiry=datetime.now(UTC) + timedelta(hours=hours))
 
-    def cli(self, *args: str, sas: str | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, sas: str | None = None,
+            unset_sas: bool = False) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, self.sas_var: sas or self.sas()}
+        if unset_sas:
+            del env[self.sas_var]
         return subprocess.run([sys.executable, "-m", "crosswind", *args, "--config",
                                str(self.config_path)], capture_output=True, text=True,
                               timeout=300, env=env)
@@ -487,3 +490,14 @@ def test_objects_datasync_failed_are_reported_and_the_rest_ingested(
     assert r["validation"]["verdict"] == "fail"
     # The object and its row: both missing, both found by crosswind's validation.
     assert r["validation"]["discrepancy_counts"] == {"missing_on_destination": 2}
+
+
+def test_an_unresolvable_sas_reference_is_one_line_naming_the_setting(
+        make_ds_env: Callable[..., DsEnv]) -> None:
+    env = make_ds_env()
+    p = env.cli("sync", "objects", "--direction", "azure-to-aws", "--json", unset_sas=True)
+    assert p.returncode == 2, p.stderr
+    r = _report(p)
+    assert "[datasync].sas_token" in r["error"] and env.sas_var in r["error"]
+    assert "\n" not in r["error"]
+    assert env.requests("CreateLocationAzureBlob") == []
