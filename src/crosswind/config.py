@@ -178,11 +178,83 @@ class SyncConfig(_Section):
     stamp_metadata: bool = True
     #: attempts per object for retryable errors (the SDKs' own retries come first)
     attempts: int = Field(3, ge=1, le=20)
+    #: who moves the bytes of `sync objects`: crosswind itself, or AWS DataSync
+    #: (azure-to-aws; needs a [datasync] section, README "DataSync engine")
+    engine: Literal["crosswind", "datasync"] = "crosswind"
 
     @model_validator(mode="after")
     def _parts(self) -> SyncConfig:
         if self.part_size * self.part_concurrency > self.memory_budget:
             raise ValueError("part_size * part_concurrency must fit in memory_budget")
+        return self
+
+
+_BUCKET_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_AGENT_ARN = re.compile(r"^arn:aws[a-z-]*:datasync:[a-z0-9-]+:\d{12}:agent/agent-[0-9a-z]{17}$")
+_LOG_GROUP_ARN = re.compile(r"^arn:aws[a-z-]*:logs:[a-z0-9-]+:\d{12}:log-group:[^*]+(:\*)?$")
+
+
+class DataSyncConfig(_Section):
+    """``[datasync]``: AWS DataSync as the mover of ``sync objects`` azure-to-aws
+    (``[sync] engine = "datasync"``); README "DataSync engine"."""
+
+    #: tags the locations and the task crosswind makes (``crosswind:name``), so that a
+    #: re-run finds and updates them; default ``crosswind-<container>-<bucket>``
+    name: str | None = Field(None, pattern=r"^[\w.:/=+@-]{1,200}$")
+    #: the DataSync endpoint and region (default: ``[aws]``'s)
+    endpoint_url: str | None = None
+    region: str | None = None
+    #: the container as DataSync reaches it (default: the account's blob endpoint
+    #: from ``[azure]`` + ``/<container>``)
+    container_url: str | None = None
+    #: a reference to the container SAS token DataSync reads with (read and list);
+    #: resolved only for the CreateLocationAzureBlob/UpdateLocationAzureBlob call
+    sas_token: str
+    #: DataSync agents that reach the container; none: an agentless (ENHANCED) transfer
+    agent_arns: tuple[str, ...] = ()
+    #: the destination bucket as an ARN (default ``arn:aws:s3:::<[aws] bucket>``)
+    bucket_arn: str | None = None
+    #: the IAM role DataSync assumes to write the bucket (iam:PassRole is needed on it)
+    bucket_access_role_arn: str
+    s3_storage_class: Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+                              "GLACIER_INSTANT_RETRIEVAL"] = "STANDARD"
+    #: where DataSync writes its task reports (a bucket of its own: a report inside the
+    #: destination bucket would be an object crosswind's validation counts as extra)
+    report_bucket_arn: str
+    report_prefix: str = "crosswind-datasync/"
+    #: the role DataSync writes the reports with (default: bucket_access_role_arn)
+    report_role_arn: str | None = None
+    #: a bandwidth cap for the task (bytes/s; none: as fast as DataSync goes)
+    bytes_per_second: int | None = Field(None, ge=1)
+    #: a CloudWatch log group for the task's per-file logs (LogLevel TRANSFER)
+    cloudwatch_log_group_arn: str | None = None
+    #: DescribeTaskExecution is asked this often while an execution runs
+    poll_interval_s: float = Field(10.0, gt=0, le=600)
+    #: an execution still running after this long is cancelled and the run fails
+    timeout_s: float = Field(86400.0, gt=0)
+    #: the task report is waited for this long after the execution ends
+    report_wait_s: float = Field(300.0, ge=0)
+
+    @model_validator(mode="after")
+    def _arns(self) -> DataSyncConfig:
+        for n in ("bucket_access_role_arn", "report_role_arn"):
+            v = getattr(self, n)
+            if v is not None and not _ROLE_ARN.match(v):
+                raise ValueError(f"{n} {v!r} is not an IAM role ARN "
+                                 "(arn:aws:iam::ACCOUNT-ID:role/NAME)")
+        for n in ("bucket_arn", "report_bucket_arn"):
+            v = getattr(self, n)
+            if v is not None and not _BUCKET_ARN.match(v):
+                raise ValueError(f"{n} {v!r} is not an S3 bucket ARN (arn:aws:s3:::BUCKET)")
+        for a in self.agent_arns:
+            if not _AGENT_ARN.match(a):
+                raise ValueError(f"agent_arns: {a!r} is not a DataSync agent ARN "
+                                 "(arn:aws:datasync:REGION:ACCOUNT-ID:agent/agent-ID)")
+        lg = self.cloudwatch_log_group_arn
+        if lg is not None and not _LOG_GROUP_ARN.match(lg):
+            raise ValueError(f"cloudwatch_log_group_arn {lg!r} is not a log group ARN")
+        if self.report_prefix.startswith("/"):
+            raise ValueError("report_prefix is a key prefix: no leading '/'")
         return self
 
 
@@ -684,6 +756,7 @@ class Config(_Section):
     tls: TlsConfig = TlsConfig.model_validate({})
     monitoring: MonitoringConfig = MonitoringConfig.model_validate({})
     loadtest: LoadtestConfig = LoadtestConfig.model_validate({})
+    datasync: DataSyncConfig | None = None
     #: directory of the config file; relative paths in it are taken from here
     base_dir: Path = Path(".")
 
@@ -707,6 +780,23 @@ class Config(_Section):
                 raise ValueError(f"[replicate] http = {bind!r} is not a loopback address: "
                                  f"it needs [monitoring] {', '.join(missing)} (references), "
                                  "so that every request carries the token over TLS")
+        return self
+
+    @model_validator(mode="after")
+    def _datasync(self) -> Config:
+        ds = self.datasync
+        if self.sync.engine == "datasync" and ds is None:
+            raise ValueError('[sync] engine = "datasync" needs a [datasync] section '
+                             "(sas_token, bucket_access_role_arn, report_bucket_arn)")
+        if ds is not None:
+            if not ds.sas_token.startswith(_REFERENCE_PREFIXES) and not self.azure.emulator:
+                raise ValueError("[datasync] sas_token must be a reference (env:, file:, "
+                                 "keyvault://, secretsmanager:), not a literal")
+            for url, where in ((ds.endpoint_url, "[datasync] endpoint_url"),
+                               (ds.container_url, "[datasync] container_url")):
+                if url:
+                    check_plain_http(url, emulator=self.aws.emulator and self.azure.emulator,
+                                     where=where)
         return self
 
     @model_validator(mode="after")

@@ -111,9 +111,31 @@ def _summary(report: dict[str, Any], path: Path) -> None:
                   soft_wrap=True)
     if report["failed"]["count"] > 10:
         err.print(f"… {report['failed']['count'] - 10} more failures in the report")
+    if report.get("engine") == "datasync":
+        _datasync_summary(report)
     if report.get("error"):
         err.print(f"[bold red]{escape(report['error'])}[/]", markup=True, soft_wrap=True)
     err.print(f"report: {path}")
+
+
+def _datasync_summary(report: dict[str, Any]) -> None:
+    ds = report["datasync"]
+    for line in ds.get("actions", []):
+        err.print(f"DataSync: {escape(line)}", markup=True, soft_wrap=True)
+    if ds.get("execution"):
+        p = ds.get("progress") or {}
+        err.print(f"DataSync execution {escape(ds['execution'])}: {p.get('status')}, "
+                  f"{p.get('files_transferred', 0):,} files, "
+                  f"{human_bytes(p.get('bytes_transferred', 0))}", markup=True, soft_wrap=True)
+    check = ds.get("crosswind_check")
+    if check:
+        err.print(f"crosswind confirmed {check['confirmed']:,} of the copies DataSync verified "
+                  f"({check['unconfirmed']:,} left to validation)")
+    for name in ("metadata_ingestion", "validation"):
+        if report.get(name):
+            r = report[name]
+            err.print(f"{name.replace('_', ' ')}: {r.get('verdict') or r.get('status')} "
+                      f"(run {r.get('run_id')})")
 
 
 @sync_app.command("objects")
@@ -165,12 +187,22 @@ def sync_objects_cmd(
     opts = options_from_config(cfg, direction, **overrides)
     stats = SyncStats()
 
-    async def go() -> SyncResult:
-        async with live_progress(stats, enabled=not as_json):
-            return await sync_objects(cfg, direction, opts, stats)
+    if cfg.sync.engine == "datasync":
+        from crosswind.datasync.run import DataSyncOutcome, sync_with_datasync
 
-    result = run(go())
-    report = sync_report(result)
+        async def go_datasync() -> DataSyncOutcome:
+            async with live_progress(stats, enabled=not as_json):
+                return await sync_with_datasync(cfg, direction, opts, stats)
+
+        outcome = run(go_datasync())
+        result, report = outcome.result, outcome.report()
+    else:
+        async def go() -> SyncResult:
+            async with live_progress(stats, enabled=not as_json):
+                return await sync_objects(cfg, direction, opts, stats)
+
+        result = run(go())
+        report = sync_report(result)
     path = report_file or cfg.state_dir / "reports" / f"sync-objects-{result.run_id}.json"
     write_report(report, path)
     if as_json:
