@@ -143,12 +143,20 @@ def sync_objects_cmd(
         Path | None, typer.Option("--report", help="Write the JSON report here.")
     ] = None,
     as_json: JsonOpt = False,
+    workers: Annotated[str | None, typer.Option(
+        "--workers", help="Shard the run over Dask: local:N (N worker processes here) or "
+        "tcp://SCHEDULER:8786 (an existing cluster). Default: [scaleout] workers, else "
+        "one process.")] = None,
 ) -> None:
     """Copy new and changed objects from one side to the other, verified."""
+    from crosswind.scaleout.spec import parse_workers
     from crosswind.sync.objects import options_from_config, sync_objects
     from crosswind.sync.report import sync_report
 
+    spec = parse_workers(workers) if workers is not None else None
     cfg = load(config)
+    if spec is None and cfg.scaleout.workers is not None:
+        spec = parse_workers(cfg.scaleout.workers)
     overrides: dict[str, Any] = {"dry_run": dry_run, "delete": delete}
     if include or exclude or prefix is not None:
         s = cfg.sync
@@ -167,6 +175,10 @@ def sync_objects_cmd(
 
     async def go() -> SyncResult:
         async with live_progress(stats, enabled=not as_json):
+            if spec is not None:
+                from crosswind.scaleout.coordinator import sync_objects_distributed
+
+                return await sync_objects_distributed(cfg, direction, opts, spec, stats)
             return await sync_objects(cfg, direction, opts, stats)
 
     result = run(go())
