@@ -665,7 +665,7 @@ class ScaleoutConfig(_Section):
         if v is not None:
             from crosswind.scaleout.spec import parse_workers
 
-            parse_workers(v)
+            parse_workers(v, where="")
         return v
 
 

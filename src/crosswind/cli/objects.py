@@ -156,7 +156,7 @@ def sync_objects_cmd(
     spec = parse_workers(workers) if workers is not None else None
     cfg = load(config)
     if spec is None and cfg.scaleout.workers is not None:
-        spec = parse_workers(cfg.scaleout.workers)
+        spec = parse_workers(cfg.scaleout.workers, where="[scaleout] workers")
     overrides: dict[str, Any] = {"dry_run": dry_run, "delete": delete}
     if include or exclude or prefix is not None:
         s = cfg.sync

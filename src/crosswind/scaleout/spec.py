@@ -32,20 +32,22 @@ class WorkersSpec:
         return f"local:{self.local}" if self.local is not None else str(self.address)
 
 
-def parse_workers(text: str) -> WorkersSpec:
-    """``local:N`` (1 <= N <= 256) or ``tcp://HOST[:PORT]`` (port 8786 by default)."""
+def parse_workers(text: str, where: str = "--workers") -> WorkersSpec:
+    """``local:N`` (1 <= N <= 256) or ``tcp://HOST[:PORT]`` (port 8786 by default);
+    errors start with ``where`` (the flag, or nothing when pydantic names the setting)."""
     value = text.strip()
+    what = f"{where} {text!r}" if where else repr(text)
     if m := _LOCAL.match(value):
         n = int(m.group(1))
         if not 1 <= n <= MAX_LOCAL_WORKERS:
             raise WorkersSpecError(
-                f"workers {text!r}: local needs 1 to {MAX_LOCAL_WORKERS} worker processes")
+                f"{what}: local needs 1 to {MAX_LOCAL_WORKERS} worker processes")
         return WorkersSpec(local=n)
     if m := _TCP.match(value):
         port = int(m.group(2) or DEFAULT_PORT)
         if not 1 <= port <= 65535:
-            raise WorkersSpecError(f"workers {text!r}: port {port} is not a TCP port")
+            raise WorkersSpecError(f"{what}: port {port} is not a TCP port")
         return WorkersSpec(address=f"tcp://{m.group(1)}:{port}")
     raise WorkersSpecError(
-        f"workers {text!r} is neither local:N (N worker processes on this machine) nor "
+        f"{what} is neither local:N (N worker processes on this machine) nor "
         "tcp://SCHEDULER:PORT (an existing Dask scheduler)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import pickle
 import signal
@@ -116,7 +117,7 @@ def test_same_result_as_one_process(scaled_env: Callable[..., Env],
     assert len(tasks) >= 6
     ranges = [t.shard.range for t in tasks]
     assert ranges[0].after is None and ranges[-1].upto is None
-    assert all(a.upto == b.after for a, b in zip(ranges, ranges[1:], strict=False))
+    assert all(a.upto == b.after for a, b in itertools.pairwise(ranges))
     assert destination(many) == destination(one)
     assert records(many) == records(one)
     # A second run finds nothing to do, on both.
