@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +78,9 @@ class DistributedRun(SyncRun):
         #: test seams: every task as it is submitted, every outcome as it is recorded
         self.on_submit, self.on_outcome = on_submit, on_outcome
         self.shards = 0
+        #: Dask keys are cluster-wide: two coordinators (other state directories,
+        #: the same run id) on one cluster must never share a task
+        self._token = uuid.uuid4().hex[:12]
         # What a worker is sent: the options without the coordinator's governance
         # (open on its state store); the worker builds its own gate
         self._task_options = ShardTask.ship(options)
@@ -124,7 +128,7 @@ class DistributedRun(SyncRun):
         task = self._task(shard)
         if self.on_submit is not None:
             self.on_submit(task)
-        key = f"crosswind-shard-{self.run_id}-{shard.index}"
+        key = f"crosswind-shard-{self._token}-{self.run_id}-{shard.index}"
         fut: Future[ShardOutcome] = self.client.submit(run_shard, task, key=key, pure=False)
         running[asyncio.ensure_future(self._result(fut, shard))] = fut
         self.shards += 1

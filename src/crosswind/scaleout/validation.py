@@ -14,6 +14,7 @@ Secrets travel as references, as for the sync (``task.py``).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -105,6 +106,7 @@ class DistributedValidator(ObjectValidator):
         self.worker_opts = opts
         self.batch = cfg.scaleout.shard_objects
         self.batches = 0
+        self._token = uuid.uuid4().hex[:12]  # Dask keys are cluster-wide
 
     async def _worker(self, queue: asyncio.Queue[Pair | None]) -> None:
         batch: list[Pair] = []
@@ -123,7 +125,7 @@ class DistributedValidator(ObjectValidator):
         self.batches += 1
         task = LookTask(self.cfg, self.direction.value, self.worker_opts, index, pairs)
         fut: Future[LookOutcome] = self.client.submit(run_looks, task, pure=False,
-                                                      key=f"crosswind-looks-{id(self)}-{index}")
+                                                      key=f"crosswind-looks-{self._token}-{index}")
         try:
             outcome: LookOutcome = await fut
         except asyncio.CancelledError:
