@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 import os
 import pickle
 import signal
@@ -196,3 +197,83 @@ def test_secrets_reach_workers_by_reference_only(scaled_env: Callable[..., Env],
         assert f"env:{AZ_VAR}".encode() in p  # the reference is what travels
     text = str(report)
     assert S3_SECRET not in text and az_key not in text
+
+
+def test_reverse_direction_and_failures_flow_back(scaled_env: Callable[..., Env],
+                                                  dask_cluster: Client) -> None:
+    """S3 → Azure, with a key Azure refuses ("a\\\\b"): the failure is the
+    shard's, the coordinator records it in its state and report as one process does."""
+    w2a = Direction.AWS_TO_AZURE
+    envs = scaled_env("shard_objects = 4\n"), scaled_env("shard_objects = 4\n")
+    for env in envs:
+        s3: Any = env.s3
+        for i, key in enumerate([*ODD, "a\\b", *(f"r/{j:02d}" for j in range(20))]):
+            s3.put_object(Bucket=env.bucket, Key=key, Body=f"body {i}".encode())
+    one, many = envs
+    a = sync_report(asyncio.run(sync_objects(one.config, w2a, options_from_config(
+        one.config, w2a))))
+    b = sync_report(asyncio.run(sync_objects_distributed(
+        many.config, w2a, options_from_config(many.config, w2a),
+        parse_workers(dask_cluster.scheduler.address))))
+    assert a["status"] == "failed" and a["failed"]["count"] == 1
+    for r in (a, b):  # the reason starts with the store's (estate's own) name
+        for f in r["failures"]:
+            f["reason"] = f["reason"].split(": ", 1)[1]
+    assert comparable(b) == comparable(a)
+    assert [f["key"] for f in b["failures"]] == ["a\\b"]
+    db = sqlite3.connect(many.config.state_dir / "state.db")
+    try:
+        rows = db.execute("SELECT run_id, key, kind FROM failures").fetchall()
+    finally:
+        db.close()
+    assert rows == [(b["run_id"], "a\\b", a["failures"][0]["kind"])]
+    blobs = {x.name: x.size for x in many.container.list_blobs()}
+    assert blobs == {x.name: x.size for x in one.container.list_blobs()}
+    assert len(blobs) == len(ODD) + 20
+
+
+GOVERNANCE = """
+[governance]
+enforce = "reject"
+"""
+EVENT = "events/2026/11/26/AA{:04d}/DFW-LAX/departure-{:08d}-0000-0000-0000-000000000000.json"
+
+
+def test_schema_rejections_reach_the_coordinators_dlq(scaled_env: Callable[..., Env],
+                                                      dask_cluster: Client) -> None:
+    from azure.storage.blob import ContentSettings
+    from typer.testing import CliRunner
+
+    from crosswind.cli import app
+    from crosswind.governance.registry import Registry
+    from crosswind.governance.subjects import builtin_schema
+    from crosswind.state import StateStore
+
+    envs = scaled_env("shard_objects = 3\n", extra=GOVERNANCE), scaled_env(
+        "shard_objects = 3\n", extra=GOVERNANCE)
+    json_type = ContentSettings(content_type="application/json")
+    for env in envs:
+        state = StateStore(env.config.state_dir)
+        try:
+            Registry(state).register("object-metadata", builtin_schema("object-metadata"))
+        finally:
+            state.close()
+        for i in range(8):
+            carrier = "aa1" if i in (2, 6) else "AA"  # two fail the schema's pattern
+            env.container.upload_blob(EVENT.format(i, i), b'{"ok": true}',
+                                      content_settings=json_type,
+                                      metadata={"EventType": "departure", "Carrier": carrier,
+                                                "SourceSystem": "FXIP"})
+    one, many = envs
+    a = single(one)
+    b = distributed(many, dask_cluster)
+    assert a["schema_validation"]["rejected"] == 2 and a["copied"]["count"] == 6
+    assert comparable(b) == comparable(a)
+
+    def dlq(env: Env) -> list[str]:
+        out = CliRunner().invoke(app, ["dlq", "list", "-c", str(env.config_path), "--kind",
+                                       "schema", "--json"])
+        assert out.exit_code == 0, out.output
+        return sorted(i["item"] for i in json.loads(out.stdout)["items"])
+
+    assert dlq(many) == dlq(one) == [EVENT.format(2, 2), EVENT.format(6, 6)]
