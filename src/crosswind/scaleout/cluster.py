@@ -48,6 +48,12 @@ class ParentWatch(WorkerPlugin):
         threading.Thread(target=watch, name="crosswind-parent-watch", daemon=True).start()
 
 
+async def worker_count(client: Client) -> int:
+    """Workers the scheduler has now (the client's cached scheduler info lags)."""
+    nthreads: dict[str, int] = await client.nthreads()  # type: ignore[no-untyped-call]
+    return len(nthreads)
+
+
 @contextlib.asynccontextmanager
 async def dask_client(spec: WorkersSpec, timeout_s: float = 30.0) -> AsyncIterator[Client]:
     """An asynchronous client on the event loop of the caller, closed (with the
@@ -65,6 +71,7 @@ async def dask_client(spec: WorkersSpec, timeout_s: float = 30.0) -> AsyncIterat
             client = await Client(cluster, asynchronous=True)  # type: ignore[no-untyped-call]
             try:
                 await client.register_plugin(ParentWatch())
+                await client.wait_for_workers(spec.local, timeout=timeout_s)
                 yield client
             finally:
                 await client.close()

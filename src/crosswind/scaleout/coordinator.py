@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +33,7 @@ from crosswind.governance.registry import Registry
 from crosswind.governance.runs import objects_lineage
 from crosswind.model import Direction
 from crosswind.observability.stats import SyncStats
-from crosswind.scaleout.cluster import dask_client
+from crosswind.scaleout.cluster import dask_client, worker_count
 from crosswind.scaleout.merge import add_gate_counters, add_stats, first_by_key
 from crosswind.scaleout.shards import Shard, ShardCutter
 from crosswind.scaleout.spec import WorkersSpec
@@ -81,6 +82,7 @@ class DistributedRun(SyncRun):
         #: Dask keys are cluster-wide: two coordinators (other state directories,
         #: the same run id) on one cluster must never share a task
         self._token = uuid.uuid4().hex[:12]
+        self._workers, self._workers_checked = 0, -1e9
         # What a worker is sent: the options without the coordinator's governance
         # (open on its state store); the worker builds its own gate
         self._task_options = ShardTask.ship(options)
@@ -89,9 +91,13 @@ class DistributedRun(SyncRun):
         return ShardTask(self.cfg, self.direction.value, self._task_options, shard,
                          self.cfg.governance.enforce, self.schemas)
 
-    def _slots(self) -> int:
-        workers = len(self.client.scheduler_info().get("workers", {})) or 1
-        return workers * self.settings.shards_per_worker
+    async def _slots(self) -> int:
+        """Shards to keep on the cluster: per worker, as many workers as it has now
+        (asked again every few seconds: workers may join or leave mid-run)."""
+        now = time.monotonic()
+        if now >= self._workers_checked + 5.0:
+            self._workers, self._workers_checked = await worker_count(self.client), now
+        return max(1, self._workers) * self.settings.shards_per_worker
 
     async def _march_and_copy(self) -> None:
         src, dst, records = self._listings()
@@ -121,7 +127,7 @@ class DistributedRun(SyncRun):
 
     async def _submit(self, shard: Shard, running: dict[asyncio.Task[ShardOutcome],
                                                        Future[ShardOutcome]]) -> None:
-        while len(running) >= self._slots():
+        while len(running) >= await self._slots():
             await self._collect(running)
             if self.breaker.tripped is not None:
                 return

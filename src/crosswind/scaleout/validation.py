@@ -23,7 +23,7 @@ from distributed import Client, Future
 from crosswind.config import Config
 from crosswind.errors import CrosswindError
 from crosswind.model import Direction
-from crosswind.scaleout.cluster import dask_client
+from crosswind.scaleout.cluster import dask_client, worker_count
 from crosswind.scaleout.coordinator import ShardLost, ShardStopped
 from crosswind.scaleout.spec import WorkersSpec
 from crosswind.secrets import configure, redact
@@ -152,7 +152,7 @@ async def check_objects_distributed(
     if opts.sample is not None:
         raise CrosswindError("validation on --workers needs --full")
     async with dask_client(workers, cfg.scaleout.connect_timeout_s) as client:
-        n = len(client.scheduler_info().get("workers", {})) or 1
+        n = max(1, await worker_count(client))
         return await DistributedValidator(
             src, dst, opts, sink, tally, client=client, cfg=cfg, direction=direction,
             slots=n * cfg.scaleout.shards_per_worker).run()
