@@ -78,13 +78,15 @@ def records(env: Env) -> list[tuple[Any, ...]]:
 
 
 def comparable(report: dict[str, Any]) -> dict[str, Any]:
-    """The report without what differs between any two runs. Examples are sorted:
-    one process lists a checked pair that needs a copy when its check ends, shards
-    by key (the report's examples are a sample, their order is not a result)."""
+    """The report without what differs between any two runs. Examples and failures
+    are sorted: one process lists them as its concurrent copies and checks end
+    (an order that differs from run to run), shards by key."""
     out = {k: v for k, v in report.items() if k not in _VOLATILE}
-    for name in ("would_copy", "would_delete"):
+    for name in ("would_copy", "would_delete", "schema_validation"):
         if name in out:
             out[name] = {**out[name], "examples": sorted(out[name]["examples"], key=str)}
+    # one process lists failures as the copies end, in whatever order that is
+    out["failures"] = sorted(out["failures"], key=str)
     return out
 
 
