@@ -741,6 +741,33 @@ class LoadtestConfig(_Section):
     max_utilisation: float = Field(0.7, gt=0, le=1)
 
 
+class ScaleoutConfig(_Section):
+    """``[scaleout]``: object sync on a Dask cluster (``crosswind.scaleout``)."""
+
+    #: where shards run: "local:N" (a LocalCluster of N worker processes here) or
+    #: "tcp://SCHEDULER:8786" (an existing cluster); unset: one process, no Dask.
+    #: ``--workers`` overrides it.
+    workers: str | None = None
+    #: a shard closes at this many keys (listed at either side) ...
+    shard_objects: int = Field(1000, ge=1, le=1_000_000)
+    #: ... or at this many source bytes, whichever comes first
+    shard_bytes: int = Field(1024 * MiB, ge=1)
+    #: shards handed to the cluster at once, per worker: enough that a worker never
+    #: waits for its next one; the rest of the listing is not read ahead further
+    shards_per_worker: int = Field(2, ge=1, le=64)
+    #: seconds to reach a tcp:// scheduler (or start a LocalCluster)
+    connect_timeout_s: float = Field(30.0, gt=0, le=600)
+
+    @field_validator("workers")
+    @classmethod
+    def _spec(cls, v: str | None) -> str | None:
+        if v is not None:
+            from crosswind.scaleout.spec import parse_workers
+
+            parse_workers(v, where="")
+        return v
+
+
 class Config(_Section):
     azure: AzureConfig
     aws: AwsConfig
@@ -757,6 +784,7 @@ class Config(_Section):
     monitoring: MonitoringConfig = MonitoringConfig.model_validate({})
     loadtest: LoadtestConfig = LoadtestConfig.model_validate({})
     datasync: DataSyncConfig | None = None
+    scaleout: ScaleoutConfig = ScaleoutConfig.model_validate({})
     #: directory of the config file; relative paths in it are taken from here
     base_dir: Path = Path(".")
 

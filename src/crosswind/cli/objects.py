@@ -34,6 +34,7 @@ from crosswind.cli.app import (
     ticking,
     write_report,
 )
+from crosswind.errors import ConfigError
 from crosswind.governance.stewardship import stewardship_fields
 from crosswind.inventory import human_bytes
 from crosswind.model import Direction
@@ -165,12 +166,20 @@ def sync_objects_cmd(
         Path | None, typer.Option("--report", help="Write the JSON report here.")
     ] = None,
     as_json: JsonOpt = False,
+    workers: Annotated[str | None, typer.Option(
+        "--workers", help="Shard the run over Dask: local:N (N worker processes here) or "
+        "tcp://SCHEDULER:8786 (an existing cluster). Default: [scaleout] workers, else "
+        "one process.")] = None,
 ) -> None:
     """Copy new and changed objects from one side to the other, verified."""
+    from crosswind.scaleout.spec import parse_workers
     from crosswind.sync.objects import options_from_config, sync_objects
     from crosswind.sync.report import sync_report
 
+    spec = parse_workers(workers) if workers is not None else None
     cfg = load(config)
+    if spec is None and cfg.scaleout.workers is not None:
+        spec = parse_workers(cfg.scaleout.workers, where="[scaleout] workers")
     overrides: dict[str, Any] = {"dry_run": dry_run, "delete": delete}
     if include or exclude or prefix is not None:
         s = cfg.sync
@@ -190,6 +199,10 @@ def sync_objects_cmd(
     if cfg.sync.engine == "datasync":
         from crosswind.datasync.run import DataSyncOutcome, sync_with_datasync
 
+        if spec is not None:
+            raise ConfigError("--workers / [scaleout] workers does not apply with [sync] engine "
+                              "= \"datasync\": DataSync moves the bytes")
+
         async def go_datasync() -> DataSyncOutcome:
             async with live_progress(stats, enabled=not as_json):
                 return await sync_with_datasync(cfg, direction, opts, stats)
@@ -199,6 +212,10 @@ def sync_objects_cmd(
     else:
         async def go() -> SyncResult:
             async with live_progress(stats, enabled=not as_json):
+                if spec is not None:
+                    from crosswind.scaleout.coordinator import sync_objects_distributed
+
+                    return await sync_objects_distributed(cfg, direction, opts, spec, stats)
                 return await sync_objects(cfg, direction, opts, stats)
 
         result = run(go())

@@ -119,6 +119,9 @@ def validate_cmd(
         Path | None, typer.Option("--report", help="Write the JSON report here.")
     ] = None,
     as_json: JsonOpt = False,
+    workers: Annotated[str | None, typer.Option(
+        "--workers", help="With --full: the closer looks on Dask, local:N or "
+        "tcp://SCHEDULER:8786 (see sync objects --workers).")] = None,
 ) -> None:
     """Validate: presence, size, hash and metadata of objects; rows field by field;
     every object has its row and every row its object. Without --objects/--metadata/--join,
@@ -129,6 +132,8 @@ def validate_cmd(
         raise ConfigError("--config is required (or set CROSSWIND_CONFIG)")
     if sample is not None and full:
         raise ConfigError("--sample and --full exclude each other")
+    if workers is not None and not full:
+        raise ConfigError("--workers needs --full (a sample's closer looks run here)")
     from crosswind.validate.run import (
         Live,
         ValidateOptions,
@@ -150,8 +155,18 @@ def validate_cmd(
     v = cfg.validation
     targets = Targets(v.completeness_target if completeness is None else completeness,
                       v.pass_rate_target if pass_rate is None else pass_rate)
+    checker = None
+    if workers is not None:
+        import functools
+
+        from crosswind.scaleout.spec import parse_workers
+        from crosswind.scaleout.validation import check_objects_distributed
+
+        checker = functools.partial(check_objects_distributed, cfg, direction,
+                                    parse_workers(workers))
     opts = ValidateOptions(direction=direction, checks=checks, sample=sample, full=full,
-                           deep=deep, seed=seed, repair=repair, targets=targets)
+                           deep=deep, seed=seed, repair=repair, targets=targets,
+                           objects_checker=checker)
     live = Live()
 
     async def go() -> dict[str, Any]:

@@ -232,12 +232,18 @@ class SyncRun:
     async def _abort_leftover_uploads(self) -> None:
         await abort_leftover_uploads(self.dst, self.state)
 
-    async def _march_and_copy(self) -> None:
+    def _listings(self) -> tuple[AsyncIterator[ObjectMeta], AsyncIterator[ObjectMeta],
+                                 Iterable[VerifiedCopy]]:
+        """What the march merges: both listings (filtered) and the verified records,
+        all in key order. A scale-out shard replaces them with its key range's."""
         keep = self.opts.filter
         prefix = keep.prefix
         src = _filtered(self.src.list(prefix), keep, self.stats, "source")
         dst = _filtered(self.dst.list(prefix), keep, self.stats, "destination")
-        records = self.state.iter_verified(self.opts.direction, prefix)
+        return src, dst, self.state.iter_verified(self.opts.direction, prefix)
+
+    async def _march_and_copy(self) -> None:
+        src, dst, records = self._listings()
         queue: asyncio.Queue[tuple[Action, Match] | None] = asyncio.Queue(
             self.opts.concurrency * 4)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.opts.concurrency)]

@@ -55,7 +55,10 @@ class ObjectCheckOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class _Pair:
+class Pair:
+    """An object at both sides whose listings did not say enough: it waits for a
+    closer look (``ObjectValidator._closer_look``)."""
+
     src: ObjectMeta
     dst: ObjectMeta
     quick: PairResult
@@ -131,8 +134,8 @@ class ObjectValidator:
             dst = _counted(dst, keep, self.tally, "destination")
         n_src = n_dst = 0
         full = self.opts.sample is None
-        reservoir: Reservoir[_Pair] = Reservoir(self.opts.sample or 0, self.opts.seed)
-        queue: asyncio.Queue[_Pair | None] = asyncio.Queue(self.opts.concurrency * 4)
+        reservoir: Reservoir[Pair] = Reservoir(self.opts.sample or 0, self.opts.seed)
+        queue: asyncio.Queue[Pair | None] = asyncio.Queue(self.opts.concurrency * 4)
         workers = ([asyncio.create_task(self._worker(queue))
                     for _ in range(self.opts.concurrency)] if full else [])
         flavor, policy = self.flavor, self.opts.policy
@@ -157,9 +160,9 @@ class ObjectValidator:
                     continue
                 self.tally.coverage["closer_look_candidates"] += 1
                 if full:
-                    await queue.put(_Pair(s, d, quick))
+                    await queue.put(Pair(s, d, quick))
                 else:
-                    _, dropped = reservoir.offer(_Pair(s, d, quick))
+                    _, dropped = reservoir.offer(Pair(s, d, quick))
                     if dropped is not None:
                         self._record_pair(dropped.quick)
             for _ in workers:
@@ -182,14 +185,14 @@ class ObjectValidator:
         sampled = reservoir.items()
         slots = asyncio.Semaphore(self.opts.concurrency)
 
-        async def one(p: _Pair) -> None:
+        async def one(p: Pair) -> None:
             async with slots:
                 self._record_pair(await self._closer_look(p))
 
         await asyncio.gather(*(one(p) for p in sampled))
         return self.tally
 
-    async def _worker(self, queue: asyncio.Queue[_Pair | None]) -> None:
+    async def _worker(self, queue: asyncio.Queue[Pair | None]) -> None:
         # A worker must outlive an error: the march would wait forever on a
         # full queue. It keeps draining; the run raises the error at the end.
         while (p := await queue.get()) is not None:
@@ -200,7 +203,7 @@ class ObjectValidator:
             except Exception as exc:
                 self._error = exc
 
-    async def _closer_look(self, p: _Pair) -> PairResult:
+    async def _closer_look(self, p: Pair) -> PairResult:
         """HEAD where the listing lacked props or a hash; read bytes when deep.
         An object that changed or vanished meanwhile keeps its listing verdict."""
         cov = self.tally.coverage

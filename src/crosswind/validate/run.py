@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,13 +31,18 @@ from crosswind.sync.report import sync_report
 from crosswind.validate.findings import JOINS, REPAIRABLE, Check, Finding, Kind
 from crosswind.validate.history import RUN_KIND, FindingLog
 from crosswind.validate.join import check_join
-from crosswind.validate.objects import ObjectCheckOptions, check_objects
+from crosswind.validate.objects import ObjectCheckOptions, Sink, check_objects
 from crosswind.validate.repair import repair_objects
 from crosswind.validate.report import RunFacts, build_report
 from crosswind.validate.rows import check_rows
 from crosswind.validate.tally import CheckTally, Targets
 
 ALL_CHECKS = frozenset(Check)
+
+
+#: ``check_objects`` or another way to run the same check
+ObjectsChecker = Callable[[ObjectStore, ObjectStore, ObjectCheckOptions, Sink, CheckTally],
+                          Awaitable[CheckTally]]
 
 
 def available_checks(cfg: Config) -> frozenset[Check]:
@@ -80,6 +85,9 @@ class ValidateOptions:
     repair: bool = False
     #: None: the config's targets
     targets: Targets | None = None
+    #: what runs the object check (``check_objects``'s signature); the scale-out
+    #: coordinator's for ``--workers``
+    objects_checker: ObjectsChecker | None = None
 
 
 @dataclass
@@ -190,8 +198,9 @@ class Validation:
                 if Check.OBJECTS in self.opts.checks:
                     src, dst = st.objects[src_side], st.objects[dst_side]
                     source["objects"], destination["objects"] = src.name, dst.name
-                    await check_objects(src, dst, object_options(self.cfg, self.opts, self.seed),
-                                        sink, tally(Check.OBJECTS))
+                    checker = self.opts.objects_checker or check_objects
+                    await checker(src, dst, object_options(self.cfg, self.opts, self.seed),
+                                  sink, tally(Check.OBJECTS))
                 if Check.METADATA in self.opts.checks:
                     rsrc, rdst = st.rows[src_side], st.rows[dst_side]
                     source["rows"], destination["rows"] = rsrc.name, rdst.name
