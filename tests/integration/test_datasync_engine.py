@@ -345,6 +345,17 @@ def test_a_filter_datasync_cannot_say_stops_before_any_call(
     assert len(env.server.requests()) == before
 
 
+def test_workers_with_the_datasync_engine_is_refused_in_one_line(
+        make_ds_env: Callable[..., DsEnv]) -> None:
+    env = make_ds_env()
+    before = len(env.server.requests())
+    p = env.cli("sync", "objects", "--direction", "azure-to-aws", "--workers", "local:2")
+    assert p.returncode == 2
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "does not apply with [sync] engine" in lines[0]
+    assert len(env.server.requests()) == before
+
+
 def test_an_execution_past_its_timeout_is_cancelled(make_ds_env: Callable[..., DsEnv],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     env = make_ds_env("timeout_s = 0.5\n")
