@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crosswind.capacity.model import (
-    MiB,
     Endpoint,
+    MiB,
     RequestClass,
     Settings,
     SizeClass,

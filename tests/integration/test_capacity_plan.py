@@ -1,0 +1,87 @@
+"""`crosswind inventory --plan` on the rig: the probe reaches both real servers,
+its probe objects are gone afterwards, the source is never written, the
+figures hang together, and bad values are refused in one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Env
+
+pytestmark = pytest.mark.integration
+
+
+def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crosswind", *args, "--config",
+                           str(env.config_path)], capture_output=True, text=True, timeout=300)
+
+
+def _s3_keys(env: Env) -> list[str]:
+    s3: Any = env.s3
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=env.bucket).get("Contents", [])]
+
+
+def test_plan_measures_both_endpoints_and_leaves_nothing(make_env: Any) -> None:
+    env: Env = make_env()
+    for i in range(40):
+        env.container.upload_blob(f"events/2026/11/{i:02d}/e.json", b"x" * 4096)
+    env.container.upload_blob("events/big.bin", b"y" * (2 * 1024 * 1024))
+    blobs_before = sorted(b.name for b in env.container.list_blobs())
+
+    p = cli(env, "inventory", "--side", "azure", "--plan", "--workers", "local:2",
+            "--concurrency", "8", "--probe-seconds", "1.4", "--json")
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    plan = rep["plan"]
+    assert rep["objects"] == 41 and plan["workers"] == 2 and plan["in_flight"] == 16
+    reqs = plan["measured"]["requests"]
+    for name in (f"azure://devstoreaccount1/{env.container.container_name}",
+                 f"s3://{env.bucket}"):
+        assert any(k.startswith(name) for k in reqs), (name, list(reqs))
+    put = next(v for k, v in reqs.items() if "PUT (small)" in k)
+    assert put["burst_requests"] > 0 and put["latency_alone_ms"] > 0
+    assert plan["measured"]["probe_objects_written"] > 0
+    assert plan["measured"]["probe_objects_removed"] == plan["measured"]["probe_objects_written"]
+    # probe objects only on the destination, and none left; the source untouched
+    assert _s3_keys(env) == []
+    assert sorted(b.name for b in env.container.list_blobs()) == blobs_before
+    copy = plan["copy"]
+    assert copy["duration_s"] > 0 and copy["bottleneck"] in copy["by_resource_s"]
+    assert copy["duration_s"] == max(copy["by_resource_s"].values())
+    assert rep["estimate"]["basis"] == "measured by the probe (--plan)"
+    v = plan["validation"]
+    for mode in ("sampled", "full", "deep"):
+        terms = v[mode]["by_resource_s"]
+        assert v[mode]["duration_s"] >= max(terms["source listing"], terms["destination listing"])
+    res = plan["resources"]
+    assert res["connections_per_endpoint"] >= 16
+    assert res["memory_total_mb"] >= 2 * res["memory_per_worker_mb"] - 0.2
+    assert res["lambda_concurrency"] is None
+
+    table = cli(env, "inventory", "--side", "azure", "--plan", "--probe-seconds", "0.7")
+    assert table.returncode == 0, table.stderr
+    assert "capacity plan (measured)" in table.stderr and "full copy" in table.stderr
+    assert _s3_keys(env) == []
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("--plan", "--workers", "0"), "--workers must be N or local:N from 1"),
+    (("--plan", "--workers", "tcp://x:8786"), "--workers must be N or local:N"),
+    (("--plan", "--concurrency", "-3"), "--concurrency must be a whole number from 1 to 1024"),
+    (("--plan", "--probe-seconds", "nan"), "--probe-seconds must be a number of seconds"),
+    (("--workers", "2"), "go with --plan"),
+    (("--plan", "--serverless"), "--serverless needs [azure] table"),
+])
+def test_bad_values_are_one_line_errors(make_env: Any, args: tuple[str, ...],
+                                        needle: str) -> None:
+    env: Env = make_env()
+    p = cli(env, "inventory", "--side", "azure", *args)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], p.stderr
+    assert _s3_keys(env) == []
