@@ -85,3 +85,30 @@ def test_bad_values_are_one_line_errors(make_env: Any, args: tuple[str, ...],
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0], p.stderr
     assert _s3_keys(env) == []
+
+
+def test_serverless_probes_the_row_and_the_document(make_env: Any, secantus: Any,
+                                                     azurite: Any) -> None:
+    from azure.data.tables import TableServiceClient
+
+    env: Env = make_env()
+    for i in range(10):
+        env.container.upload_blob(f"events/{i}.json", b"{}" * 100)
+    tname = env.bucket.replace("-", "")
+    TableServiceClient.from_connection_string(azurite.connection_string).create_table(tname)
+    text = env.config_path.read_text()
+    text = text.replace("[azure]\n", f'[azure]\ntable = "{tname}"\n', 1)
+    text = text.replace("[aws]\n", f'[aws]\ndocumentdb_uri = "{secantus.uri}"\n'
+                        f'database = "{env.bucket}"\ncollection = "rows"\n', 1)
+    env.config_path.write_text(text)
+    p = cli(env, "inventory", "--side", "azure", "--plan", "--serverless",
+            "--probe-seconds", "0.7", "--json")
+    assert p.returncode == 0, p.stderr
+    plan = json.loads(p.stdout)["plan"]
+    res = plan["resources"]
+    reqs = plan["measured"]["requests"]
+    assert reqs["azure table point read"]["latency_alone_ms"] > 0
+    assert reqs["documentdb find"]["latency_alone_ms"] > 0
+    # Little's law: the copy rate times the handler's time per record, at least 2
+    assert res["lambda_concurrency"] >= 2
+    assert res["lambda_concurrency"] >= plan["copy"]["objects_per_s"] * res["lambda_record_s"]

@@ -138,7 +138,13 @@ async def probe_source(store: ObjectStore, kind: Kind, small_keys: list[str],
     """Read-only: listing, HEAD and GET of listed objects."""
     page = await list_page_latency(store, f"{PROBE_PREFIX}{uuid.uuid4().hex}/", opts.samples)
     ev.figures[f"{store.name} list page (empty)"] = {"latency_alone_ms": round(page * 1000, 2)}
-    if not small_keys:
+    if not small_keys and large is not None and large[1] > 0:
+        # only large objects: the small reads are ranged reads of the largest
+        small_keys = []
+        ranged: tuple[int, int] | None = (0, min(large[1], opts.small_size))
+    else:
+        ranged = None
+    if not small_keys and ranged is None:
         missing = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
 
         async def head_missing(_: int) -> None:
@@ -149,11 +155,13 @@ async def probe_source(store: ObjectStore, kind: Kind, small_keys: list[str],
                              share, opts.samples, ev)
         return Endpoint(store.name, kind, RequestClass(page), list_per_key_s, head, head)
 
+    keys = (small_keys or [large[0]]) if large is not None else small_keys
+
     async def head_one(i: int) -> None:
-        await store.head(small_keys[i % len(small_keys)])
+        await store.head(keys[i % len(keys)])
 
     async def get_one(i: int) -> None:
-        reader = await store.get(small_keys[i % len(small_keys)])
+        reader = await store.get(keys[i % len(keys)], byte_range=ranged)
         await reader.read_all()
 
     head = await measure(f"{store.name} HEAD", head_one, opts.burst_concurrency, share,
