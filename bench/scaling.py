@@ -4,7 +4,8 @@ and predicted by the capacity model, side by side.
 On 2 cores a CPU-bound copy cannot scale, so both emulators sit behind
 ``rig.proxy.LatencyProxy`` (a TCP relay delaying every byte by half of
 ``--rtt-ms`` each way: a request and its answer cost one round trip, a new
-connection one more). Through the same relays:
+connection one more; moto answers each request on a new connection, so an
+S3 request costs two), run in a child process. Through the same relays:
 
 1. the capacity plan's probe (``capacity.planner.plan_capacity``, what
    ``crosswind inventory --plan`` runs) measures both endpoints once;
@@ -55,7 +56,6 @@ from crosswind.capacity.planner import CapacityPlan, PlanRequest, plan_capacity
 from crosswind.capacity.probe import ProbeOptions
 from crosswind.config import load_config
 from crosswind.rig.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Rig, running_rig
-from crosswind.rig.proxy import LatencyProxy
 from crosswind.rig.rclone import AzureSasRemote, Rclone, S3Remote, container_sas_url
 from crosswind.stores.factory import open_object_store
 
@@ -96,8 +96,31 @@ def predicted(plan: CapacityPlan, workers: int, concurrency: int, startup_s: flo
               rclone: bool = False) -> tuple[float, str]:
     dst = with_rclone_head(plan.destination) if rclone else plan.destination
     est = copy_estimate(plan.source, dst, plan.workload(),
-                        Settings(workers=workers, concurrency=concurrency))
+                        Settings(workers=workers, concurrency=concurrency), plan.pair)
     return plan.inventory.count / (startup_s + est.seconds), est.bottleneck
+
+
+_RELAYS = """
+import sys, threading
+rtt = float(sys.argv[1])
+proxies = [LatencyProxy("127.0.0.1", int(p), rtt).start() for p in sys.argv[2:]]
+print(" ".join(p.url for p in proxies), flush=True)
+threading.Event().wait()
+"""
+
+
+def start_relays(ports: list[int], rtt_s: float) -> tuple[subprocess.Popen[str], list[str]]:
+    """``LatencyProxy`` relays in a child process of their own, so that their
+    work is neither in the in-process probe's CPU figures nor competing with
+    it for this interpreter's lock."""
+    proc = subprocess.Popen([sys.executable, "-c", _RELAYS, str(rtt_s), *map(str, ports)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    urls = proc.stdout.readline().split()
+    if len(urls) != len(ports):
+        proc.kill()
+        raise RuntimeError("the latency relays did not start")
+    return proc, urls
 
 
 def empty_run(rig: Rig, empty: Case, tool: str, via: Endpoints, workdir: Path,
@@ -128,9 +151,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         asyncio.run(seed(rig, case))
         empty = Case("empty", 0, case.size)
         asyncio.run(seed(rig, empty))
-        blob = LatencyProxy("127.0.0.1", rig.azurite.blob_port, args.rtt_ms / 1000).start()
-        s3 = LatencyProxy("127.0.0.1", rig.moto.port, args.rtt_ms / 1000).start()
-        via = Endpoints(f"{blob.url}/{AZURITE_ACCOUNT}", s3.url)
+        relays, (blob_url, s3_url) = start_relays(
+            [rig.azurite.blob_port, rig.moto.port], args.rtt_ms / 1000)
+        via = Endpoints(f"{blob_url}/{AZURITE_ACCOUNT}", s3_url)
         try:
             # What a run costs with nothing to copy, through the same relays: the
             # process's start, its imports, the stores' checks, the first listing
@@ -149,8 +172,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["rows"] = measure_rows(rig, case, concs, args, via, workdir, plan, out,
                                        has_workers)
         finally:
-            blob.stop()
-            s3.stop()
+            relays.terminate()  # the child this benchmark started, by its pid
+            relays.wait(10)
     out["load_end"] = load_now()
     return out
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crosswind.capacity.model import (
+    STREAM_THRESHOLD,
     Endpoint,
     MiB,
     RequestClass,
@@ -77,12 +78,16 @@ def test_more_workers_or_concurrency_never_slows_a_copy(
 
 
 @BOUNDED
-@given(endpoint("azure"), endpoint("aws"), workload(), small_ints, small_ints)
+@given(endpoint("azure"), endpoint("aws"), workload(), small_ints, small_ints,
+       st.one_of(st.none(), request_class()))
 def test_a_copy_never_beats_any_resource(src: Endpoint, dst: Endpoint, work: Workload,
-                                         w: int, c: int) -> None:
-    est = copy_estimate(src, dst, work, Settings(workers=w, concurrency=c))
+                                         w: int, c: int, pair: RequestClass | None) -> None:
+    est = copy_estimate(src, dst, work, Settings(workers=w, concurrency=c), pair)
     assert dst.put is not None
     rate = est.objects_per_s
+    if pair is not None and pair.ceiling is not None and all(
+            k.mean < STREAM_THRESHOLD for k in work.classes):
+        assert rate <= pair.ceiling * (1 + 1e-9)
     for ceil in (src.get.ceiling, dst.put.ceiling):
         if ceil is not None:
             assert rate <= ceil * (1 + 1e-9)

@@ -13,6 +13,10 @@ feeds the copies. For one size class that is::
 
     objects/s = min(N / L, get ceiling, put ceiling, bandwidth / size, workers / cpu, listing)
 
+The endpoints' ceilings are measured one request class at a time; a burst
+of whole copies (GET → PUT) measures the ceiling of the pair, which is lower
+wherever the two share something, and caps the small objects too.
+
 For a mix of sizes the work of every class is added per resource and the
 duration is the largest total (the resource the mix saturates first), which
 is the one-class formula when there is one class and never less than any
@@ -183,13 +187,19 @@ def copy_latency(src: Endpoint, dst: Endpoint, size: float, s: Settings) -> floa
     return 2 * dst.put.latency_s + rounds * per_part
 
 
-def copy_estimate(src: Endpoint, dst: Endpoint, work: Workload, s: Settings) -> Estimate:
-    """The full copy into an empty destination (every object copied once)."""
+def copy_estimate(src: Endpoint, dst: Endpoint, work: Workload, s: Settings,
+                  pair: RequestClass | None = None) -> Estimate:
+    """The full copy into an empty destination (every object copied once).
+    ``pair``: the measured end-to-end copy of small objects (GET → PUT at
+    once), whose ceiling caps the objects read whole: what the two endpoints
+    share (the client, its network; on one host, its cores) only shows there."""
     assert dst.put is not None
-    latency_work = get_requests = put_requests = cpu = 0.0
+    latency_work = get_requests = put_requests = cpu = whole = 0.0
     for c in work.classes:
         if not c.count:
             continue
+        if c.mean < STREAM_THRESHOLD:
+            whole += c.count
         parts = _parts(c.mean, s)
         latency_work += c.count * copy_latency(src, dst, c.mean, s)
         get_requests += c.count * max(parts, 1)
@@ -206,6 +216,8 @@ def copy_estimate(src: Endpoint, dst: Endpoint, work: Workload, s: Settings) -> 
         f"client CPU ({s.workers} worker{'s' if s.workers != 1 else ''})": cpu / s.workers,
         "source listing": listing_seconds(src, n, s.listing_streams) if n else 0.0,
     }
+    if pair is not None:
+        terms["copy rate (GET → PUT burst)"] = _demand(whole, pair.ceiling)
     return _estimate(terms, n, nbytes)
 
 

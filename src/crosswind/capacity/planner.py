@@ -22,6 +22,7 @@ from crosswind.capacity.model import (
     Endpoint,
     Estimate,
     MiB,
+    RequestClass,
     Settings,
     copy_estimate,
     resources,
@@ -32,6 +33,7 @@ from crosswind.capacity.probe import (
     Evidence,
     Kind,
     ProbeOptions,
+    probe_copy,
     probe_destination,
     probe_source,
 )
@@ -89,10 +91,13 @@ class CapacityPlan:
     base_rss_mb: float
     dask_overhead_mb: float
     record_s: float | None
+    #: the end-to-end copy burst (GET → PUT), None without small source objects
+    pair: RequestClass | None = None
     plan_wall_s: float = 0.0
 
-    def copy(self) -> Estimate:
-        return copy_estimate(self.source, self.destination, self.workload(), self.settings)
+    def copy(self, settings: Settings | None = None) -> Estimate:
+        return copy_estimate(self.source, self.destination, self.workload(),
+                             settings or self.settings, self.pair)
 
     def workload(self) -> Any:
         return workload_from_histogram([(c, b) for c, b in self.inventory.histogram])
@@ -162,12 +167,14 @@ async def plan_capacity(source: ObjectStore, source_kind: Kind, destination: Obj
             small.append(m.key)
     listing_s = time.perf_counter() - t0
     opts = req.probe
-    # three bursts at the source (two without a large object), four at the destination
-    share = opts.seconds / 7
+    # three bursts at the source (two without a large object), four at the
+    # destination, one of whole copies
+    share = opts.seconds / 8
     ev = Evidence()
     largest = (inv.largest[1], inv.largest[0]) if inv.largest[0] else None
     src = await probe_source(source, source_kind, small, largest, 0.0, opts, ev, share)
     dst = await probe_destination(destination, destination_kind, 0.0, opts, ev, share)
+    pair = await probe_copy(source, destination, small, opts, ev, share)
     # the listing's cost per name beyond its pages' round trips (the other side's
     # listing is taken to cost the same per name)
     pages = max(1, math.ceil(inv.count / src.page_size))
@@ -175,6 +182,7 @@ async def plan_capacity(source: ObjectStore, source_kind: Kind, destination: Obj
     src = dataclasses.replace(src, list_per_key_s=per_key)
     dst = dataclasses.replace(dst, list_per_key_s=per_key)
     record_s = await record_probe(ev) if record_probe is not None else None
-    plan = CapacityPlan(inv, listing_s, src, dst, req.settings, ev, base, dask_mb, record_s)
+    plan = CapacityPlan(inv, listing_s, src, dst, req.settings, ev, base, dask_mb, record_s,
+                        pair)
     plan.plan_wall_s = time.perf_counter() - t_start
     return plan

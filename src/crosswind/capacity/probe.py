@@ -239,6 +239,37 @@ async def probe_destination(store: ObjectStore, kind: Kind, list_per_key_s: floa
                                               opts.large_size))
 
 
+async def probe_copy(source: ObjectStore, destination: ObjectStore, small_keys: list[str],
+                     opts: ProbeOptions, ev: Evidence, share: float) -> RequestClass | None:
+    """The copy itself, end to end: a listed source object read whole and
+    written to a probe key at the destination, many at once. Where both
+    endpoints share something (the client's CPU and network; on the rig, the
+    host's two cores) its ceiling is lower than either endpoint's alone, and
+    only this burst sees it. None without small source objects."""
+    if not small_keys:
+        return None
+    run = f"{PROBE_PREFIX}capacity-{uuid.uuid4().hex}/"
+    written: set[str] = set()
+    props = ObjectProps(content_type="application/octet-stream")
+
+    async def copy_one(w: int) -> None:
+        reader = await source.get(small_keys[w % len(small_keys)])
+        data = await reader.read_all()
+        key = f"{run}c{w}"
+        written.add(key)
+        await destination.put(key, data, props,
+                              md5=hashlib.md5(data, usedforsecurity=False).hexdigest())
+
+    try:
+        return await measure(f"copy {source.name} → {destination.name} (GET → PUT)",
+                             copy_one, opts.burst_concurrency, share, opts.samples, ev)
+    finally:
+        ev.probe_objects_written += len(written)
+        for key in sorted(written):
+            await destination.delete(key)
+            ev.probe_objects_removed += 1
+
+
 async def record_seconds(cfg: Any, samples: int, ev: Evidence) -> float:
     """The metadata handler's time per record: its Azure row read plus two
     DocumentDB round trips (the document's upsert and the ledger's), each
