@@ -102,6 +102,7 @@ def predicted(plan: CapacityPlan, workers: int, concurrency: int, startup_s: flo
 
 _RELAYS = """
 import sys, threading
+from crosswind.rig.proxy import LatencyProxy
 rtt = float(sys.argv[1])
 proxies = [LatencyProxy("127.0.0.1", int(p), rtt).start() for p in sys.argv[2:]]
 print(" ".join(p.url for p in proxies), flush=True)
