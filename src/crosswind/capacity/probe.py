@@ -228,15 +228,26 @@ async def probe_destination(store: ObjectStore, kind: Kind, list_per_key_s: floa
                                 opts.large_concurrency, share, opts.samples, ev,
                                 opts.large_size)
     finally:
-        ev.probe_objects_written += len(written)
-        for key in sorted(written):
-            await store.delete(key)
-            ev.probe_objects_removed += 1
+        await _remove(store, written, ev)
     return Endpoint(
         store.name, kind, RequestClass(page), list_per_key_s, head, get, put=put,
         write_bytes_per_s=put_big.ceiling * opts.large_size if put_big.ceiling else None,
         stream_write_bytes_per_s=_stream_rate(put, put_big, opts.small_size,
                                               opts.large_size))
+
+
+async def _remove(store: ObjectStore, keys: set[str], ev: Evidence,
+                  concurrency: int = 16) -> None:
+    """Delete the probe objects, several at once (one by one is a round trip each)."""
+    ev.probe_objects_written += len(keys)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(key: str) -> None:
+        async with slots:
+            await store.delete(key)
+            ev.probe_objects_removed += 1
+
+    await asyncio.gather(*(one(k) for k in sorted(keys)))
 
 
 async def probe_copy(source: ObjectStore, destination: ObjectStore, small_keys: list[str],
@@ -264,10 +275,7 @@ async def probe_copy(source: ObjectStore, destination: ObjectStore, small_keys: 
         return await measure(f"copy {source.name} → {destination.name} (GET → PUT)",
                              copy_one, opts.burst_concurrency, share, opts.samples, ev)
     finally:
-        ev.probe_objects_written += len(written)
-        for key in sorted(written):
-            await destination.delete(key)
-            ev.probe_objects_removed += 1
+        await _remove(destination, written, ev)
 
 
 async def record_seconds(cfg: Any, samples: int, ev: Evidence) -> float:
