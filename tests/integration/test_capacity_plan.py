@@ -61,7 +61,7 @@ def test_plan_measures_both_endpoints_and_leaves_nothing(make_env: Any) -> None:
     res = plan["resources"]
     assert res["connections_per_endpoint"] >= 16
     assert res["memory_total_mb"] >= 2 * res["memory_per_worker_mb"] - 0.2
-    assert res["lambda_concurrency"] is None
+    assert res["lambda_concurrency"] is None and plan["warnings"] == []
 
     table = cli(env, "inventory", "--side", "azure", "--plan", "--probe-seconds", "0.7")
     assert table.returncode == 0, table.stderr
@@ -100,7 +100,8 @@ def test_serverless_probes_the_row_and_the_document(make_env: Any, secantus: Any
     text = text.replace("[azure]\n", f'[azure]\ntable = "{tname}"\n', 1)
     text = text.replace("[aws]\n", f'[aws]\ndocumentdb_uri = "{secantus.uri}"\n'
                         f'database = "{env.bucket}"\ncollection = "rows"\n', 1)
-    env.config_path.write_text(text)
+    # a quota under the event source mapping's minimum of 2: always exceeded
+    env.config_path.write_text(text + "\n[monitoring]\nlambda_concurrency_quota = 1\n")
     p = cli(env, "inventory", "--side", "azure", "--plan", "--serverless",
             "--probe-seconds", "0.7", "--json")
     assert p.returncode == 0, p.stderr
@@ -112,3 +113,4 @@ def test_serverless_probes_the_row_and_the_document(make_env: Any, secantus: Any
     # Little's law: the copy rate times the handler's time per record, at least 2
     assert res["lambda_concurrency"] >= 2
     assert res["lambda_concurrency"] >= plan["copy"]["objects_per_s"] * res["lambda_record_s"]
+    assert any("over the account quota of 1" in w for w in plan["warnings"]), plan["warnings"]

@@ -16,6 +16,8 @@ from crosswind.inventory import human_bytes
 
 MAX_WORKERS = 4096
 MAX_PROBE_SECONDS = 600.0
+#: the Lambda stack's default MaximumConcurrency (serverless/templates/aws)
+LAMBDA_MAX_CONCURRENCY = 50
 
 
 def _count(option: str, value: str | None, default: int, hi: int, local: bool = False) -> int:
@@ -93,6 +95,17 @@ def plan_cmd(config: Path, side: str, prefix: str, depth: int, top: int,
     p = run(go())
     body = p.to_json()
     copy = body["copy"]
+    lam = body["resources"]["lambda_concurrency"]
+    quota = cfg.monitoring.lambda_concurrency_quota
+    warnings = body.setdefault("warnings", [])
+    if lam is not None and lam > quota:
+        warnings.append(f"the metadata handler needs {lam} concurrent Lambda invocations at "
+                        f"this copy rate, over the account quota of {quota} ([monitoring] "
+                        "lambda_concurrency_quota): raise the quota or plan fewer in flight")
+    elif lam is not None and lam > LAMBDA_MAX_CONCURRENCY:
+        warnings.append(f"the metadata handler needs {lam} concurrent Lambda invocations: set "
+                        f"the stack's MaximumConcurrency to at least {lam} (its default is "
+                        f"{LAMBDA_MAX_CONCURRENCY}), or the queue backs up during the copy")
     report = {**p.inventory.report(p.source.name, (copy["objects_per_s"],
                                                     max(copy["bytes_per_s"], 1.0),
                                                     "measured by the probe (--plan)"), top),
@@ -147,6 +160,8 @@ def _render(report: dict[str, Any], plan: dict[str, Any]) -> None:
                   f"{f['burst_requests_per_s']:,.0f}", f"{f['latency_under_load_ms']:.1f}",
                   "reached" if f["saturated"] else "not reached (≥)")
     err.print(m)
+    for w in plan.get("warnings", []):
+        err.print(f"[yellow]warning[/] {escape(w)}", markup=True, soft_wrap=True)
     ms = plan["measured"]
     err.print(f"listing: {report['objects']:,} names in {ms['listing_s']:.1f} s; probe objects "
               f"written {ms['probe_objects_written']}, removed {ms['probe_objects_removed']}; "
