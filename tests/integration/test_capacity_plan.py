@@ -114,3 +114,20 @@ def test_serverless_probes_the_row_and_the_document(make_env: Any, secantus: Any
     assert res["lambda_concurrency"] >= 2
     assert res["lambda_concurrency"] >= plan["copy"]["objects_per_s"] * res["lambda_record_s"]
     assert any("over the account quota of 1" in w for w in plan["warnings"]), plan["warnings"]
+
+
+def test_plan_after_cutover_writes_probes_to_azure_only(make_env: Any) -> None:
+    """--side aws plans S3 → Azure: the probe objects go to the container and go away."""
+    env: Env = make_env()
+    s3: Any = env.s3
+    for i in range(12):
+        s3.put_object(Bucket=env.bucket, Key=f"events/{i}.json", Body=b"z" * 3000)
+    p = cli(env, "inventory", "--side", "aws", "--plan", "--probe-seconds", "0.7", "--json")
+    assert p.returncode == 0, p.stderr
+    plan = json.loads(p.stdout)["plan"]
+    assert plan["source"] == f"s3://{env.bucket}"
+    assert plan["destination"].startswith("azure://")
+    m = plan["measured"]
+    assert m["probe_objects_removed"] == m["probe_objects_written"] > 0
+    assert list(env.container.list_blobs()) == []
+    assert sorted(_s3_keys(env)) == sorted(f"events/{i}.json" for i in range(12))
