@@ -24,6 +24,7 @@ from crosswind.capacity.model import (
     MiB,
     RequestClass,
     Settings,
+    Workload,
     copy_estimate,
     resources,
     validation_estimate,
@@ -99,7 +100,7 @@ class CapacityPlan:
         return copy_estimate(self.source, self.destination, self.workload(),
                              settings or self.settings, self.pair)
 
-    def workload(self) -> Any:
+    def workload(self) -> Workload:
         return workload_from_histogram([(c, b) for c, b in self.inventory.histogram])
 
     def to_json(self) -> dict[str, Any]:
