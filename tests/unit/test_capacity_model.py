@@ -154,7 +154,8 @@ def test_memory_and_connections(work: Workload, w: int, c: int, base: float) -> 
     assert held_bytes(work, s) <= s.memory_budget
     # (rounded to 0.1 MB in the report)
     assert base - 0.1 <= r.rss_per_worker_mb <= base + s.memory_budget / MiB + 0.1
-    assert math.isclose(r.rss_total_mb, r.rss_per_worker_mb * w, rel_tol=1e-3, abs_tol=0.2)
+    # each figure is rounded to 0.1 MB on its own: the total may differ by w × 0.05
+    assert abs(r.rss_total_mb - r.rss_per_worker_mb * w) <= 0.05 * w + 0.1
     # every copy in flight holds a connection at each endpoint (parts: several)
     assert r.connections_per_endpoint >= w * c + 1
     assert r.connections_per_endpoint <= w * c * s.part_concurrency + 1
