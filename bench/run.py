@@ -11,7 +11,10 @@
 4. ``cutover.py``: cutover duration and rollback RTO on the demo estate;
 5. ``replicate.py``: ``crosswind replicate`` under 50 changes/s for 5 minutes
    before cutover and 1 minute after (about 10 minutes in all); lag per stream,
-   RSS, CPU, and lost changes by an independent comparison.
+   RSS, CPU, and lost changes by an independent comparison;
+6. ``capacity_plan.py`` (after ``plan.py``): ``inventory --plan``'s planner over
+   10,000,000 synthetic keys; ``scaling.py`` (last): latency-bound objects/s,
+   measured and predicted by the capacity model (see README "Scaling").
 
 Options after ``--`` go to ``objects.py`` (e.g. ``--rounds 5``). ``--replicate-quick``
 runs ``replicate.py --quick`` (30 s + 20 s); ``BENCH_REPLICATE_ARGS`` passes any of
@@ -50,14 +53,17 @@ def main() -> int:
         os.environ.get("BENCH_REPLICATE_ARGS", ""))
     codes = {
         "plan.py": run_script("plan.py", []),
+        "capacity_plan.py": run_script("capacity_plan.py", []),
         "objects.py": run_script("objects.py", objects_args),
         "bench_metadata.py": run_script("bench_metadata.py", []),
         "bench_validate.py": run_script("bench_validate.py", []),
         "cutover.py": run_script("cutover.py", []),
         "replicate.py": run_script("replicate.py", replicate_args),
+        "scaling.py": run_script("scaling.py", []),
     }
     summary: dict[str, object] = {"exit_codes": codes, "load_end": load_now()}
-    for name in ("plan.json", "objects.json", "cutover.json", "replicate.json"):
+    for name in ("plan.json", "capacity_plan.json", "objects.json", "cutover.json",
+                 "replicate.json", "scaling.json"):
         p = OUT_DIR / name
         if p.exists():
             summary[name] = json.loads(p.read_text())

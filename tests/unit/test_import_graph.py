@@ -143,9 +143,9 @@ def test_no_core_module_imports_the_cli() -> None:
 ABOVE = {
     "crosswind.stores": ("crosswind.sync", "crosswind.metasync", "crosswind.validate",
                          "crosswind.live", "crosswind.cutover", "crosswind.web",
-                         "crosswind.cli", "crosswind.serverless"),
+                         "crosswind.cli", "crosswind.serverless", "crosswind.capacity"),
     "crosswind.sync": ("crosswind.live", "crosswind.cutover", "crosswind.web", "crosswind.cli",
-                       "crosswind.serverless"),
+                       "crosswind.serverless", "crosswind.capacity"),
     "crosswind.metasync": ("crosswind.live", "crosswind.cutover", "crosswind.web",
                            "crosswind.cli", "crosswind.serverless"),
     "crosswind.validate": ("crosswind.live", "crosswind.cutover", "crosswind.web",
@@ -183,6 +183,13 @@ def test_serverless_sits_at_the_edge() -> None:
     assert live == []
     assert "crosswind.metasync.forward" in GRAPH["crosswind.serverless.aws_lambda"]
     assert "crosswind.metasync.reverse" in GRAPH["crosswind.serverless.azure_function"]
+
+
+def test_only_the_cli_imports_the_capacity_plan() -> None:
+    assert importers_of(GRAPH, "crosswind.capacity",
+                        ("crosswind.capacity", "crosswind.cli")) == []
+    # its model is pure: no stores, no probe
+    assert not [d for d in GRAPH["crosswind.capacity.model"] if d != "crosswind"]
 
 
 # -- the checker itself finds what it must -------------------------------------------------

@@ -256,11 +256,32 @@ def inventory_cmd(
     prefix: Annotated[str, typer.Option("--prefix")] = "",
     depth: Annotated[int, typer.Option("--depth", help="Path segments per prefix.", min=1)] = 2,
     top: Annotated[int, typer.Option("--top", help="How many prefixes to show.")] = 20,
+    plan: Annotated[bool, typer.Option(
+        "--plan", help="Probe both endpoints and estimate the full copy and its validation "
+        "(probe objects under .crosswind-probe/ on the other side, removed after).")] = False,
+    workers: Annotated[str | None, typer.Option(
+        "--workers", help="With --plan: worker processes (N or local:N; default 1).")] = None,
+    concurrency: Annotated[str | None, typer.Option(
+        "--concurrency", help="With --plan: copies in flight per worker "
+        "(default [sync] concurrency).")] = None,
+    probe_seconds: Annotated[str | None, typer.Option(
+        "--probe-seconds", help="With --plan: seconds of request bursts in all (default 6).")
+    ] = None,
+    serverless: Annotated[bool, typer.Option(
+        "--serverless", help="With --plan: the Lambda concurrency the metadata handler "
+        "needs at the planned copy rate (probes [azure] table and DocumentDB).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Count objects and bytes, a size histogram and the largest prefixes (capacity planning)."""
+    """Count objects and bytes, a size histogram and the largest prefixes (capacity planning);
+    with --plan, measured durations and resources for a full copy to the other side."""
     if side not in ("azure", "aws"):
         raise typer.BadParameter("--side must be azure or aws")
+    if plan or workers or concurrency or probe_seconds or serverless:
+        from crosswind.cli.capacity import plan_cmd
+
+        plan_cmd(config, side, prefix, depth, top, workers, concurrency, probe_seconds,
+                 serverless, as_json, plan)
+        return
     from crosswind.inventory import take_inventory
     from crosswind.stores.factory import open_object_store
 
