@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from crosswind.errors import ListingOrderError
 from crosswind.model import ObjectMeta
-from crosswind.scaleout.shards import KeyRange, Shard, ShardCutter
+from crosswind.scaleout.shards import KeyRange, Shard, ShardCutter, balanced_limits
 from crosswind.scaleout.spec import WorkersSpecError, parse_workers
 from crosswind.state import VerifiedCopy
 from crosswind.sync.march import Match
@@ -70,6 +70,31 @@ def test_shards_tile_the_key_space(matches: list[Match], max_objects: int, max_b
         assert s.count <= max_objects
         assert s.bytes - (last.src.size if last.src else 0) < max_bytes
     assert shards[-1].count <= max_objects
+
+
+@settings(max_examples=200, deadline=None)
+@given(listings(), st.integers(1, 16), st.integers(1, 1000), st.integers(1, 50000))
+def test_a_listing_that_fits_is_cut_over_every_slot(matches: list[Match], parts: int,
+                                                    max_objects: int, max_bytes: int) -> None:
+    """A listing read ahead whole is cut into at least ``parts`` shards when it has
+    that many keys (no idle worker), at most about twice that, and never into
+    shards above the configured limits."""
+    total = sum(m.src.size for m in matches if m.src is not None)
+    objects, limit_bytes = balanced_limits(len(matches), total, parts, max_objects, max_bytes)
+    assert 1 <= objects <= max_objects and 1 <= limit_bytes <= max_bytes
+    full = [s for s in cut(matches, objects, limit_bytes) if s.count]
+    assert [m for s in full for m in s.matches] == matches
+    assert len(full) >= min(parts, len(matches))
+    if objects < max_objects and limit_bytes < max_bytes:
+        assert len(full) <= 2 * parts + 1
+    assert all(s.count <= max_objects for s in full)
+
+
+def test_an_estate_smaller_than_one_shard_still_reaches_every_worker() -> None:
+    matches = [Match(f"k{i:04}", ObjectMeta(f"k{i:04}", 4096), None, None) for i in range(800)]
+    limits = balanced_limits(800, 800 * 4096, 8, 1000, 1 << 30)
+    assert limits == (100, 409600)
+    assert [s.count for s in cut(matches, *limits) if s.count] == [100] * 8
 
 
 def test_an_empty_listing_is_one_empty_shard_over_everything() -> None:

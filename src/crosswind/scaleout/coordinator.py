@@ -35,13 +35,13 @@ from crosswind.model import Direction
 from crosswind.observability.stats import SyncStats
 from crosswind.scaleout.cluster import dask_client, worker_count
 from crosswind.scaleout.merge import add_gate_counters, add_stats, first_by_key
-from crosswind.scaleout.shards import Shard, ShardCutter
+from crosswind.scaleout.shards import Shard, ShardCutter, balanced_limits
 from crosswind.scaleout.spec import WorkersSpec
 from crosswind.scaleout.task import Schemas, ShardOutcome, ShardTask, run_shard
 from crosswind.state import StateStore
 from crosswind.stores.base import ObjectStore
 from crosswind.sync.engine import MAX_REPORTED_FAILURES, SyncRun
-from crosswind.sync.march import march
+from crosswind.sync.march import Match, march
 from crosswind.sync.objects import governed, opened_stores, preflight
 from crosswind.sync.result import SyncOptions, SyncResult
 
@@ -49,6 +49,9 @@ log = logging.getLogger("crosswind.scaleout")
 
 #: examples of would-copy / would-delete a dry run's report keeps, as the engine
 _EXAMPLES = 100
+#: keys read ahead at most before the first shard is cut (a big cluster's slots
+#: times the shard size could otherwise hold a large part of the listing)
+READ_AHEAD_MAX = 100_000
 
 
 class ShardStopped(CrosswindError):
@@ -101,15 +104,37 @@ class DistributedRun(SyncRun):
 
     async def _march_and_copy(self) -> None:
         src, dst, records = self._listings()
-        cutter = ShardCutter(self.settings.shard_objects, self.settings.shard_bytes)
+        st = self.settings
+        cutter = ShardCutter(st.shard_objects, st.shard_bytes)
         running: dict[asyncio.Task[ShardOutcome], Future[ShardOutcome]] = {}
+        # Read ahead what the cluster takes at once before cutting anything: if the
+        # listing ends within it, it is cut into that many shards (balanced_limits),
+        # not into one or two full ones that leave the other workers idle.
+        slots = await self._slots()
+        ahead: list[Match] | None = []
+        ahead_objects = min(slots * st.shard_objects, READ_AHEAD_MAX)
+        ahead_bytes = slots * st.shard_bytes
+        held_bytes = 0
         try:
             async for m in march(src, dst, records):
-                shard = cutter.add(m)
-                if shard is not None:
-                    await self._submit(shard, running)
+                if ahead is not None:
+                    ahead.append(m)
+                    held_bytes += m.src.size if m.src is not None else 0
+                    if len(ahead) < ahead_objects and held_bytes < ahead_bytes:
+                        continue
+                    await self._cut(ahead, cutter, running)
+                    ahead = None
+                else:
+                    shard = cutter.add(m)
+                    if shard is not None:
+                        await self._submit(shard, running)
                 if self.breaker.tripped is not None:
                     break
+            if ahead is not None and self.breaker.tripped is None:
+                # The whole listing fitted: cut it evenly over the slots.
+                cutter = ShardCutter(*balanced_limits(
+                    len(ahead), held_bytes, slots, st.shard_objects, st.shard_bytes))
+                await self._cut(ahead, cutter, running)
             if self.breaker.tripped is None:
                 last = cutter.finish()
                 if last.count:
@@ -124,6 +149,15 @@ class DistributedRun(SyncRun):
                 for t in running:
                     t.cancel()
                 await self.client.cancel(list(running.values()))  # type: ignore[no-untyped-call]
+
+    async def _cut(self, matches: list[Match], cutter: ShardCutter,
+                   running: dict[asyncio.Task[ShardOutcome], Future[ShardOutcome]]) -> None:
+        for m in matches:
+            shard = cutter.add(m)
+            if shard is not None:
+                await self._submit(shard, running)
+            if self.breaker.tripped is not None:
+                return
 
     async def _submit(self, shard: Shard, running: dict[asyncio.Task[ShardOutcome],
                                                        Future[ShardOutcome]]) -> None:

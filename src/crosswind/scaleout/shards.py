@@ -55,6 +55,20 @@ class Shard:
         return sum(m.src.size for m in self.matches if m.src is not None)
 
 
+def balanced_limits(count: int, total_bytes: int, parts: int, max_objects: int,
+                    max_bytes: int) -> tuple[int, int]:
+    """Shard limits that cut a *known* listing of ``count`` keys holding
+    ``total_bytes`` into at least ``parts`` shards (when it has that many keys),
+    never above the configured limits. For an estate smaller than what the
+    cluster takes at once: with the configured 1,000 keys a shard, 800 keys would
+    be one shard and every worker but one would wait."""
+    parts = max(1, parts)
+    objects = max(1, min(max_objects, count // parts))
+    # A shard closes once its bytes reach the limit: at most ``parts`` close so.
+    limit_bytes = max(1, min(max_bytes, -(-total_bytes // parts))) if total_bytes else max_bytes
+    return objects, limit_bytes
+
+
 class ShardCutter:
     """Matches in, shards out (see the module docstring)."""
 

@@ -131,6 +131,21 @@ def test_same_result_as_one_process(scaled_env: Callable[..., Env],
         "count"]
 
 
+def test_an_estate_smaller_than_one_shard_is_spread_over_the_workers(
+        scaled_env: Callable[..., Env], dask_cluster: Client) -> None:
+    """With the default 1,000 keys a shard, a 100-key estate would be one shard on
+    one worker: the coordinator reads ahead what the cluster takes at once and,
+    the listing ending within it, cuts it over every slot (2 workers x 2)."""
+    env = scaled_env(scaleout="")
+    seed(env)
+    tasks: list[ShardTask] = []
+    report = distributed(env, dask_cluster, on_submit=tasks.append)
+    assert report["status"] == "succeeded", report["error"]
+    assert len(tasks) >= 4
+    counts = [t.shard.count for t in tasks]
+    assert sum(counts) == 90 + len(ODD) + 1 and max(counts) <= -(-sum(counts) // 4)
+
+
 def test_dry_run_matches_one_process(scaled_env: Callable[..., Env],
                                      dask_cluster: Client) -> None:
     one, many = scaled_env(), scaled_env()
