@@ -28,9 +28,7 @@ from distributed import Client, Future
 
 from crosswind.config import Config, ScaleoutConfig
 from crosswind.errors import RUN_STOPPED_EXIT, CrosswindError
-from crosswind.governance.context import Governance
 from crosswind.governance.registry import Registry
-from crosswind.governance.runs import objects_lineage
 from crosswind.model import Direction
 from crosswind.observability.stats import SyncStats
 from crosswind.scaleout.cluster import dask_client, worker_count
@@ -42,7 +40,7 @@ from crosswind.state import StateStore
 from crosswind.stores.base import ObjectStore
 from crosswind.sync.engine import MAX_REPORTED_FAILURES, SyncRun
 from crosswind.sync.march import Match, march
-from crosswind.sync.objects import governed, opened_stores, preflight
+from crosswind.sync.objects import sync_objects
 from crosswind.sync.result import SyncOptions, SyncResult
 
 log = logging.getLogger("crosswind.scaleout")
@@ -230,30 +228,17 @@ async def sync_objects_distributed(
     cfg: Config, direction: Direction, options: SyncOptions, workers: WorkersSpec,
     stats: SyncStats | None = None, **seams: Any,
 ) -> SyncResult:
-    """``crosswind.sync.objects.sync_objects`` with the shards on ``workers``."""
-    state = StateStore(cfg.state_dir)
-    gov: Governance | None = None
-    try:
-        state.lock()
-        options, gov = governed(cfg, state, direction, options)
-        async with opened_stores(cfg, direction) as (src, dst):
-            await preflight(src, dst)
-            schemas = latest_schemas(state, cfg.governance.enforce)
-            async with dask_client(workers, cfg.scaleout.connect_timeout_s) as client:
-                lineage = objects_lineage(gov, cfg, direction, dry_run=options.dry_run)
-                run = DistributedRun(src, dst, state, options, stats, client=client, cfg=cfg,
-                                     direction=direction, schemas=schemas, **seams)
-                try:
-                    result = await run.run()
-                except BaseException as exc:
-                    lineage.fail(f"{type(exc).__name__}: {exc}" if str(exc) else "interrupted")
-                    raise
-                lineage.finish_sync(result.status, result.error, result.run_id,
-                                    rows=result.stats.copied.count,
-                                    bytes=result.stats.copied.bytes)
-                log.info("%d shards on %s", run.shards, workers)
-                return result
-    finally:
-        if gov is not None:
-            gov.close()
-        state.close()
+    """``crosswind.sync.objects.sync_objects`` with the shards on ``workers``: the
+    same lock, governance, stores, preflight and lineage, another runner."""
+
+    async def on_cluster(src: ObjectStore, dst: ObjectStore, state: StateStore,
+                         opts: SyncOptions) -> SyncResult:
+        schemas = latest_schemas(state, cfg.governance.enforce)
+        async with dask_client(workers, cfg.scaleout.connect_timeout_s) as client:
+            run = DistributedRun(src, dst, state, opts, stats, client=client, cfg=cfg,
+                                 direction=direction, schemas=schemas, **seams)
+            result = await run.run()
+            log.info("%d shards on %s", run.shards, workers)
+            return result
+
+    return await sync_objects(cfg, direction, options, stats, runner=on_cluster)

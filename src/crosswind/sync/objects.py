@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 from crosswind.config import Config
@@ -58,8 +58,14 @@ async def preflight(src: ObjectStore, dst: ObjectStore) -> None:
     await dst.check(write=True)
 
 
+#: what runs the sync once the state is locked and the stores are open and checked
+#: (default: ``SyncRun`` here; the scale-out coordinator passes its own)
+Runner = Callable[[ObjectStore, ObjectStore, StateStore, SyncOptions], Awaitable[SyncResult]]
+
+
 async def sync_objects(
-    cfg: Config, direction: Direction, options: SyncOptions, stats: SyncStats | None = None
+    cfg: Config, direction: Direction, options: SyncOptions, stats: SyncStats | None = None,
+    *, runner: Runner | None = None,
 ) -> SyncResult:
     state = StateStore(cfg.state_dir)
     gov: Governance | None = None
@@ -70,7 +76,8 @@ async def sync_objects(
             await preflight(src, dst)
             lineage = objects_lineage(gov, cfg, direction, dry_run=options.dry_run)
             try:
-                result = await SyncRun(src, dst, state, options, stats).run()
+                result = await (SyncRun(src, dst, state, options, stats).run() if runner is None
+                                else runner(src, dst, state, options))
             except BaseException as exc:
                 lineage.fail(f"{type(exc).__name__}: {exc}" if str(exc) else "interrupted")
                 raise
